@@ -1,0 +1,393 @@
+/**
+ * The broker core: sessions, the subscription trie, retained messages and the routing of every message.
+ * It knows nothing of sockets beyond `transport/types.ts`: transports hand it connections through `accept`.
+ */
+import { randomBytes } from 'node:crypto'
+import { Client } from './client.ts'
+import type { ResolvedConfig } from './config.ts'
+import type { Logger } from './logger.ts'
+import { type Message, isExpired, own } from './message.ts'
+import type { QoS } from './protocol/codec.ts'
+import { Reason } from './protocol/reason.ts'
+import { type Delivery, NEVER_EXPIRES, Session } from './session.ts'
+import { MemoryRetainedStore, type RetainedStore } from './topics/retained.ts'
+import { type MatchVisitor, type ShareGroup, type Subscription, SubscriptionTrie, subscriptionKey } from './topics/trie.ts'
+import type { Acceptor, Connection, ConnectionHandler } from './transport/types.ts'
+
+export interface BrokerStats {
+  messagesReceived: number
+  messagesSent: number
+  messagesDropped: number
+  bytesReceived: number
+  bytesSent: number
+}
+
+export interface ClientInfo {
+  clientId: string
+  username: string | undefined
+  protocolVersion: 3 | 4 | 5
+  address: string
+}
+
+/** Events an embedding program can listen to with `broker.on(...)`. Listeners run after routing. */
+export interface BrokerEvents {
+  clientConnected: (client: ClientInfo & { sessionPresent: boolean }) => void
+  clientDisconnected: (client: ClientInfo & { reason: string }) => void
+  /** Every message routed, from clients, wills and `publish()`. */
+  message: (message: Readonly<Message>) => void
+  subscribe: (clientId: string, filter: string, qos: QoS) => void
+  unsubscribe: (clientId: string, filter: string) => void
+  /** A message not delivered to a client (outbound buffer or offline queue full, too large, expired). */
+  drop: (clientId: string, message: Readonly<Message>, reason: string) => void
+}
+
+type Listeners = { [E in keyof BrokerEvents]: BrokerEvents[E][] }
+
+/** How often keep alive, CONNECT timeouts and blocked sockets are checked. */
+const SWEEP_INTERVAL_MS = 250
+/** setTimeout cannot wait longer than this. */
+const MAX_TIMEOUT_MS = 2 ** 31 - 1
+
+export class Broker implements Acceptor {
+  readonly stats: BrokerStats = { messagesReceived: 0, messagesSent: 0, messagesDropped: 0, bytesReceived: 0, bytesSent: 0 }
+  readonly startedAt = Date.now()
+  readonly sessions = new Map<string, Session>()
+  readonly clients = new Set<Client>()
+  readonly subscriptions = new SubscriptionTrie()
+  closing = false
+  private readonly listeners: Listeners = { clientConnected: [], clientDisconnected: [], message: [], subscribe: [], unsubscribe: [], drop: [] }
+  private readonly sweepTimer: ReturnType<typeof setInterval>
+
+  constructor(
+    readonly config: ResolvedConfig,
+    readonly logger: Logger,
+    readonly retained: RetainedStore = new MemoryRetainedStore(),
+  ) {
+    this.sweepTimer = setInterval(() => this.sweep(), SWEEP_INTERVAL_MS)
+    this.sweepTimer.unref()
+  }
+
+  on<E extends keyof BrokerEvents>(event: E, listener: BrokerEvents[E]): () => void {
+    const list = this.listeners[event] as BrokerEvents[E][]
+    list.push(listener)
+    return () => {
+      const at = list.indexOf(listener)
+      if (at !== -1) list.splice(at, 1)
+    }
+  }
+
+  private emit<E extends keyof BrokerEvents>(event: E, ...args: Parameters<BrokerEvents[E]>): void {
+    for (const listener of this.listeners[event] as ((...a: Parameters<BrokerEvents[E]>) => void)[]) {
+      try {
+        listener(...args)
+      } catch (error) {
+        this.logger.error('broker.listener_error', { event, error })
+      }
+    }
+  }
+
+  // Connections.
+
+  accept(conn: Connection): ConnectionHandler {
+    const client = new Client(this, conn)
+    this.clients.add(client)
+    return client
+  }
+
+  newClientId(): string {
+    return `midge-${randomBytes(8).toString('hex')}`
+  }
+
+  /** Finds or creates the session for a connecting client, taking over a live connection with the same id. */
+  openSession(client: Client, clientId: string, cleanStart: boolean, expiryInterval: number): { session: Session; present: boolean } {
+    const live = this.sessions.get(clientId)?.client
+    if (live) live.disconnect(Reason.SessionTakenOver, 'session taken over') // [MQTT-3.1.4-3]
+    let session = this.sessions.get(clientId)
+    if (session) {
+      session.clearTimers()
+      session.will = undefined // a new connection before the will delay cancels the will [MQTT-3.1.3-9]
+      if (cleanStart) {
+        this.endSession(session) // [MQTT-3.1.2-4]
+        session = undefined
+      }
+    }
+    const present = session !== undefined
+    session ??= new Session(clientId, expiryInterval)
+    session.expiryInterval = expiryInterval
+    session.client = client
+    client.session = session
+    this.sessions.set(clientId, session)
+    return { session, present }
+  }
+
+  /** CONNACK has been sent: resend what the client had not acknowledged, then what was queued. */
+  connected(client: Client, sessionPresent: boolean): void {
+    const session = client.session!
+    for (const [id, entry] of session.inflight) {
+      // [MQTT-4.4.0-1] resend unacknowledged PUBLISH with DUP set, and PUBREL, in the original order.
+      if (entry.state === 'pubcomp') client.send({ cmd: 'pubrel', messageId: id })
+      else if (!client.sendPublish(entry.delivery, id, true)) session.inflight.delete(id)
+    }
+    this.pump(session)
+    const info = this.info(client)
+    this.logger.info('client.connected', { ...info, sessionPresent, keepAlive: client.keepAliveMs / 1000 })
+    this.emit('clientConnected', { ...info, sessionPresent })
+  }
+
+  /** The connection is gone (any cause). Publishes or schedules the will and starts session expiry. */
+  clientClosed(client: Client, wasConnected: boolean): void {
+    this.clients.delete(client)
+    const session = client.session
+    client.session = null
+    if (session && session.client === client) this.detach(session)
+    if (!wasConnected) return
+    const info = this.info(client)
+    this.logger.info('client.disconnected', { ...info, reason: client.closeReason })
+    this.emit('clientDisconnected', { ...info, reason: client.closeReason })
+  }
+
+  private detach(session: Session): void {
+    session.client = null
+    const will = session.will
+    if (will && !this.closing) {
+      // [MQTT-3.1.2-8] published after the will delay, or when the session ends if that is sooner.
+      if (will.delaySeconds === 0 || session.expiryInterval === 0) this.publishWill(session)
+      else session.willTimer = longTimeout(() => this.publishWill(session), will.delaySeconds * 1000)
+    }
+    if (session.expiryInterval === 0) this.endSession(session)
+    else if (session.expiryInterval !== NEVER_EXPIRES) {
+      session.expiryTimer = longTimeout(() => this.endSession(session), session.expiryInterval * 1000)
+    }
+  }
+
+  private publishWill(session: Session): void {
+    const will = session.will
+    if (!will) return
+    session.will = undefined
+    clearTimeout(session.willTimer)
+    const message: Message = { ...will.message, expiresAt: will.expirySeconds === undefined ? 0 : Date.now() + will.expirySeconds * 1000 }
+    this.route(message)
+    if (message.retain) this.retain(message)
+  }
+
+  /** Ends a session: its will (if still pending) is published and its subscriptions removed. */
+  endSession(session: Session): void {
+    if (this.sessions.get(session.clientId) !== session) return
+    session.clearTimers()
+    this.publishWill(session)
+    for (const sub of session.subscriptions.values()) this.subscriptions.remove(sub)
+    session.subscriptions.clear()
+    this.sessions.delete(session.clientId)
+  }
+
+  private info(client: Client): ClientInfo {
+    return { clientId: client.clientId, username: client.username, protocolVersion: client.version, address: client.remoteAddress }
+  }
+
+  // Subscriptions.
+
+  /** Adds or replaces a subscription; returns whether one already existed on that filter. */
+  subscribe(session: Session, sub: Subscription): boolean {
+    const key = subscriptionKey(sub)
+    const existed = session.subscriptions.has(key)
+    this.subscriptions.add(sub)
+    session.subscriptions.set(key, sub)
+    this.emit('subscribe', session.clientId, key, sub.qos)
+    return existed
+  }
+
+  unsubscribe(session: Session, key: string): boolean {
+    const sub = session.subscriptions.get(key)
+    if (!sub) return false
+    this.subscriptions.remove(sub)
+    session.subscriptions.delete(key)
+    this.emit('unsubscribe', session.clientId, key)
+    return true
+  }
+
+  /** Sends the retained messages matching a new subscription, each with RETAIN set [MQTT-3.3.1-8]. */
+  sendRetained(session: Session, sub: Subscription): void {
+    const now = Date.now()
+    const subscriptionIds = sub.identifier ? [sub.identifier] : undefined
+    for (const message of this.retained.match(sub.filter)) {
+      if (isExpired(message, now)) {
+        this.retained.set(message.topic, null)
+        continue
+      }
+      // Queued rather than written at once, so a large retained set is paced by the socket, not dropped.
+      session.queue.push({ message, qos: minQoS(message.qos, sub.qos), retain: true, subscriptionIds })
+      session.queuedBytes += message.payload.length
+    }
+    this.pump(session)
+  }
+
+  // Routing.
+
+  /** Stores or clears (empty payload [MQTT-3.3.1-6, -7]) the retained message for the topic. */
+  retain(message: Message): void {
+    if (message.payload.length === 0) this.retained.set(message.topic, null)
+    else this.retained.set(message.topic, own({ ...message, retain: true, encoded: undefined }))
+  }
+
+  /** Delivers a message to every matching subscription; returns how many sessions it reached. */
+  route(message: Message): number {
+    const matches = new RouteMatches(message.origin)
+    this.subscriptions.match(message.topic, matches)
+    let reached = 0
+    for (const [clientId, match] of matches.clients) {
+      const session = this.sessions.get(clientId)
+      if (!session) continue
+      reached++
+      this.deliver(session, {
+        message,
+        qos: minQoS(message.qos, match.qos), // [MQTT-3.8.4-8]
+        retain: match.retainAsPublished && message.retain, // [MQTT-3.3.1-12, -13]
+        subscriptionIds: match.ids,
+      })
+    }
+    for (const group of matches.groups) {
+      const sub = this.pickMember(group)
+      const session = sub && this.sessions.get(sub.clientId)
+      if (!sub || !session) continue
+      reached++
+      this.deliver(session, {
+        message,
+        qos: minQoS(message.qos, sub.qos),
+        retain: sub.retainAsPublished && message.retain,
+        subscriptionIds: sub.identifier ? [sub.identifier] : undefined,
+      })
+    }
+    if (this.listeners.message.length > 0) this.emit('message', message)
+    return reached
+  }
+
+  /** Round-robin over the group's connected members; an offline persistent member is chosen only when none is connected. */
+  private pickMember(group: ShareGroup): Subscription | undefined {
+    const n = group.members.length
+    for (let i = 0; i < n; i++) {
+      const at = (group.next + i) % n
+      const sub = group.members[at]!
+      if (this.sessions.get(sub.clientId)?.client) {
+        group.next = (at + 1) % n
+        return sub
+      }
+    }
+    const sub = group.members[group.next % n]
+    group.next = (group.next + 1) % n
+    return sub
+  }
+
+  /** Hands one delivery to a session: written now when the client can take it, else queued (QoS>0) or dropped. */
+  deliver(session: Session, delivery: Delivery): void {
+    const client = session.client
+    const limit = this.config.limits.maxOutboundBufferBytes
+    const connected = client !== null && client.state === 'connected'
+    if (delivery.qos === 0) {
+      if (!connected) return // QoS 0 is not kept for offline sessions
+      if (client.outbound.bufferedBytes >= limit) return this.dropped(client.clientId, delivery.message, 'outbound buffer full')
+      client.sendPublish(delivery, 0, false)
+      return
+    }
+    if (connected && session.queue.length === 0 && session.inflight.size < client.sendWindow && client.outbound.bufferedBytes < limit) {
+      return this.transmit(session, client, delivery)
+    }
+    own(delivery.message)
+    const { maxQueuedMessages, maxQueuedBytes } = this.config.limits
+    if (!session.enqueue(delivery, maxQueuedMessages, maxQueuedBytes)) this.dropped(session.clientId, delivery.message, 'session queue full')
+  }
+
+  /** Moves queued deliveries to the client while its receive window and outbound buffer have room. */
+  pump(session: Session): void {
+    const client = session.client
+    if (!client || client.state !== 'connected') return
+    const limit = this.config.limits.maxOutboundBufferBytes
+    while (session.queue.length > 0 && client.outbound.bufferedBytes < limit) {
+      const next = session.queue[0]!
+      if (next.qos > 0 && session.inflight.size >= client.sendWindow) break // [MQTT-3.3.4-7]
+      session.dequeue()
+      this.transmit(session, client, next)
+    }
+  }
+
+  private transmit(session: Session, client: Client, delivery: Delivery): void {
+    if (delivery.qos === 0) {
+      client.sendPublish(delivery, 0, false)
+      return
+    }
+    const id = session.nextPacketId()
+    session.inflight.set(id, { delivery, state: delivery.qos === 1 ? 'puback' : 'pubrec' })
+    if (!client.sendPublish(delivery, id, false)) session.inflight.delete(id)
+  }
+
+  dropped(clientId: string, message: Message, reason: string): void {
+    this.stats.messagesDropped++
+    if (this.logger.isDebug) this.logger.debug('message.dropped', { clientId, topic: message.topic, reason })
+    if (this.listeners.drop.length > 0) this.emit('drop', clientId, message, reason)
+  }
+
+  // Housekeeping.
+
+  /** Closes connections that never sent CONNECT, that missed their keep alive, or whose socket stays blocked. */
+  private sweep(): void {
+    const now = Date.now()
+    const { connectTimeoutMs, drainTimeoutMs } = this.config.limits
+    for (const client of this.clients) {
+      if (client.state === 'connecting') {
+        if (now - client.connectedAt > connectTimeoutMs) client.close('no CONNECT within the connect timeout')
+      } else if (client.keepAliveMs > 0 && now - client.lastSeen > client.keepAliveMs * 1.5) {
+        client.disconnect(Reason.KeepAliveTimeout, 'keep alive timeout') // [MQTT-3.1.2-22]
+      } else if (client.outbound.blockedSince > 0 && now - client.outbound.blockedSince > drainTimeoutMs) {
+        client.close(`slow consumer: socket blocked for over ${drainTimeoutMs} ms`)
+      }
+    }
+  }
+
+  /** Disconnects every client (MQTT 5: DISCONNECT 0x8B) and stops all timers. */
+  close(): void {
+    if (this.closing) return
+    this.closing = true
+    clearInterval(this.sweepTimer)
+    for (const client of [...this.clients]) {
+      if (client.state === 'connected') client.disconnect(Reason.ServerShuttingDown, 'server shutting down')
+      else client.close('server shutting down')
+    }
+    for (const session of this.sessions.values()) session.clearTimers()
+  }
+}
+
+/** Collects one message's matches, merged per client: highest QoS, every subscription identifier [MQTT-3.3.4-2, -3]. */
+class RouteMatches implements MatchVisitor {
+  readonly clients = new Map<string, { qos: QoS; retainAsPublished: boolean; ids: number[] | undefined }>()
+  readonly groups: ShareGroup[] = []
+  constructor(private readonly origin: string | undefined) {}
+
+  subscription(sub: Subscription): void {
+    if (sub.noLocal && sub.clientId === this.origin) return // [MQTT-3.8.3-3]
+    const seen = this.clients.get(sub.clientId)
+    if (!seen) {
+      this.clients.set(sub.clientId, { qos: sub.qos, retainAsPublished: sub.retainAsPublished, ids: sub.identifier ? [sub.identifier] : undefined })
+      return
+    }
+    if (sub.qos > seen.qos) seen.qos = sub.qos
+    seen.retainAsPublished ||= sub.retainAsPublished
+    if (sub.identifier) (seen.ids ??= []).push(sub.identifier)
+  }
+
+  group(group: ShareGroup): void {
+    this.groups.push(group)
+  }
+}
+
+function minQoS(a: QoS, b: QoS): QoS {
+  return a < b ? a : b
+}
+
+/**
+ * An unref'd timer. setTimeout cannot wait past ~24.8 days; a longer expiry (up to 136 years in MQTT 5)
+ * is treated as "not within this process's life": the session stays, as it would for NEVER_EXPIRES.
+ */
+function longTimeout(fn: () => void, ms: number): ReturnType<typeof setTimeout> {
+  const timer = setTimeout(ms > MAX_TIMEOUT_MS ? () => {} : fn, Math.min(ms, MAX_TIMEOUT_MS))
+  timer.unref()
+  return timer
+}

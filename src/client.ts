@@ -1,0 +1,238 @@
+/**
+ * One network connection: its parser, its outbound buffer, what the client negotiated in CONNECT,
+ * and the session it is attached to. Packets go to the handlers; every error ends here, never in the socket.
+ */
+import type { Broker } from './broker.ts'
+import { MqttError } from './errors.ts'
+import { Outbound } from './delivery/outbound.ts'
+import { dispatch } from './handlers/index.ts'
+import { type Message, isExpired, remainingExpiry } from './message.ts'
+import { encode, PacketReader, PacketTooLargeError, type Packet, type ProtocolVersion, type PublishPacket } from './protocol/codec.ts'
+import { Reason } from './protocol/reason.ts'
+import type { Delivery, Session } from './session.ts'
+import type { Connection, ConnectionHandler } from './transport/types.ts'
+
+type State = 'connecting' | 'connected' | 'closed'
+
+export class Client implements ConnectionHandler {
+  state: State = 'connecting'
+  version: ProtocolVersion = 4
+  clientId = ''
+  username: string | undefined = undefined
+  session: Session | null = null
+  readonly connectedAt = Date.now()
+  lastSeen = this.connectedAt
+  /** Keep alive in milliseconds; 0 = none. */
+  keepAliveMs = 0
+  /** Most unacknowledged QoS 1/2 messages this client takes (its Receive Maximum, capped by config). */
+  sendWindow: number
+  /** Largest packet this client accepts (its Maximum Packet Size). */
+  maxOutgoingPacketSize = Infinity
+  /** Topic aliases the broker assigns on what it sends (client's Topic Alias Maximum). */
+  outgoingAliasMax = 0
+  outgoingAliases: Map<string, number> | null = null
+  incomingAliases: Map<number, string> | null = null
+  requestProblemInformation = true
+  /** Why the connection ended, for the log line. */
+  closeReason = 'connection lost'
+  readonly outbound: Outbound
+  private readonly reader: PacketReader
+
+  constructor(
+    readonly broker: Broker,
+    readonly conn: Connection,
+  ) {
+    this.sendWindow = broker.config.limits.maxInflight
+    this.outbound = new Outbound(conn, broker.stats, () => {
+      if (this.session) broker.pump(this.session)
+    })
+    this.reader = new PacketReader(broker.config.limits.maxPacketSize, {
+      packet: (packet) => this.onPacket(packet),
+      error: (error) => this.onParseError(error),
+    })
+  }
+
+  get remoteAddress(): string {
+    return this.conn.remoteAddress
+  }
+
+  // ConnectionHandler: called by the transport.
+
+  data(bytes: Buffer): void {
+    if (this.state === 'closed') return
+    this.lastSeen = Date.now()
+    this.broker.stats.bytesReceived += bytes.length
+    try {
+      this.reader.feed(bytes)
+    } catch (error) {
+      this.onParseError(error as Error) // mqtt-packet may throw on some malformed input instead of emitting
+    }
+  }
+
+  drain(): void {
+    if (this.state === 'closed') return
+    this.outbound.drain()
+  }
+
+  closed(error?: Error): void {
+    if (this.state === 'closed') return
+    if (error) this.closeReason = `socket error: ${error.message}`
+    this.finish()
+  }
+
+  // Sending.
+
+  send(packet: Packet): void {
+    if (this.state === 'closed') return
+    this.outbound.push(encode(packet, this.version))
+  }
+
+  /**
+   * Sends one PUBLISH; returns false if it was not sent (expired, or larger than the client allows:
+   * then it is discarded as if sent [MQTT-3.1.2-25]).
+   */
+  sendPublish(delivery: Delivery, packetId: number, dup: boolean): boolean {
+    if (this.state !== 'connected') return false
+    const message = delivery.message
+    const now = Date.now()
+    if (isExpired(message, now)) return false // [MQTT-3.3.2-5]
+    let bytes: Buffer
+    if (delivery.qos === 0 && this.cacheable(delivery)) {
+      const slot = (this.version === 5 ? 2 : 0) + (delivery.retain ? 1 : 0)
+      message.encoded ??= []
+      bytes = message.encoded[slot] ??= encode(this.publishPacket(delivery, 0, false, now), this.version)
+    } else {
+      const packet = this.publishPacket(delivery, packetId, dup, now)
+      const newAlias = this.assignAlias(packet)
+      bytes = encode(packet, this.version)
+      if (bytes.length > this.maxOutgoingPacketSize && newAlias) this.outgoingAliases!.delete(message.topic)
+    }
+    if (bytes.length > this.maxOutgoingPacketSize) {
+      this.broker.dropped(this.clientId, message, 'larger than the client maximum packet size')
+      return false
+    }
+    this.outbound.push(bytes)
+    this.broker.stats.messagesSent++
+    return true
+  }
+
+  /** True when this delivery encodes the same for every subscriber of this protocol version. */
+  private cacheable(delivery: Delivery): boolean {
+    if (this.version !== 5) return true
+    return delivery.subscriptionIds === undefined && delivery.message.expiresAt === 0 && this.outgoingAliasMax === 0
+  }
+
+  private publishPacket(delivery: Delivery, packetId: number, dup: boolean, now: number): PublishPacket {
+    const message = delivery.message
+    const packet: PublishPacket = {
+      cmd: 'publish',
+      topic: message.topic,
+      payload: message.payload,
+      qos: delivery.qos,
+      retain: delivery.retain,
+      dup,
+    }
+    if (delivery.qos > 0) packet.messageId = packetId
+    if (this.version === 5) {
+      const expiry = remainingExpiry(message, now)
+      if (message.properties || expiry !== undefined || delivery.subscriptionIds) {
+        packet.properties = { ...message.properties }
+        if (expiry !== undefined) packet.properties.messageExpiryInterval = expiry // [MQTT-3.3.2-6]
+        if (delivery.subscriptionIds) packet.properties.subscriptionIdentifier = delivery.subscriptionIds // [MQTT-3.3.4-3]
+      }
+    }
+    return packet
+  }
+
+  /** Applies an outgoing topic alias when the client allows them; returns true if a new alias was assigned. */
+  private assignAlias(packet: PublishPacket): boolean {
+    if (this.outgoingAliasMax === 0) return false
+    this.outgoingAliases ??= new Map()
+    const alias = this.outgoingAliases.get(packet.topic)
+    if (alias !== undefined) {
+      packet.properties = { ...packet.properties, topicAlias: alias }
+      packet.topic = ''
+      return false
+    }
+    if (this.outgoingAliases.size >= this.outgoingAliasMax) return false
+    const fresh = this.outgoingAliases.size + 1
+    this.outgoingAliases.set(packet.topic, fresh)
+    packet.properties = { ...packet.properties, topicAlias: fresh }
+    return true
+  }
+
+  /**
+   * Ends the connection from the broker's side: MQTT 5 clients get a DISCONNECT with the reason first
+   * (MQTT 5.0 section 4.13); older clients just see the socket close.
+   */
+  disconnect(reasonCode: number, why: string): void {
+    if (this.state === 'closed') return
+    this.closeReason = why
+    if (this.version === 5 && this.state === 'connected') {
+      const properties = this.requestProblemInformation ? { reasonString: why } : undefined
+      this.send({ cmd: 'disconnect', reasonCode, properties })
+    }
+    this.outbound.flush()
+    this.finish()
+    this.conn.end()
+  }
+
+  /** Closes the socket without a word (MQTT 3.1.1 errors, CONNECT failures after CONNACK). */
+  close(why: string): void {
+    if (this.state === 'closed') return
+    this.closeReason = why
+    this.outbound.flush()
+    this.finish()
+    this.conn.end()
+  }
+
+  private finish(): void {
+    const wasConnected = this.state === 'connected'
+    this.state = 'closed'
+    this.outbound.close()
+    this.broker.clientClosed(this, wasConnected)
+  }
+
+  // Receiving.
+
+  private onPacket(packet: Packet): void {
+    if (this.state === 'closed') return
+    try {
+      dispatch(this, packet)
+    } catch (error) {
+      if (error instanceof MqttError) {
+        this.broker.logger.warn('client.protocol_error', { clientId: this.clientId, address: this.remoteAddress, reason: error.message, code: error.reasonCode })
+        this.disconnect(error.reasonCode, error.message)
+      } else {
+        this.broker.logger.error('client.handler_error', { clientId: this.clientId, address: this.remoteAddress, error: (error as Error).stack ?? String(error) })
+        this.disconnect(Reason.ImplementationSpecificError, 'internal error')
+      }
+    }
+  }
+
+  private onParseError(error: Error): void {
+    const tooLarge = error instanceof PacketTooLargeError
+    this.broker.logger.warn('client.malformed_packet', { clientId: this.clientId || undefined, address: this.remoteAddress, reason: error.message })
+    this.disconnect(tooLarge ? Reason.PacketTooLarge : Reason.MalformedPacket, error.message) // [MQTT-4.13.1-1]
+  }
+
+  /** Resolves the message a PUBLISH carries (payload still in the read buffer). */
+  static message(clientId: string, packet: PublishPacket, now: number): Message {
+    const p = packet.properties
+    let expiresAt = 0
+    let properties: Message['properties'] = undefined
+    if (p) {
+      if (p.messageExpiryInterval !== undefined) expiresAt = now + p.messageExpiryInterval * 1000
+      if (p.payloadFormatIndicator !== undefined || p.contentType !== undefined || p.responseTopic !== undefined || p.correlationData !== undefined || p.userProperties !== undefined) {
+        properties = {}
+        if (p.payloadFormatIndicator !== undefined) properties.payloadFormatIndicator = p.payloadFormatIndicator
+        if (p.contentType !== undefined) properties.contentType = p.contentType
+        if (p.responseTopic !== undefined) properties.responseTopic = p.responseTopic
+        if (p.correlationData !== undefined) properties.correlationData = p.correlationData
+        if (p.userProperties !== undefined) properties.userProperties = p.userProperties
+      }
+    }
+    const payload = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload
+    return { topic: packet.topic, payload, qos: packet.qos, retain: packet.retain, properties, expiresAt, origin: clientId }
+  }
+}

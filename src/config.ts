@@ -1,0 +1,134 @@
+/**
+ * The configuration schema. `mqtt.config.ts` exports `defineConfig({...})`; start-up validates it here
+ * and stops with one line per bad field. Every limit has a default documented in the README.
+ */
+import { resolve } from 'node:path'
+import { pathToFileURL } from 'node:url'
+import { z } from 'zod'
+import { ConfigError } from './errors.ts'
+import { LogLevels } from './logger.ts'
+
+const int = (min: number, max: number) => {
+  const error = `expected a whole number from ${min} to ${max}`
+  return z.number({ error }).int({ error }).min(min, { error }).max(max, { error })
+}
+
+const KiB = 1024
+const MiB = 1024 * KiB
+/** Largest remaining length MQTT can encode (four-byte variable integer), MQTT 5.0 section 1.5.5. */
+export const MAX_REMAINING_LENGTH = 268_435_455
+
+const tcpListener = z.strictObject({
+  type: z.literal('tcp', { error: 'expected "tcp"' }),
+  host: z.string({ error: 'expected a host name or IP address' }).min(1).default('127.0.0.1'),
+  port: int(0, 65535).default(1883),
+})
+
+const limits = z.strictObject({
+  /** Largest packet accepted from a client, in bytes (advertised to MQTT 5 clients). */
+  maxPacketSize: int(64, MAX_REMAINING_LENGTH + 5).default(1 * MiB),
+  /** A socket that sends no CONNECT within this time is closed. */
+  connectTimeoutMs: int(100, 600_000).default(10_000),
+  /** Highest keep alive granted; MQTT 5 clients asking for more (or for 0) get this as Server Keep Alive. */
+  maxKeepAliveSeconds: int(1, 65535).default(65535),
+  /** Unacknowledged QoS 2 messages a client may have open towards the broker (Receive Maximum). */
+  receiveMaximum: int(1, 65535).default(64),
+  /** Unacknowledged QoS 1/2 messages the broker has in flight to one client (capped by the client's Receive Maximum). */
+  maxInflight: int(1, 65535).default(64),
+  /** Topic aliases a MQTT 5 client may use towards the broker (0 disables them). */
+  topicAliasMaximum: int(0, 65535).default(32),
+  /** Messages held for one session while it is offline or its window is full; oldest QoS 0 go first, then new ones are refused. */
+  maxQueuedMessages: int(0, 10_000_000).default(1000),
+  /** The same queue, bounded in payload bytes. */
+  maxQueuedBytes: int(0, 2 ** 31).default(16 * MiB),
+  /** Bytes waiting to be written to one socket before QoS 0 messages to it are dropped. */
+  maxOutboundBufferBytes: int(1 * KiB, 2 ** 31).default(1 * MiB),
+  /** A client whose socket stays blocked this long is disconnected (slow consumer). */
+  drainTimeoutMs: int(100, 3_600_000).default(30_000),
+  /** Ceiling on any session's expiry; 4294967295 means sessions may live for ever. */
+  maxSessionExpirySeconds: int(0, 0xffffffff).default(0xffffffff),
+  /** Most levels a topic name or filter may have. */
+  maxTopicLevels: int(1, 65535).default(128),
+  /** Longest topic name or filter, in UTF-8 bytes. */
+  maxTopicLength: int(1, 65535).default(65535),
+})
+
+const sys = z.strictObject({
+  /** How often `$SYS/broker/...` topics are published (retained); 0 turns them off. */
+  intervalSeconds: int(0, 86_400).default(10),
+})
+
+const log = z.strictObject({
+  level: z.enum(LogLevels, { error: `expected one of ${LogLevels.join(', ')}` }).default('info'),
+})
+
+export const configSchema = z.strictObject({
+  listeners: z.array(tcpListener).min(1, { error: 'expected at least one listener' }).prefault([{ type: 'tcp' }]),
+  limits: limits.prefault({}),
+  sys: sys.prefault({}),
+  log: log.prefault({}),
+})
+
+/** What a user writes in mqtt.config.ts: every field optional. */
+export type UserConfig = z.input<typeof configSchema>
+/** The validated configuration with every default filled in. */
+export type ResolvedConfig = z.output<typeof configSchema>
+export type Limits = ResolvedConfig['limits']
+
+/** Identity function that gives mqtt.config.ts full types and completion. */
+export function defineConfig(config: UserConfig): UserConfig {
+  return config
+}
+
+/** Validates a config object; throws ConfigError naming every bad field. */
+export function resolveConfig(input: unknown, source = 'config'): ResolvedConfig {
+  const result = configSchema.safeParse(input ?? {}, { reportInput: true })
+  if (result.success) return result.data
+  const lines = result.error.issues.flatMap(describeIssue)
+  throw new ConfigError(`Invalid ${source}:\n  ${lines.join('\n  ')}`)
+}
+
+function describeIssue(issue: z.core.$ZodIssue): string[] {
+  const path = formatPath(issue.path)
+  if (issue.code === 'unrecognized_keys') {
+    return issue.keys.map((key) => `${path ? path + '.' : ''}${key}: unknown field`)
+  }
+  const got = issue.input === undefined ? 'nothing' : JSON.stringify(issue.input)
+  return [`${path || '(root)'}: ${issue.message}, got ${got}`]
+}
+
+function formatPath(path: PropertyKey[]): string {
+  let out = ''
+  for (const key of path) out += typeof key === 'number' ? `[${key}]` : out ? `.${String(key)}` : String(key)
+  return out
+}
+
+/** Values from the command line or environment that override the config file. */
+export interface ConfigOverrides {
+  /** Port of the first TCP listener (`--port` or `PORT`). Kept as given so validation can name a bad value. */
+  port?: string
+}
+
+/** Loads and validates a config file (`export default defineConfig({...})`), applying overrides first. */
+export async function loadConfig(path: string, overrides: ConfigOverrides = {}): Promise<ResolvedConfig> {
+  const absolute = resolve(path)
+  let mod: { default?: unknown }
+  try {
+    mod = await import(pathToFileURL(absolute).href)
+  } catch (error) {
+    throw new ConfigError(`Cannot load config file ${absolute}: ${(error as Error).message}`)
+  }
+  if (mod.default === undefined) throw new ConfigError(`${absolute} has no default export; write \`export default defineConfig({...})\``)
+  return resolveConfig(applyOverrides(mod.default, overrides), absolute)
+}
+
+function applyOverrides(config: unknown, overrides: ConfigOverrides): unknown {
+  if (overrides.port === undefined || typeof config !== 'object' || config === null) return config
+  const port = /^\d+$/.test(overrides.port) ? Number(overrides.port) : overrides.port
+  const raw = config as { listeners?: unknown }
+  const listeners = Array.isArray(raw.listeners) ? [...raw.listeners] : []
+  const first = listeners.findIndex((l) => (l as { type?: unknown })?.type === 'tcp')
+  if (first === -1) listeners.unshift({ type: 'tcp', port })
+  else listeners[first] = { ...(listeners[first] as object), port }
+  return { ...raw, listeners }
+}

@@ -1,0 +1,115 @@
+/**
+ * CONNECT: negotiate the protocol, pick the client id, settle keep alive and session expiry,
+ * take over any live connection with the same id, then CONNACK and resume the session.
+ * The steps run in this order; a refusal sends CONNACK with the reason and closes [MQTT-3.2.2-5].
+ */
+import { Client } from '../client.ts'
+import type { ConnackPacket, ConnectPacket } from '../protocol/codec.ts'
+import { connackReturnCode, Reason } from '../protocol/reason.ts'
+import { topicNameError } from '../protocol/validate.ts'
+import { NEVER_EXPIRES, type Will } from '../session.ts'
+
+type ConnackProperties = NonNullable<ConnackPacket['properties']>
+
+export function handleConnect(client: Client, packet: ConnectPacket): void {
+  const broker = client.broker
+  const limits = broker.config.limits
+  const version = packet.protocolVersion ?? 4
+  client.version = version
+  const props = packet.properties
+  const connack: ConnackProperties = {}
+
+  if (broker.closing) return refuse(client, Reason.ServerUnavailable, 'server is shutting down')
+  if (version === 5 && props?.authenticationMethod !== undefined) {
+    // No enhanced authentication is configured (MQTT 5.0 section 4.12).
+    return refuse(client, 0x8c /* Bad authentication method */, 'enhanced authentication is not supported')
+  }
+  if (version === 5 && props?.receiveMaximum === 0) return refuse(client, Reason.ProtocolError, 'receive maximum of 0') // [MQTT-3.1.2-? 3.1.2.11.3]
+  if (version === 5 && props?.maximumPacketSize === 0) return refuse(client, Reason.ProtocolError, 'maximum packet size of 0')
+
+  // Client identifier [MQTT-3.1.3-6..8]
+  let clientId = packet.clientId
+  if (clientId === '') {
+    if (version === 5 || (version === 4 && packet.clean)) {
+      clientId = broker.newClientId()
+      if (version === 5) connack.assignedClientIdentifier = clientId // [MQTT-3.2.2-16]
+    } else {
+      return refuse(client, Reason.ClientIdentifierNotValid, 'empty client id needs a clean session') // [MQTT-3.1.3-8]
+    }
+  }
+
+  // Keep alive [MQTT-3.1.2-24]; MQTT 5 clients may be told a lower Server Keep Alive [MQTT-3.2.2-21].
+  let keepAlive = packet.keepalive ?? 0
+  if (limits.maxKeepAliveSeconds < 65535 && (keepAlive === 0 || keepAlive > limits.maxKeepAliveSeconds)) {
+    if (version === 5) {
+      keepAlive = limits.maxKeepAliveSeconds
+      connack.serverKeepAlive = keepAlive
+    } else if (keepAlive > limits.maxKeepAliveSeconds) {
+      // 3.1.1 cannot be told another keep alive; like Mosquitto's max_keepalive, refuse it.
+      return refuse(client, Reason.ClientIdentifierNotValid, `keep alive over the maximum of ${limits.maxKeepAliveSeconds}s`)
+    }
+  }
+
+  // Session expiry: MQTT 5 from the property, 3.1.1 from the clean-session flag.
+  let expiry = version === 5 ? (props?.sessionExpiryInterval ?? 0) : packet.clean ? 0 : NEVER_EXPIRES
+  if (expiry > limits.maxSessionExpirySeconds) {
+    expiry = limits.maxSessionExpirySeconds
+    if (version === 5) connack.sessionExpiryInterval = expiry
+  }
+
+  // Will [MQTT-3.1.2-9]
+  let will: Will | undefined
+  if (packet.will) {
+    const error = topicNameError(packet.will.topic, limits)
+    if (error) return refuse(client, Reason.TopicNameInvalid, `will topic: ${error}`)
+    const willPacket = { cmd: 'publish' as const, topic: packet.will.topic, payload: packet.will.payload, qos: packet.will.qos ?? 0, retain: packet.will.retain ?? false, dup: false, properties: packet.will.properties }
+    const message = Client.message(clientId, willPacket, Date.now())
+    message.payload = Buffer.from(message.payload)
+    message.expiresAt = 0 // the expiry interval counts from when the will is published
+    will = {
+      message,
+      delaySeconds: version === 5 ? (packet.will.properties?.willDelayInterval ?? 0) : 0,
+      expirySeconds: packet.will.properties?.messageExpiryInterval,
+    }
+  }
+
+  client.clientId = clientId
+  client.username = packet.username
+  client.keepAliveMs = keepAlive * 1000
+  if (version === 5) {
+    client.sendWindow = Math.min(props?.receiveMaximum ?? 65535, limits.maxInflight)
+    client.maxOutgoingPacketSize = props?.maximumPacketSize ?? Infinity
+    client.outgoingAliasMax = props?.topicAliasMaximum ?? 0
+    client.requestProblemInformation = props?.requestProblemInformation ?? true
+  }
+
+  const { session, present } = broker.openSession(client, clientId, packet.clean !== false, expiry)
+  session.will = will
+  client.state = 'connected'
+
+  if (version === 5) {
+    connack.receiveMaximum = limits.receiveMaximum
+    connack.maximumPacketSize = limits.maxPacketSize
+    connack.topicAliasMaximum = limits.topicAliasMaximum
+    connack.retainAvailable = true
+    connack.wildcardSubscriptionAvailable = true
+    connack.subscriptionIdentifiersAvailable = true
+    connack.sharedSubscriptionAvailable = true
+  }
+  // MQTT 3.1 has no session-present flag.
+  client.send({ cmd: 'connack', sessionPresent: version !== 3 && present, returnCode: 0, reasonCode: 0, properties: version === 5 ? connack : undefined })
+  broker.connected(client, present)
+}
+
+function refuse(client: Client, reasonCode: number, why: string): void {
+  const packet: ConnackPacket = { cmd: 'connack', sessionPresent: false }
+  if (client.version === 5) {
+    packet.reasonCode = reasonCode
+    packet.properties = { reasonString: why }
+  } else {
+    packet.returnCode = connackReturnCode(reasonCode)
+  }
+  client.send(packet)
+  client.broker.logger.info('client.refused', { clientId: client.clientId || undefined, address: client.remoteAddress, reason: why })
+  client.close(`refused: ${why}`)
+}

@@ -1,0 +1,12 @@
+import type { Client } from '../client.ts'
+import type { UnsubscribePacket } from '../protocol/codec.ts'
+import { Reason } from '../protocol/reason.ts'
+
+/** UNSUBSCRIBE: remove each filter; UNSUBACK carries one reason code per filter in MQTT 5 [MQTT-3.11.3-1]. */
+export function handleUnsubscribe(client: Client, packet: UnsubscribePacket): void {
+  const session = client.session!
+  const codes = packet.unsubscriptions.map((filter) =>
+    client.broker.unsubscribe(session, filter) ? Reason.Success : Reason.NoSubscriptionExisted,
+  )
+  client.send({ cmd: 'unsuback', messageId: packet.messageId, granted: client.version === 5 ? codes : [] })
+}

@@ -1,0 +1,11 @@
+/** Midge's public API. Plugins and embedding programs import from here only. */
+export { createBroker, type CreateBrokerOptions, type ListenAddress, type Midge, type PublishOptions } from './midge.ts'
+export { defineConfig, loadConfig, resolveConfig, type ResolvedConfig, type UserConfig, type Limits } from './config.ts'
+export type { BrokerEvents, BrokerStats, ClientInfo } from './broker.ts'
+export type { Message, MessageProperties } from './message.ts'
+export type { RetainedStore } from './topics/retained.ts'
+export { MemoryRetainedStore } from './topics/retained.ts'
+export { ConfigError, MqttError } from './errors.ts'
+export { Reason, type ReasonCode } from './protocol/reason.ts'
+export { createLogger, type Logger, type LogLevel } from './logger.ts'
+export { VERSION } from './sys.ts'

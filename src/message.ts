@@ -1,0 +1,49 @@
+import type { QoS, UserProperties } from './protocol/codec.ts'
+
+/** The MQTT 5 properties that travel with an application message (MQTT 5.0 section 3.3.2.3). */
+export interface MessageProperties {
+  payloadFormatIndicator?: boolean
+  contentType?: string
+  responseTopic?: string
+  correlationData?: Buffer
+  userProperties?: UserProperties
+}
+
+/** An application message as the broker routes and stores it. */
+export interface Message {
+  topic: string
+  payload: Buffer
+  qos: QoS
+  retain: boolean
+  properties: MessageProperties | undefined
+  /** Epoch milliseconds after which the message is dropped; 0 = never (Message Expiry Interval). */
+  expiresAt: number
+  /** Client id of the publisher, for No Local; undefined for messages the broker itself publishes. */
+  origin: string | undefined
+  /** Encoded QoS 0 PUBLISH bytes shared by every subscriber with the same settings (see delivery/publish.ts). */
+  encoded?: (Buffer | undefined)[]
+  /** The payload is the broker's own copy, not a view of a read buffer (see `own`). */
+  owned?: boolean
+}
+
+/**
+ * Copies the payload out of the socket's read buffer, so a message kept for later (queued, retained)
+ * does not pin that buffer. Done once per message, in place: every holder sees the same bytes.
+ */
+export function own(message: Message): Message {
+  if (!message.owned) {
+    message.payload = Buffer.from(message.payload)
+    message.owned = true
+  }
+  return message
+}
+
+/** Seconds left before the message expires (at least 1), or undefined if it never does. */
+export function remainingExpiry(message: Message, now: number): number | undefined {
+  if (message.expiresAt === 0) return undefined
+  return Math.max(1, Math.ceil((message.expiresAt - now) / 1000))
+}
+
+export function isExpired(message: Message, now: number): boolean {
+  return message.expiresAt !== 0 && now >= message.expiresAt
+}

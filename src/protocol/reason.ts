@@ -1,0 +1,60 @@
+/**
+ * MQTT 5 reason codes the broker sends (OASIS MQTT 5.0, section 2.4), and the
+ * MQTT 3.1.1 CONNACK return codes they map to (section 3.2.2.3).
+ */
+export const Reason = {
+  Success: 0x00,
+  GrantedQoS1: 0x01,
+  GrantedQoS2: 0x02,
+  DisconnectWithWill: 0x04,
+  NoMatchingSubscribers: 0x10,
+  NoSubscriptionExisted: 0x11,
+  UnspecifiedError: 0x80,
+  MalformedPacket: 0x81,
+  ProtocolError: 0x82,
+  ImplementationSpecificError: 0x83,
+  UnsupportedProtocolVersion: 0x84,
+  ClientIdentifierNotValid: 0x85,
+  BadUsernameOrPassword: 0x86,
+  NotAuthorized: 0x87,
+  ServerUnavailable: 0x88,
+  ServerBusy: 0x89,
+  Banned: 0x8a,
+  ServerShuttingDown: 0x8b,
+  KeepAliveTimeout: 0x8d,
+  SessionTakenOver: 0x8e,
+  TopicFilterInvalid: 0x8f,
+  TopicNameInvalid: 0x90,
+  PacketIdentifierInUse: 0x91,
+  PacketIdentifierNotFound: 0x92,
+  ReceiveMaximumExceeded: 0x93,
+  TopicAliasInvalid: 0x94,
+  PacketTooLarge: 0x95,
+  QuotaExceeded: 0x97,
+  PayloadFormatInvalid: 0x99,
+  RetainNotSupported: 0x9a,
+  QoSNotSupported: 0x9b,
+  SharedSubscriptionsNotSupported: 0x9e,
+  MaximumConnectTime: 0xa0,
+  SubscriptionIdentifiersNotSupported: 0xa1,
+  WildcardSubscriptionsNotSupported: 0xa2,
+} as const
+export type ReasonCode = (typeof Reason)[keyof typeof Reason]
+
+/** MQTT 3.1.1 CONNACK return codes [MQTT-3.2.2-4..6]. */
+const v4ConnackCode: Partial<Record<number, number>> = {
+  [Reason.Success]: 0,
+  [Reason.UnsupportedProtocolVersion]: 1,
+  [Reason.ClientIdentifierNotValid]: 2,
+  [Reason.ServerUnavailable]: 3,
+  [Reason.ServerBusy]: 3,
+  [Reason.ServerShuttingDown]: 3,
+  [Reason.BadUsernameOrPassword]: 4,
+  [Reason.NotAuthorized]: 5,
+  [Reason.Banned]: 5,
+}
+
+/** The CONNACK return code a 3.1/3.1.1 client gets for an MQTT 5 reason code. */
+export function connackReturnCode(reason: number): number {
+  return v4ConnackCode[reason] ?? 3
+}

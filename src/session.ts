@@ -1,0 +1,85 @@
+/**
+ * One client's session state, which outlives its connection when the session is persistent:
+ * subscriptions, QoS 1/2 messages in flight and queued, inbound QoS 2 ids awaiting PUBREL, the will.
+ */
+import type { Client } from './client.ts'
+import type { Message } from './message.ts'
+import type { QoS } from './protocol/codec.ts'
+import type { Subscription } from './topics/trie.ts'
+
+/** A message on its way to one client, with the options of the subscription(s) it matched. */
+export interface Delivery {
+  message: Message
+  qos: QoS
+  retain: boolean
+  subscriptionIds: number[] | undefined
+}
+
+/** An outbound QoS 1/2 message the client has not yet acknowledged; `state` is the ack we wait for. */
+export interface InflightEntry {
+  delivery: Delivery
+  state: 'puback' | 'pubrec' | 'pubcomp'
+}
+
+export interface Will {
+  message: Message
+  delaySeconds: number
+  /** Message Expiry Interval of the will, counted from when it is published. */
+  expirySeconds: number | undefined
+}
+
+/** 0xFFFFFFFF: the session does not expire (MQTT 5.0 section 3.1.2.11.2). */
+export const NEVER_EXPIRES = 0xffffffff
+
+export class Session {
+  client: Client | null = null
+  /** Keyed by the filter as sent, `$share/...` included. */
+  readonly subscriptions = new Map<string, Subscription>()
+  /** Outbound packet ids in use. Kept apart from inbound ids [MQTT-2.2.1-3 / 2.3.1]. */
+  readonly inflight = new Map<number, InflightEntry>()
+  /** Inbound QoS 2 packet ids received and not yet released: a duplicate is not routed twice [MQTT-4.3.3-10]. */
+  readonly awaitingRelease = new Set<number>()
+  queue: Delivery[] = []
+  queuedBytes = 0
+  will: Will | undefined = undefined
+  willTimer: ReturnType<typeof setTimeout> | undefined = undefined
+  expiryTimer: ReturnType<typeof setTimeout> | undefined = undefined
+  private lastPacketId = 0
+
+  constructor(
+    readonly clientId: string,
+    /** Session Expiry Interval in seconds. */
+    public expiryInterval: number,
+  ) {}
+
+  /** A free outbound packet id, or 0 when all 65535 are in use. */
+  nextPacketId(): number {
+    for (let tries = 0; tries < 65535; tries++) {
+      this.lastPacketId = this.lastPacketId === 65535 ? 1 : this.lastPacketId + 1
+      if (!this.inflight.has(this.lastPacketId)) return this.lastPacketId
+    }
+    return 0
+  }
+
+  /** Queues a delivery unless that would pass the bounds; returns whether it was queued. */
+  enqueue(delivery: Delivery, maxMessages: number, maxBytes: number): boolean {
+    const size = delivery.message.payload.length
+    if (this.queue.length >= maxMessages || this.queuedBytes + size > maxBytes) return false
+    this.queue.push(delivery)
+    this.queuedBytes += size
+    return true
+  }
+
+  dequeue(): Delivery | undefined {
+    const delivery = this.queue.shift()
+    if (delivery) this.queuedBytes -= delivery.message.payload.length
+    return delivery
+  }
+
+  clearTimers(): void {
+    clearTimeout(this.willTimer)
+    clearTimeout(this.expiryTimer)
+    this.willTimer = undefined
+    this.expiryTimer = undefined
+  }
+}

@@ -1,0 +1,39 @@
+/** `$SYS/broker/...` topics, published retained on an interval, named as Mosquitto names them. */
+import type { Broker } from './broker.ts'
+
+export const VERSION = '0.1.0'
+
+export function sysTopics(broker: Broker): Record<string, string> {
+  const { stats } = broker
+  let connected = 0
+  for (const client of broker.clients) if (client.state === 'connected') connected++
+  return {
+    '$SYS/broker/version': `midge ${VERSION}`,
+    '$SYS/broker/uptime': `${Math.floor((Date.now() - broker.startedAt) / 1000)} seconds`,
+    '$SYS/broker/clients/connected': String(connected),
+    '$SYS/broker/clients/total': String(broker.sessions.size),
+    '$SYS/broker/messages/received': String(stats.messagesReceived),
+    '$SYS/broker/messages/sent': String(stats.messagesSent),
+    '$SYS/broker/messages/dropped': String(stats.messagesDropped),
+    '$SYS/broker/bytes/received': String(stats.bytesReceived),
+    '$SYS/broker/bytes/sent': String(stats.bytesSent),
+    '$SYS/broker/subscriptions/count': String(broker.subscriptions.size),
+    '$SYS/broker/retained messages/count': String(broker.retained.size),
+  }
+}
+
+/** Publishes the $SYS topics now and every `intervalSeconds`; returns a function that stops it. */
+export function startSysPublisher(broker: Broker, intervalSeconds: number): () => void {
+  if (intervalSeconds === 0) return () => {}
+  const publish = () => {
+    for (const [topic, value] of Object.entries(sysTopics(broker))) {
+      const message = { topic, payload: Buffer.from(value), qos: 0 as const, retain: true, properties: undefined, expiresAt: 0, origin: undefined }
+      broker.route(message)
+      broker.retain(message)
+    }
+  }
+  publish()
+  const timer = setInterval(publish, intervalSeconds * 1000)
+  timer.unref()
+  return () => clearInterval(timer)
+}

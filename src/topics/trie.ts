@@ -1,0 +1,169 @@
+/**
+ * The subscription trie: one node per topic level, `+` and `#` as ordinary children.
+ * A topic is split once and the trie walked iteratively; each matching node's subscriptions are
+ * handed to the caller, who merges them per client.
+ */
+import type { QoS } from '../protocol/codec.ts'
+
+export interface Subscription {
+  clientId: string
+  /** The topic filter, without any `$share/{group}/` prefix. */
+  filter: string
+  qos: QoS
+  noLocal: boolean
+  retainAsPublished: boolean
+  retainHandling: 0 | 1 | 2
+  /** MQTT 5 subscription identifier, 0 when none. */
+  identifier: number
+  /** Share name of a `$share/{group}/...` subscription, else undefined. */
+  group: string | undefined
+}
+
+/** Members of one shared subscription group on one filter, chosen round-robin. */
+export class ShareGroup {
+  readonly members: Subscription[] = []
+  next = 0
+}
+
+class TrieNode {
+  readonly children = new Map<string, TrieNode>()
+  subscriptions: Map<string, Subscription> | null = null
+  groups: Map<string, ShareGroup> | null = null
+  constructor(readonly parent: TrieNode | null, readonly level: string) {}
+
+  get empty(): boolean {
+    return this.children.size === 0 && !this.subscriptions?.size && !this.groups?.size
+  }
+}
+
+export interface MatchVisitor {
+  subscription(sub: Subscription): void
+  group(group: ShareGroup): void
+}
+
+export class SubscriptionTrie {
+  private readonly root = new TrieNode(null, '')
+  private count = 0
+
+  /** Number of subscriptions held (shared ones included). */
+  get size(): number {
+    return this.count
+  }
+
+  /** Adds or replaces the client's subscription on `sub.filter`. */
+  add(sub: Subscription): void {
+    let node = this.root
+    for (const level of sub.filter.split('/')) {
+      let child = node.children.get(level)
+      if (!child) {
+        child = new TrieNode(node, level)
+        node.children.set(level, child)
+      }
+      node = child
+    }
+    if (sub.group === undefined) {
+      node.subscriptions ??= new Map()
+      if (!node.subscriptions.has(sub.clientId)) this.count++
+      node.subscriptions.set(sub.clientId, sub)
+      return
+    }
+    node.groups ??= new Map()
+    let group = node.groups.get(sub.group)
+    if (!group) {
+      group = new ShareGroup()
+      node.groups.set(sub.group, group)
+    }
+    const at = group.members.findIndex((m) => m.clientId === sub.clientId)
+    if (at === -1) {
+      group.members.push(sub)
+      this.count++
+    } else group.members[at] = sub
+  }
+
+  /** Removes the client's subscription; returns whether there was one. */
+  remove(sub: Pick<Subscription, 'filter' | 'clientId' | 'group'>): boolean {
+    const { clientId, group } = sub
+    let node: TrieNode | undefined = this.root
+    for (const level of sub.filter.split('/')) {
+      node = node.children.get(level)
+      if (!node) return false
+    }
+    let removed = false
+    if (group === undefined) {
+      removed = node.subscriptions?.delete(clientId) ?? false
+    } else {
+      const g = node.groups?.get(group)
+      const at = g ? g.members.findIndex((m) => m.clientId === clientId) : -1
+      if (g && at !== -1) {
+        g.members.splice(at, 1)
+        if (g.next > at) g.next--
+        if (g.members.length === 0) node.groups!.delete(group)
+        removed = true
+      }
+    }
+    if (!removed) return false
+    this.count--
+    // Prune empty branches so churn does not grow the trie.
+    while (node.parent && node.empty) {
+      node.parent.children.delete(node.level)
+      node = node.parent
+    }
+    return true
+  }
+
+  /** Calls the visitor for every subscription and share group whose filter matches `topic`. */
+  match(topic: string, visitor: MatchVisitor): void {
+    const levels = topic.split('/')
+    const dollar = topic.charCodeAt(0) === 36 /* $ */
+    let current: TrieNode[] = [this.root]
+    let next: TrieNode[] = []
+    for (let depth = 0; depth < levels.length && current.length > 0; depth++) {
+      const level = levels[depth]!
+      // [MQTT-4.7.2-1] wildcards in the first level never match a topic starting with `$`.
+      const wildcards = !(depth === 0 && dollar)
+      for (const node of current) {
+        if (wildcards) {
+          const hash = node.children.get('#')
+          if (hash) visit(hash, visitor)
+          const plus = node.children.get('+')
+          if (plus) next.push(plus)
+        }
+        const exact = node.children.get(level)
+        if (exact) next.push(exact)
+      }
+      const swap = current
+      current = next
+      next = swap
+      next.length = 0
+    }
+    for (const node of current) {
+      visit(node, visitor)
+      // "sport/#" also matches "sport" [MQTT-4.7.1-2 note]
+      const hash = node.children.get('#')
+      if (hash) visit(hash, visitor)
+    }
+  }
+}
+
+function visit(node: TrieNode, visitor: MatchVisitor): void {
+  if (node.subscriptions) for (const sub of node.subscriptions.values()) visitor.subscription(sub)
+  if (node.groups) for (const group of node.groups.values()) visitor.group(group)
+}
+
+/** Reference matcher, used by tests to check the trie: does `filter` match `topic`? */
+export function filterMatches(filter: string, topic: string): boolean {
+  const f = filter.split('/')
+  const t = topic.split('/')
+  if (topic.startsWith('$') && (f[0] === '+' || f[0] === '#')) return false
+  for (let i = 0; i < f.length; i++) {
+    if (f[i] === '#') return true
+    if (i >= t.length) return false
+    if (f[i] !== '+' && f[i] !== t[i]) return false
+  }
+  return f.length === t.length
+}
+
+/** The key a session files a subscription under: the filter as the client sent it. */
+export function subscriptionKey(sub: Pick<Subscription, 'filter' | 'group'>): string {
+  return sub.group === undefined ? sub.filter : `$share/${sub.group}/${sub.filter}`
+}

@@ -1,0 +1,23 @@
+/**
+ * The whole contract between a transport (TCP, later WebSocket) and the broker core.
+ * A transport calls `acceptor.accept(conn)` for each new connection and then feeds the returned handler.
+ */
+export interface Connection {
+  /** Writes as much of `data` as the socket takes now; returns the bytes taken (-1 or 0 when it takes none). */
+  write(data: Uint8Array): number
+  /** Closes the connection after flushing what the socket already took. */
+  end(): void
+  readonly remoteAddress: string
+}
+
+export interface ConnectionHandler {
+  data(bytes: Buffer): void
+  /** The socket can take more bytes. */
+  drain(): void
+  /** The connection is gone; called once. */
+  closed(error?: Error): void
+}
+
+export interface Acceptor {
+  accept(conn: Connection): ConnectionHandler
+}
