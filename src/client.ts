@@ -213,6 +213,11 @@ export class Client implements ConnectionHandler {
   private onParseError(error: Error): void {
     const tooLarge = error instanceof PacketTooLargeError
     this.broker.logger.warn('client.malformed_packet', { clientId: this.clientId || undefined, address: this.remoteAddress, reason: error.message })
+    if (this.state === 'connecting' && error.message === 'Invalid protocol version') {
+      // [MQTT-3.1.2-2] answer in the 3.1.1 format, which every version can read: return code 1.
+      this.outbound.push(encode({ cmd: 'connack', sessionPresent: false, returnCode: 1 }, 4))
+      return this.close('unsupported protocol version')
+    }
     this.disconnect(tooLarge ? Reason.PacketTooLarge : Reason.MalformedPacket, error.message) // [MQTT-4.13.1-1]
   }
 

@@ -1,0 +1,35 @@
+/** Starts a real broker on 127.0.0.1 and an ephemeral port, with its log lines captured. */
+import { createBroker, type Midge, type UserConfig } from '../../src/index.ts'
+import { createLogger } from '../../src/logger.ts'
+
+export interface TestBroker {
+  midge: Midge
+  port: number
+  url: string
+  /** Parsed log lines, newest last. */
+  logs: Array<Record<string, unknown>>
+  close(): Promise<void>
+}
+
+type TestConfig = Omit<UserConfig, 'listeners'>
+
+export async function startBroker(config: TestConfig = {}): Promise<TestBroker> {
+  const logs: Array<Record<string, unknown>> = []
+  const logger = createLogger('debug', (line) => logs.push(JSON.parse(line)))
+  const midge = createBroker(
+    { sys: { intervalSeconds: 0 }, ...config, listeners: [{ type: 'tcp', host: '127.0.0.1', port: 0 }] },
+    { logger },
+  )
+  const [address] = await midge.listen()
+  const port = address!.port
+  return { midge, port, url: `mqtt://127.0.0.1:${port}`, logs, close: () => midge.close() }
+}
+
+/** Waits until `predicate` holds, polling each event-loop turn; fails after `ms`. */
+export async function until(predicate: () => boolean, ms = 5000, what = 'condition'): Promise<void> {
+  const deadline = Date.now() + ms
+  while (!predicate()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+    await Bun.sleep(5)
+  }
+}

@@ -1,0 +1,68 @@
+/** MQTT.js, the real client, with helpers that wait on events rather than sleeping. */
+import mqtt, { type IClientOptions, type IPublishPacket, type MqttClient } from 'mqtt'
+
+export interface Received {
+  topic: string
+  payload: string
+  packet: IPublishPacket
+}
+
+export interface TestClient {
+  client: MqttClient
+  /** Every message received so far. */
+  messages: Received[]
+  /** Resolves with the next message not yet returned by next(). */
+  next(ms?: number): Promise<Received>
+  /** Resolves when no further message arrives for `ms` (to assert "nothing delivered"). */
+  quiet(ms?: number): Promise<Received[]>
+  end(force?: boolean): Promise<void>
+}
+
+export async function connect(port: number, options: IClientOptions = {}): Promise<TestClient> {
+  const client = mqtt.connect(`mqtt://127.0.0.1:${port}`, { reconnectPeriod: 0, connectTimeout: 5000, ...options })
+  const messages: Received[] = []
+  let read = 0
+  let waiter: (() => void) | null = null
+  client.on('message', (topic, payload, packet) => {
+    messages.push({ topic, payload: payload.toString(), packet })
+    waiter?.()
+  })
+  await new Promise<void>((resolve, reject) => {
+    client.once('connect', () => resolve())
+    client.once('error', reject)
+    client.once('close', () => reject(new Error('closed before CONNACK')))
+  })
+  client.on('error', () => {}) // errors after connect are asserted through events in the tests
+  return {
+    client,
+    messages,
+    async next(ms = 5000) {
+      const deadline = Date.now() + ms
+      while (read >= messages.length) {
+        const left = deadline - Date.now()
+        if (left <= 0) throw new Error(`no message within ${ms} ms (got ${messages.length})`)
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, left)
+          waiter = () => {
+            clearTimeout(timer)
+            resolve()
+          }
+        })
+        waiter = null
+      }
+      return messages[read++]!
+    },
+    async quiet(ms = 300) {
+      const before = messages.length
+      await Bun.sleep(ms)
+      return messages.slice(before)
+    },
+    end(force = false) {
+      return new Promise<void>((resolve) => client.end(force, {}, () => resolve()))
+    },
+  }
+}
+
+export function subscribe(client: MqttClient, topic: string | string[], options: mqtt.IClientSubscribeOptions = { qos: 0 }) {
+  return client.subscribeAsync(topic, options)
+}
