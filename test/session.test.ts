@@ -1,0 +1,197 @@
+import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
+import type { IConnackPacket, IPublishPacket } from 'mqtt-packet'
+import { startBroker, until, type TestBroker } from './helpers/broker.ts'
+import { connect, subscribe } from './helpers/mqttjs.ts'
+import { RawClient } from './helpers/raw.ts'
+
+let b: TestBroker
+beforeAll(async () => {
+  b = await startBroker({ limits: { maxQueuedMessages: 5 } })
+})
+afterAll(() => b.close())
+
+async function reconnect(clientId: string, version: 4 | 5, extra: Record<string, unknown> = {}) {
+  const c = await RawClient.open(b.port, version)
+  c.send({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: version, clientId, clean: false, keepalive: 0, ...extra } as never)
+  const connack = (await c.next('connack')) as IConnackPacket
+  return { c, connack }
+}
+
+describe('wills', () => {
+  test('[MQTT-3.1.2-8] the will is published when the connection drops without DISCONNECT', async () => {
+    const watcher = await connect(b.port)
+    await subscribe(watcher.client, 'will/+')
+    const raw = await RawClient.connected(b.port, 4, { will: { topic: 'will/a', payload: Buffer.from('gone'), qos: 0, retain: false } })
+    raw.end() // TCP close, no DISCONNECT
+    const m = await watcher.next()
+    expect(m.topic).toBe('will/a')
+    expect(m.payload).toBe('gone')
+    await watcher.end()
+  })
+
+  test('[MQTT-3.14.4-3] the will is not published after a normal DISCONNECT', async () => {
+    const watcher = await connect(b.port)
+    await subscribe(watcher.client, 'will/b')
+    const c = await connect(b.port, { will: { topic: 'will/b', payload: Buffer.from('no'), qos: 0, retain: false } })
+    await c.end()
+    expect(await watcher.quiet(300)).toEqual([])
+    await watcher.end()
+  })
+
+  test('the will is published on keep alive timeout, retained when asked', async () => {
+    const watcher = await connect(b.port)
+    await subscribe(watcher.client, 'will/ka')
+    await RawClient.connected(b.port, 4, { keepalive: 1, will: { topic: 'will/ka', payload: Buffer.from('timeout'), qos: 1, retain: true } })
+    const m = await watcher.next(4000)
+    expect(m.payload).toBe('timeout')
+    const late = await connect(b.port)
+    await subscribe(late.client, 'will/ka')
+    expect((await late.next()).packet.retain).toBe(true)
+    await watcher.end()
+    await late.end()
+  })
+
+  test('MQTT 5: DISCONNECT with reason 0x04 publishes the will', async () => {
+    const watcher = await connect(b.port)
+    await subscribe(watcher.client, 'will/04')
+    const c = await RawClient.connected(b.port, 5, { will: { topic: 'will/04', payload: Buffer.from('asked'), qos: 0, retain: false } })
+    c.send({ cmd: 'disconnect', reasonCode: 0x04 })
+    expect((await watcher.next()).payload).toBe('asked')
+    await watcher.end()
+  })
+
+  test('MQTT 5: will delay interval, and will properties are passed on', async () => {
+    const watcher = await connect(b.port, { protocolVersion: 5 })
+    await subscribe(watcher.client, 'will/delay')
+    const c = await RawClient.connected(b.port, 5, {
+      clientId: 'delayed-will',
+      properties: { sessionExpiryInterval: 60 },
+      will: { topic: 'will/delay', payload: Buffer.from('late'), qos: 0, retain: false, properties: { willDelayInterval: 1, contentType: 'text/plain', userProperties: { k: 'v' } } },
+    })
+    const dropped = Date.now()
+    c.end()
+    const m = await watcher.next(4000)
+    expect(Date.now() - dropped).toBeGreaterThanOrEqual(900)
+    expect(m.packet.properties?.contentType).toBe('text/plain')
+    expect(m.packet.properties?.userProperties).toEqual({ k: 'v' })
+    await watcher.end()
+  })
+
+  test('[MQTT-3.1.3-9] MQTT 5: reconnecting within the will delay cancels the will', async () => {
+    const watcher = await connect(b.port)
+    await subscribe(watcher.client, 'will/cancel')
+    const c = await RawClient.connected(b.port, 5, {
+      clientId: 'cancel-will',
+      properties: { sessionExpiryInterval: 60 },
+      will: { topic: 'will/cancel', payload: Buffer.from('x'), qos: 0, retain: false, properties: { willDelayInterval: 1 } },
+    })
+    c.end()
+    await c.waitClosed()
+    const { c: back } = await reconnect('cancel-will', 5, { properties: { sessionExpiryInterval: 60 } })
+    expect(await watcher.quiet(1500)).toEqual([])
+    back.end()
+    await watcher.end()
+  })
+})
+
+describe('sessions', () => {
+  test('persistent session keeps subscriptions and queues QoS 1/2 while offline (3.1.1)', async () => {
+    const first = await connect(b.port, { clientId: 'keeper', clean: false })
+    await subscribe(first.client, 'keep/#', { qos: 1 })
+    await first.end()
+    b.midge.publish({ topic: 'keep/1', payload: 'a', qos: 1 })
+    b.midge.publish({ topic: 'keep/0', payload: 'qos0 is not kept', qos: 0 })
+    b.midge.publish({ topic: 'keep/2', payload: 'b', qos: 2 })
+    const back = await connect(b.port, { clientId: 'keeper', clean: false })
+    expect(back.client.connected).toBe(true)
+    expect((await back.next()).payload).toBe('a')
+    const second = await back.next()
+    expect(second.payload).toBe('b')
+    expect(second.packet.qos).toBe(1)
+    expect(await back.quiet(200)).toEqual([])
+    await back.end()
+  })
+
+  test('[MQTT-3.1.2-4] clean session discards the previous session', async () => {
+    const first = await connect(b.port, { clientId: 'cleaner', clean: false })
+    await subscribe(first.client, 'clean/x', { qos: 1 })
+    await first.end()
+    const { c, connack } = await reconnect('cleaner', 4, { clean: true })
+    expect(connack.sessionPresent).toBe(false)
+    b.midge.publish({ topic: 'clean/x', payload: 'p', qos: 1 })
+    await Bun.sleep(100)
+    expect(c.packets.filter((p) => p.cmd === 'publish')).toEqual([])
+    c.end()
+  })
+
+  test('the offline queue is bounded (maxQueuedMessages) and counts what it drops', async () => {
+    const first = await connect(b.port, { clientId: 'bounded', clean: false })
+    await subscribe(first.client, 'bound', { qos: 1 })
+    await first.end()
+    const droppedBefore = b.midge.stats.messagesDropped
+    for (let i = 0; i < 8; i++) b.midge.publish({ topic: 'bound', payload: String(i), qos: 1 })
+    expect(b.midge.stats.messagesDropped - droppedBefore).toBe(3)
+    const back = await connect(b.port, { clientId: 'bounded', clean: false })
+    const got: string[] = []
+    for (let i = 0; i < 5; i++) got.push((await back.next()).payload)
+    expect(got).toEqual(['0', '1', '2', '3', '4'])
+    expect(await back.quiet(200)).toEqual([])
+    await back.end()
+  })
+
+  test('MQTT 5: session expiry interval ends the session after it passes', async () => {
+    const c = await RawClient.connected(b.port, 5, { clientId: 'expiring', clean: true, properties: { sessionExpiryInterval: 1 } })
+    c.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'exp/x', qos: 1 }] })
+    await c.next('suback')
+    c.end()
+    await c.waitClosed()
+    expect(b.midge.broker.sessions.has('expiring')).toBe(true)
+    await until(() => !b.midge.broker.sessions.has('expiring'), 3000, 'session expiry')
+    const { c: back, connack } = await reconnect('expiring', 5)
+    expect(connack.sessionPresent).toBe(false)
+    back.end()
+  })
+
+  test('MQTT 5: session expiry 0 ends the session with the connection; present after a non-zero expiry', async () => {
+    const a = await RawClient.connected(b.port, 5, { clientId: 'sx0', clean: false })
+    a.end()
+    await a.waitClosed()
+    await until(() => !b.midge.broker.sessions.has('sx0'))
+    const keep = await RawClient.connected(b.port, 5, { clientId: 'sx60', clean: false, properties: { sessionExpiryInterval: 60 } })
+    keep.end()
+    await keep.waitClosed()
+    const { c, connack } = await reconnect('sx60', 5, { properties: { sessionExpiryInterval: 60 } })
+    expect(connack.sessionPresent).toBe(true)
+    c.end()
+  })
+
+  test('[MQTT-3.14.2-2] MQTT 5: DISCONNECT may change session expiry, but not from 0', async () => {
+    const a = await RawClient.connected(b.port, 5, { clientId: 'sx-change', clean: true, properties: { sessionExpiryInterval: 60 } })
+    a.send({ cmd: 'disconnect', reasonCode: 0, properties: { sessionExpiryInterval: 0 } })
+    await a.waitClosed()
+    expect(b.midge.broker.sessions.has('sx-change')).toBe(false)
+
+    const z = await RawClient.connected(b.port, 5, { clientId: 'sx-zero', clean: true })
+    z.send({ cmd: 'disconnect', reasonCode: 0, properties: { sessionExpiryInterval: 30 } })
+    expect(((await z.next('disconnect')) as { reasonCode: number }).reasonCode).toBe(0x82)
+    await z.waitClosed()
+  })
+
+  test('messages queued for an offline MQTT 5 session expire (message expiry interval)', async () => {
+    const a = await RawClient.connected(b.port, 5, { clientId: 'exp-queue', clean: true, properties: { sessionExpiryInterval: 60 } })
+    a.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'eq/#', qos: 1 }] })
+    await a.next('suback')
+    a.end()
+    await a.waitClosed()
+    b.midge.publish({ topic: 'eq/short', payload: 'x', qos: 1, properties: { messageExpiryInterval: 1 } })
+    b.midge.publish({ topic: 'eq/long', payload: 'y', qos: 1, properties: { messageExpiryInterval: 100 } })
+    await Bun.sleep(1100)
+    const { c } = await reconnect('exp-queue', 5, { properties: { sessionExpiryInterval: 60 } })
+    const p = (await c.next('publish')) as IPublishPacket
+    expect(p.topic).toBe('eq/long')
+    expect(p.properties?.messageExpiryInterval).toBeLessThanOrEqual(99) // [MQTT-3.3.2-6] decremented
+    await Bun.sleep(100)
+    expect(c.packets.filter((x) => x.cmd === 'publish')).toEqual([])
+    c.end()
+  })
+})

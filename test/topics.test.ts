@@ -1,0 +1,133 @@
+import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
+import type { ISubackPacket } from 'mqtt-packet'
+import { startBroker, type TestBroker } from './helpers/broker.ts'
+import { connect, subscribe } from './helpers/mqttjs.ts'
+import { RawClient } from './helpers/raw.ts'
+
+let b: TestBroker
+beforeAll(async () => {
+  b = await startBroker()
+})
+afterAll(() => b.close())
+
+describe('topics and subscriptions', () => {
+  test('[MQTT-4.7.1] + matches one level, # matches any number including the parent', async () => {
+    const sub = await connect(b.port)
+    await subscribe(sub.client, ['w/+/t', 'h/#'])
+    const pub = await connect(b.port)
+    for (const topic of ['w/a/t', 'w/a/b/t', 'w/t', 'h', 'h/x', 'h/x/y', 'hx']) pub.client.publish(topic, topic)
+    pub.client.publish('end', 'end')
+    await subscribe(sub.client, 'end')
+    pub.client.publish('end', 'end')
+    const got: string[] = []
+    for (;;) {
+      const m = await sub.next()
+      if (m.topic === 'end') break
+      got.push(m.topic)
+    }
+    expect(got.sort()).toEqual(['h', 'h/x', 'h/x/y', 'w/a/t'])
+    await sub.end()
+    await pub.end()
+  })
+
+  test('[MQTT-4.7.2-1] # and + at the first level do not match $ topics', async () => {
+    const sub = await connect(b.port)
+    await subscribe(sub.client, ['#', '+/x'])
+    const direct = await connect(b.port)
+    await subscribe(direct.client, '$private/x')
+    b.midge.publish({ topic: '$private/x', payload: 'secret' })
+    b.midge.publish({ topic: 'public/x', payload: 'open' })
+    expect((await direct.next()).payload).toBe('secret')
+    const m = await sub.next()
+    expect(m.topic).toBe('public/x')
+    expect(await sub.quiet(200)).toEqual([])
+    await sub.end()
+    await direct.end()
+  })
+
+  test('[MQTT-3.3.4-2] overlapping subscriptions deliver once, at the highest QoS', async () => {
+    const sub = await connect(b.port)
+    await subscribe(sub.client, 'o/+', { qos: 0 })
+    await subscribe(sub.client, 'o/#', { qos: 2 })
+    await subscribe(sub.client, 'o/x', { qos: 1 })
+    b.midge.publish({ topic: 'o/x', payload: 'p', qos: 2 })
+    const m = await sub.next()
+    expect(m.packet.qos).toBe(2)
+    expect(await sub.quiet(200)).toEqual([])
+    await sub.end()
+  })
+
+  test('[MQTT-3.3.4-3] MQTT 5: every matching subscription identifier is sent', async () => {
+    const sub = await connect(b.port, { protocolVersion: 5 })
+    await sub.client.subscribeAsync('ids/+', { qos: 1, properties: { subscriptionIdentifier: 7 } })
+    await sub.client.subscribeAsync('ids/#', { qos: 0, properties: { subscriptionIdentifier: 9 } })
+    b.midge.publish({ topic: 'ids/a', payload: 'p', qos: 1 })
+    const m = await sub.next()
+    const ids = m.packet.properties?.subscriptionIdentifier
+    expect(([] as number[]).concat(ids ?? []).sort()).toEqual([7, 9])
+    expect(m.packet.qos).toBe(1)
+    await sub.end()
+  })
+
+  test('[MQTT-3.8.4-3] subscribing again to the same filter replaces the subscription', async () => {
+    const sub = await connect(b.port)
+    await subscribe(sub.client, 'r/x', { qos: 0 })
+    await subscribe(sub.client, 'r/x', { qos: 1 })
+    b.midge.publish({ topic: 'r/x', payload: 'p', qos: 1 })
+    expect((await sub.next()).packet.qos).toBe(1)
+    expect(await sub.quiet(200)).toEqual([])
+    await sub.end()
+  })
+
+  test('[MQTT-3.8.4-6] invalid filters get 0x80 (3.1.1) / 0x8F (5.0) in their SUBACK slot, valid ones are granted', async () => {
+    const filters = ['ok/+', 'bad/#/x', 'a+b', 'ok/#', '$share/g', '']
+    for (const version of [4, 5] as const) {
+      const c = await RawClient.connected(b.port, version)
+      c.send({ cmd: 'subscribe', messageId: 3, subscriptions: filters.map((topic) => ({ topic, qos: 1 as const })) })
+      const ack = (await c.next('suback')) as ISubackPacket
+      const bad = version === 4 ? 0x80 : 0x8f
+      expect(ack.granted).toEqual([1, bad, bad, 1, bad, bad])
+      c.end()
+    }
+  })
+
+  test('UNSUBSCRIBE stops delivery; MQTT 5 UNSUBACK says which filters existed', async () => {
+    const sub = await connect(b.port, { protocolVersion: 5 })
+    await subscribe(sub.client, 'u/x')
+    await sub.client.unsubscribeAsync('u/x')
+    b.midge.publish({ topic: 'u/x', payload: 'p' })
+    expect(await sub.quiet(200)).toEqual([])
+    const raw = await RawClient.connected(b.port, 5)
+    raw.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'u/y', qos: 0 }] })
+    await raw.next('suback')
+    raw.send({ cmd: 'unsubscribe', messageId: 2, unsubscriptions: ['u/y', 'nope'] })
+    const unsuback = (await raw.next('unsuback')) as { granted: number[] }
+    expect(unsuback.granted).toEqual([0x00, 0x11])
+    raw.end()
+    await sub.end()
+  })
+
+  test('[MQTT-3.3.2-2] a PUBLISH to a topic with wildcards closes the connection (MQTT 5: 0x90)', async () => {
+    const c = await RawClient.connected(b.port, 5)
+    c.send({ cmd: 'publish', topic: 'bad/+', payload: Buffer.from('x'), qos: 0, retain: false, dup: false })
+    expect(((await c.next('disconnect')) as { reasonCode: number }).reasonCode).toBe(0x90)
+    await c.waitClosed()
+  })
+
+  test('a PUBLISH to a topic containing U+0000 closes the connection', async () => {
+    const c = await RawClient.connected(b.port, 4)
+    c.send({ cmd: 'publish', topic: 'nul\u0000here', payload: Buffer.from('x'), qos: 0, retain: false, dup: false })
+    await c.waitClosed()
+  })
+
+  test('clients cannot publish into $SYS', async () => {
+    const sub = await connect(b.port)
+    await subscribe(sub.client, '$SYS/#')
+    const c = await RawClient.connected(b.port, 5)
+    c.send({ cmd: 'publish', topic: '$SYS/broker/version', payload: Buffer.from('fake'), qos: 1, messageId: 1, retain: false, dup: false })
+    expect(((await c.next('puback')) as { reasonCode: number }).reasonCode).toBe(0x87)
+    expect(await sub.quiet(200)).toEqual([])
+    c.end()
+    await sub.end()
+  })
+})
