@@ -18,6 +18,7 @@ export function handlePublish(client: Client, packet: PublishPacket): void {
   if (error) throw new MqttError(Reason.TopicNameInvalid, `invalid topic name: ${error}`) // [MQTT-3.3.2-2]
 
   const id = packet.messageId ?? 0
+  if (packet.qos > 0 && id === 0) throw new MqttError(Reason.MalformedPacket, 'packet identifier 0') // [MQTT-2.2.1-2]
   if (packet.qos === 2) {
     if (session.awaitingRelease.has(id)) {
       // [MQTT-4.3.3-10] a resent QoS 2 PUBLISH is acknowledged again but not delivered twice.
