@@ -5,6 +5,12 @@
  */
 import type { Connection } from '../transport/types.ts'
 
+/**
+ * Past this many pending bytes, write at once instead of waiting for the end of the tick, so a burst
+ * within one tick goes to the kernel as it comes and `bufferedBytes` counts only what the socket refused.
+ */
+const INLINE_FLUSH_BYTES = 64 * 1024
+
 export class Outbound {
   private pending: Buffer[] = []
   private pendingBytes = 0
@@ -20,7 +26,7 @@ export class Outbound {
     /** Called when everything queued has been taken by the socket, so more can be queued. */
     private readonly onWritable: () => void,
   ) {
-    this.flush = this.flush.bind(this)
+    this.tick = this.tick.bind(this)
   }
 
   /** Bytes accepted but not yet taken by the socket. */
@@ -36,21 +42,29 @@ export class Outbound {
     if (this.closed) return
     this.pending.push(bytes)
     this.pendingBytes += bytes.length
-    if (!this.scheduled && !this.backlog) {
+    if (this.backlog) return
+    if (this.pendingBytes >= INLINE_FLUSH_BYTES) {
+      this.flush()
+    } else if (!this.scheduled) {
       this.scheduled = true
-      queueMicrotask(this.flush)
+      queueMicrotask(this.tick)
     }
+  }
+
+  /** End of the tick: write what the tick queued, then let the session queue more if the socket took it all. */
+  private tick(): void {
+    this.scheduled = false
+    this.flush()
+    if (!this.backlog && !this.closed) this.onWritable()
   }
 
   /** Writes everything pending now (also used before closing the socket). */
   flush(): void {
-    this.scheduled = false
     if (this.closed || this.backlog || this.pendingBytes === 0) return
     const data = this.pending.length === 1 ? this.pending[0]! : Buffer.concat(this.pending, this.pendingBytes)
     this.pending = []
     this.pendingBytes = 0
     this.write(data)
-    if (!this.backlog) this.onWritable()
   }
 
   /** The socket can take more: write the backlog, then anything queued meanwhile. */
@@ -60,8 +74,8 @@ export class Outbound {
     this.backlog = null
     this.write(backlog)
     if (this.backlog) return
-    if (this.pendingBytes > 0) this.flush()
-    else this.onWritable()
+    this.flush()
+    if (!this.backlog) this.onWritable()
   }
 
   close(): void {

@@ -1,0 +1,84 @@
+import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
+import mqttPacket from 'mqtt-packet'
+import net from 'node:net'
+import { startBroker, until, type TestBroker } from './helpers/broker.ts'
+import { connect, subscribe } from './helpers/mqttjs.ts'
+
+const BUFFER_LIMIT = 256 * 1024
+let b: TestBroker
+beforeAll(async () => {
+  b = await startBroker({ limits: { maxOutboundBufferBytes: BUFFER_LIMIT, drainTimeoutMs: 1500, maxQueuedMessages: 100 } })
+})
+afterAll(() => b.close())
+
+/** A subscriber on node:net that stops reading after SUBACK, so the kernel buffers fill and the broker's writes go partial. */
+async function stalledSubscriber(clientId: string, topic: string, qos: 0 | 1): Promise<net.Socket> {
+  const socket = net.connect(b.port, '127.0.0.1')
+  socket.setNoDelay(true)
+  await new Promise<void>((resolve) => socket.once('connect', () => resolve()))
+  const parser = mqttPacket.parser({ protocolVersion: 4 })
+  const suback = new Promise<void>((resolve) => parser.on('packet', (p) => p.cmd === 'suback' && resolve()))
+  socket.on('data', (d: Buffer) => parser.parse(d))
+  socket.write(mqttPacket.generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clientId, clean: true, keepalive: 0 }))
+  socket.write(mqttPacket.generate({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic, qos }] }))
+  await suback
+  socket.pause()
+  return socket
+}
+
+describe('backpressure and slow consumers', () => {
+  test('a stalled QoS 0 subscriber: its buffer stays bounded, excess is dropped and counted, others get everything', async () => {
+    const slow = await stalledSubscriber('slow0', 'stream/0', 0)
+    const fast = await connect(b.port)
+    await subscribe(fast.client, 'stream/0')
+    const payload = Buffer.alloc(8 * 1024, 7)
+    const dropsBefore = b.midge.stats.messagesDropped
+    const total = 1000 // 8 MB, far past the kernel buffers and the 256 KB limit
+    for (let i = 0; i < total; i++) {
+      b.midge.publish({ topic: 'stream/0', payload })
+      if (i % 50 === 0) await Bun.sleep(1)
+    }
+    await until(() => fast.messages.length === total, 10000, 'fast subscriber gets every message')
+    const client = [...b.midge.broker.clients].find((c) => c.clientId === 'slow0')!
+    expect(client.outbound.bufferedBytes).toBeLessThanOrEqual(BUFFER_LIMIT + payload.length + 64)
+    expect(b.midge.stats.messagesDropped - dropsBefore).toBeGreaterThan(0)
+    slow.destroy()
+    await fast.end()
+  })
+
+  test('a subscriber whose socket stays blocked past drainTimeoutMs is disconnected', async () => {
+    const slow = await stalledSubscriber('slow-deadline', 'stream/d', 0)
+    const closed = new Promise<void>((resolve) => slow.once('close', () => resolve()))
+    const payload = Buffer.alloc(16 * 1024)
+    for (let i = 0; i < 400; i++) b.midge.publish({ topic: 'stream/d', payload })
+    await until(() => b.logs.some((l) => l.event === 'client.disconnected' && l.clientId === 'slow-deadline'), 6000, 'slow consumer disconnected')
+    const line = b.logs.find((l) => l.event === 'client.disconnected' && l.clientId === 'slow-deadline')!
+    expect(String(line.reason)).toContain('slow consumer')
+    slow.resume()
+    await closed
+  })
+
+  test('QoS 1 to a stalled subscriber waits in its bounded queue, not in memory without end', async () => {
+    const slow = await stalledSubscriber('slow1', 'stream/1', 1)
+    const payload = Buffer.alloc(8 * 1024)
+    for (let i = 0; i < 600; i++) b.midge.publish({ topic: 'stream/1', payload, qos: 1 })
+    const session = b.midge.broker.sessions.get('slow1')!
+    expect(session.queue.length).toBeLessThanOrEqual(100)
+    expect(session.inflight.size).toBeLessThanOrEqual(b.midge.config.limits.maxInflight)
+    const client = session.client!
+    expect(client.outbound.bufferedBytes).toBeLessThanOrEqual(BUFFER_LIMIT + payload.length + 64)
+    slow.destroy()
+  })
+
+  test('a subscriber behind a full window still gets every QoS 1 message within the queue bound, in order', async () => {
+    const sub = await connect(b.port, { clientId: 'steady' })
+    await subscribe(sub.client, 'steady', { qos: 1 })
+    const pub = await connect(b.port)
+    const payload = Buffer.alloc(4 * 1024, 1)
+    for (let i = 0; i < 150; i++) pub.client.publish('steady', Buffer.concat([Buffer.from(`${i}:`), payload]), { qos: 1 })
+    await until(() => sub.messages.length === 150, 15000, 'all 150')
+    expect(sub.messages.map((m) => Number(m.payload.split(':')[0]))).toEqual([...Array(150).keys()])
+    await sub.end()
+    await pub.end()
+  })
+})
