@@ -72,10 +72,12 @@ export function createBroker(config: UserConfig = {}, options: CreateBrokerOptio
     },
     async close() {
       logger.info('broker.stopping', { clients: broker.clients.size })
-      for (const listener of listeners) listener.stop()
-      listeners = []
+      for (const listener of listeners) listener.stop(false) // stop accepting; open sockets stay for the goodbye
       stopSys()
-      broker.close()
+      broker.close() // MQTT 5 clients get DISCONNECT 0x8B, then every socket is ended
+      await Bun.sleep(0) // let the ended sockets flush before any are forced shut
+      for (const listener of listeners) listener.stop(true)
+      listeners = []
       logger.info('broker.stopped', {})
     },
     publish(options) {

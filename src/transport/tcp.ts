@@ -4,7 +4,8 @@ import type { Acceptor, ConnectionHandler } from './types.ts'
 export interface TcpListener {
   readonly host: string
   readonly port: number
-  stop(): void
+  /** Stops accepting; with `closeActive`, also drops every open socket at once. */
+  stop(closeActive: boolean): void
 }
 
 export function listenTcp(acceptor: Acceptor, host: string, port: number): TcpListener {
@@ -32,6 +33,6 @@ export function listenTcp(acceptor: Acceptor, host: string, port: number): TcpLi
   return {
     host: server.hostname,
     port: server.port,
-    stop: () => server.stop(true),
+    stop: (closeActive) => server.stop(closeActive),
   }
 }

@@ -1,0 +1,68 @@
+import { describe, expect, test } from 'bun:test'
+import { ConfigError, createBroker, defineConfig, MqttError, resolveConfig } from '../src/index.ts'
+import { connect, subscribe } from './helpers/mqttjs.ts'
+
+describe('embedding API', () => {
+  test('createBroker → listen → publish → events → close', async () => {
+    const midge = createBroker(defineConfig({ listeners: [{ type: 'tcp', port: 0 }], log: { level: 'silent' }, sys: { intervalSeconds: 0 } }))
+    const [address] = await midge.listen()
+    const events: string[] = []
+    midge.on('clientConnected', (c) => events.push(`connected ${c.clientId}`))
+    midge.on('subscribe', (id, filter) => events.push(`subscribe ${id} ${filter}`))
+    midge.on('message', (m) => events.push(`message ${m.topic}`))
+    midge.on('clientDisconnected', (c) => events.push(`disconnected ${c.clientId}`))
+    const c = await connect(address!.port, { clientId: 'embedded' })
+    await subscribe(c.client, 'in/process')
+    expect(midge.publish({ topic: 'in/process', payload: 'from the host program' })).toBe(1)
+    expect((await c.next()).payload).toBe('from the host program')
+    await c.end()
+    await midge.close()
+    expect(events).toEqual(['connected embedded', 'subscribe embedded in/process', 'message in/process', 'disconnected embedded'])
+  })
+
+  test('publish() refuses an invalid topic with MqttError', () => {
+    const midge = createBroker({ log: { level: 'silent' } })
+    expect(() => midge.publish({ topic: 'a/+', payload: 'x' })).toThrow(MqttError)
+    void midge.close()
+  })
+
+  test('createBroker validates its config like the CLI does', () => {
+    expect(() => createBroker({ limits: { maxPacketSize: -1 } })).toThrow(ConfigError)
+  })
+})
+
+describe('config schema', () => {
+  test('every limit has a default', () => {
+    const c = resolveConfig({})
+    expect(c.listeners).toEqual([{ type: 'tcp', host: '127.0.0.1', port: 1883 }])
+    expect(c.log.level).toBe('info')
+    expect(c.sys.intervalSeconds).toBe(10)
+    expect(c.limits).toEqual({
+      maxPacketSize: 1048576,
+      connectTimeoutMs: 10000,
+      maxKeepAliveSeconds: 65535,
+      receiveMaximum: 64,
+      maxInflight: 64,
+      topicAliasMaximum: 32,
+      maxQueuedMessages: 1000,
+      maxQueuedBytes: 16777216,
+      maxOutboundBufferBytes: 1048576,
+      drainTimeoutMs: 30000,
+      maxSessionExpirySeconds: 4294967295,
+      maxTopicLevels: 128,
+      maxTopicLength: 65535,
+    })
+  })
+
+  test('errors name each bad field with what was expected and what was given', () => {
+    let message = ''
+    try {
+      resolveConfig({ listeners: [{ type: 'udp', port: 70000 }], log: { level: 'loud' } })
+    } catch (error) {
+      message = (error as Error).message
+    }
+    expect(message).toContain('listeners[0].type: expected "tcp", got "udp"')
+    expect(message).toContain('listeners[0].port: expected a whole number from 0 to 65535, got 70000')
+    expect(message).toContain('log.level: expected one of debug, info, warn, error, silent, got "loud"')
+  })
+})

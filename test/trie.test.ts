@@ -1,0 +1,116 @@
+import { describe, expect, test } from 'bun:test'
+import type { Message } from '../src/message.ts'
+import { MemoryRetainedStore } from '../src/topics/retained.ts'
+import { filterMatches, type ShareGroup, type Subscription, SubscriptionTrie } from '../src/topics/trie.ts'
+import { topicFilterError, topicNameError } from '../src/protocol/validate.ts'
+
+/** A small seeded PRNG (mulberry32) so failures reproduce. */
+function rng(seed: number) {
+  return () => {
+    seed |= 0
+    seed = (seed + 0x6d2b79f5) | 0
+    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed)
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+  }
+}
+
+const words = ['a', 'b', 'c', '$sys', '', 'x']
+function randomTopic(r: () => number): string {
+  const n = 1 + Math.floor(r() * 4)
+  return Array.from({ length: n }, () => words[Math.floor(r() * words.length)]).join('/')
+}
+function randomFilter(r: () => number): string {
+  const n = 1 + Math.floor(r() * 4)
+  const levels = Array.from({ length: n }, () => (r() < 0.25 ? '+' : words[Math.floor(r() * words.length)]!))
+  if (r() < 0.3) levels[n - 1] = '#'
+  return levels.join('/')
+}
+const sub = (clientId: string, filter: string): Subscription => ({ clientId, filter, qos: 0, noLocal: false, retainAsPublished: false, retainHandling: 0, identifier: 0, group: undefined })
+const limits = { maxTopicLevels: 128, maxTopicLength: 65535 }
+
+describe('subscription trie', () => {
+  test('[MQTT-4.7] matches exactly what the reference matcher matches, on 3,000 random topics against 300 random filters', () => {
+    const r = rng(42)
+    const trie = new SubscriptionTrie()
+    const filters = Array.from({ length: 300 }, () => randomFilter(r)).filter((f) => topicFilterError(f, limits) === null)
+    filters.forEach((f, i) => trie.add(sub(`c${i}`, f)))
+    for (let n = 0; n < 3000; n++) {
+      const topic = randomTopic(r)
+      if (topicNameError(topic, limits)) continue
+      const got: string[] = []
+      trie.match(topic, { subscription: (s) => got.push(s.clientId), group: () => {} })
+      const want = filters.flatMap((f, i) => (filterMatches(f, topic) ? [`c${i}`] : []))
+      expect(got.sort()).toEqual(want.sort())
+    }
+  })
+
+  test('removing subscriptions prunes the trie back to empty', () => {
+    const trie = new SubscriptionTrie()
+    const subs = ['a/b', 'a/+', 'a/#', '#', '+/+/c'].map((f, i) => sub(`c${i}`, f))
+    for (const s of subs) trie.add(s)
+    expect(trie.size).toBe(5)
+    for (const s of subs) expect(trie.remove(s)).toBe(true)
+    expect(trie.remove(subs[0]!)).toBe(false)
+    expect(trie.size).toBe(0)
+    expect((trie as unknown as { root: { children: Map<string, unknown> } }).root.children.size).toBe(0)
+  })
+
+  test('shared groups are reported once per group', () => {
+    const trie = new SubscriptionTrie()
+    trie.add({ ...sub('a', 'x/+'), group: 'g' })
+    trie.add({ ...sub('b', 'x/+'), group: 'g' })
+    trie.add({ ...sub('c', 'x/#'), group: 'h' })
+    const groups: ShareGroup[] = []
+    trie.match('x/y', { subscription: () => {}, group: (g) => groups.push(g) })
+    expect(groups.map((g) => g.members.map((m) => m.clientId).join(',')).sort()).toEqual(['a,b', 'c'])
+  })
+})
+
+describe('retained index', () => {
+  const msg = (topic: string): Message => ({ topic, payload: Buffer.from(topic), qos: 0, retain: true, properties: undefined, expiresAt: 0, origin: undefined })
+
+  test('lookup by filter returns what the reference matcher selects, for random filters', () => {
+    const r = rng(7)
+    const store = new MemoryRetainedStore()
+    const topics = new Set<string>()
+    for (let i = 0; i < 500; i++) {
+      const t = randomTopic(r)
+      if (topicNameError(t, limits)) continue
+      topics.add(t)
+      store.set(t, msg(t))
+    }
+    expect(store.size).toBe(topics.size)
+    for (let n = 0; n < 500; n++) {
+      const f = randomFilter(r)
+      if (topicFilterError(f, limits)) continue
+      const got = store.match(f).map((m) => m.topic).sort()
+      const want = [...topics].filter((t) => filterMatches(f, t)).sort()
+      expect(got).toEqual(want)
+    }
+  })
+
+  test('clearing a topic removes it and prunes empty levels', () => {
+    const store = new MemoryRetainedStore()
+    store.set('a/b/c', msg('a/b/c'))
+    store.set('a', msg('a'))
+    store.set('a/b/c', null)
+    expect(store.size).toBe(1)
+    expect(store.match('a/#').map((m) => m.topic)).toEqual(['a'])
+    expect(store.get('a/b/c')).toBeUndefined()
+  })
+})
+
+describe('topic validation', () => {
+  test('[MQTT-4.7.1-1, -2] wildcard placement in filters', () => {
+    for (const ok of ['#', '+', 'a/#', '+/+/#', 'a/+/b', '/', '$SYS/#']) expect(topicFilterError(ok, limits)).toBeNull()
+    for (const bad of ['a#', 'a/#/b', 'a/b+', '#/a', '', 'a\u0000b']) expect(topicFilterError(bad, limits)).not.toBeNull()
+  })
+  test('[MQTT-3.3.2-2] topic names carry no wildcards; limits on length and levels', () => {
+    expect(topicNameError('a/b', limits)).toBeNull()
+    expect(topicNameError('a/+', limits)).not.toBeNull()
+    expect(topicNameError('a/#', limits)).not.toBeNull()
+    expect(topicNameError('a/b/c', { maxTopicLevels: 2, maxTopicLength: 100 })).toContain('levels')
+    expect(topicNameError('abcdef', { maxTopicLevels: 2, maxTopicLength: 5 })).toContain('longer')
+  })
+})
