@@ -162,7 +162,8 @@ export class Broker implements Acceptor {
 
   private publishWill(session: Session): void {
     const will = session.will
-    if (!will) return
+    // On the broker's own shutdown no will is sent: the clients did not fail, the server went away.
+    if (!will || this.closing) return
     session.will = undefined
     clearTimeout(session.willTimer)
     const message: Message = { ...will.message, expiresAt: will.expirySeconds === undefined ? 0 : Date.now() + will.expirySeconds * 1000 }

@@ -139,6 +139,23 @@ describe('sessions', () => {
     await back.end()
   })
 
+  test('the offline queue is also bounded in bytes (maxQueuedBytes)', async () => {
+    const small = await startBroker({ limits: { maxQueuedBytes: 10_000 } })
+    const first = await connect(small.port, { clientId: 'bytes', clean: false })
+    await subscribe(first.client, 'bytes', { qos: 1 })
+    await first.end()
+    const payload = Buffer.alloc(3000)
+    for (let i = 0; i < 5; i++) small.midge.publish({ topic: 'bytes', payload, qos: 1 })
+    expect(small.midge.stats.messagesDropped).toBe(2) // 3 x 3000 fit in 10,000 bytes
+    const back = await connect(small.port, { clientId: 'bytes', clean: false })
+    await back.next()
+    await back.next()
+    await back.next()
+    expect(await back.quiet(200)).toEqual([])
+    await back.end()
+    await small.close()
+  })
+
   test('MQTT 5: session expiry interval ends the session after it passes', async () => {
     const c = await RawClient.connected(b.port, 5, { clientId: 'expiring', clean: true, properties: { sessionExpiryInterval: 1 } })
     c.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'exp/x', qos: 1 }] })

@@ -125,7 +125,9 @@ describe('topics and subscriptions', () => {
     await subscribe(sub.client, '$SYS/#')
     const c = await RawClient.connected(b.port, 5)
     c.send({ cmd: 'publish', topic: '$SYS/broker/version', payload: Buffer.from('fake'), qos: 1, messageId: 1, retain: false, dup: false })
-    expect(((await c.next('puback')) as { reasonCode: number }).reasonCode).toBe(0x87)
+    const ack = (await c.next('puback')) as { reasonCode: number; properties?: { reasonString?: string } }
+    expect(ack.reasonCode).toBe(0x87)
+    expect(ack.properties?.reasonString).toContain('$SYS')
     expect(await sub.quiet(200)).toEqual([])
     c.end()
     await sub.end()

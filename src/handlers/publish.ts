@@ -31,9 +31,11 @@ export function handlePublish(client: Client, packet: PublishPacket): void {
   }
 
   let reasonCode: number = Reason.Success
+  let reasonString: string | undefined
   if (packet.topic.startsWith('$SYS/') || packet.topic === '$SYS') {
     // Clients do not write the broker's own topics (as in Mosquitto); the message is dropped.
     reasonCode = Reason.NotAuthorized
+    reasonString = '$SYS topics are written by the broker only'
   } else {
     const message = Client.message(client.clientId, packet, Date.now())
     const reached = broker.route(message)
@@ -41,12 +43,13 @@ export function handlePublish(client: Client, packet: PublishPacket): void {
     if (reached === 0) reasonCode = Reason.NoMatchingSubscribers
   }
 
-  if (packet.qos === 1) {
-    client.send({ cmd: 'puback', messageId: id, reasonCode: client.version === 5 ? reasonCode : undefined }) // [MQTT-4.3.2-2]
-  } else if (packet.qos === 2) {
-    if (reasonCode < 0x80) session.awaitingRelease.add(id)
-    client.send({ cmd: 'pubrec', messageId: id, reasonCode: client.version === 5 ? reasonCode : undefined }) // [MQTT-4.3.3-8]
-  }
+  if (packet.qos === 0) return
+  if (packet.qos === 2 && reasonCode < 0x80) session.awaitingRelease.add(id)
+  const cmd = packet.qos === 1 ? 'puback' : 'pubrec' // [MQTT-4.3.2-2], [MQTT-4.3.3-8]
+  if (client.version !== 5) return client.send({ cmd, messageId: id })
+  // MQTT 5.0 section 3.4.2.2.2: a reason string only when the client has not asked us to leave them out.
+  const properties = reasonString && client.requestProblemInformation ? { reasonString } : undefined
+  client.send({ cmd, messageId: id, reasonCode, properties })
 }
 
 /** MQTT 5.0 section 3.3.2.3.4: alias 0 or above our maximum is invalid; an empty topic needs a known alias. */
