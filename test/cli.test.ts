@@ -4,25 +4,15 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { until } from './helpers/broker.ts'
+import { spawnLines } from './helpers/process.ts'
 
-const root = join(import.meta.dir, '..')
 const dir = mkdtempSync(join(tmpdir(), 'midge-cli-'))
 afterAll(() => rmSync(dir, { recursive: true, force: true }))
 
+/** Runs `bun src/main.ts` and parses its JSON log lines. */
 function start(args: string[], env: Record<string, string> = {}) {
-  const proc = Bun.spawn([process.execPath, 'src/main.ts', ...args], { cwd: root, stdout: 'pipe', stderr: 'pipe', env: { ...process.env, ...env } })
-  const lines: Array<Record<string, unknown>> = []
-  ;(async () => {
-    const decoder = new TextDecoder()
-    let rest = ''
-    for await (const chunk of proc.stdout) {
-      rest += decoder.decode(chunk)
-      const parts = rest.split('\n')
-      rest = parts.pop()!
-      for (const p of parts) if (p.trim()) lines.push(JSON.parse(p))
-    }
-  })()
-  return { proc, lines, stderr: new Response(proc.stderr).text() }
+  const { proc, lines, stderr } = spawnLines(['src/main.ts', ...args], env)
+  return { proc, stderr, get lines() { return lines.map((l) => JSON.parse(l) as Record<string, unknown>) } }
 }
 
 describe('bun src/main.ts (npm start)', () => {

@@ -1,36 +1,18 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
-import { join } from 'node:path'
 import { startBroker, until, type TestBroker } from './helpers/broker.ts'
+import { spawnLines } from './helpers/process.ts'
 
-const root = join(import.meta.dir, '..')
 let b: TestBroker
 beforeAll(async () => {
   b = await startBroker()
 })
 afterAll(() => b.close())
 
-/** Runs a process and collects its stdout lines. */
-function run(args: string[]) {
-  const proc = Bun.spawn([process.execPath, ...args], { cwd: root, stdin: 'pipe', stdout: 'pipe', stderr: 'pipe' })
-  const lines: string[] = []
-  ;(async () => {
-    const decoder = new TextDecoder()
-    let rest = ''
-    for await (const chunk of proc.stdout) {
-      rest += decoder.decode(chunk)
-      const parts = rest.split('\n')
-      rest = parts.pop()!
-      lines.push(...parts)
-    }
-  })()
-  return { proc, lines }
-}
-
 describe('examples/chat.ts (the tutorial chat)', () => {
   test('two users with usernames in the broker URL see each other\'s lines', async () => {
     const url = `mqtt://127.0.0.1:${b.port}`
-    const alice = run(['examples/chat.ts', '--user', 'alice', '--password', 'pw-a', '--url', url, '--room', 'test'])
-    const bob = run(['examples/chat.ts', '--user', 'bob', '--password', 'pw-b', '--url', url, '--room', 'test'])
+    const alice = spawnLines(['examples/chat.ts', '--user', 'alice', '--password', 'pw-a', '--url', url, '--room', 'test'])
+    const bob = spawnLines(['examples/chat.ts', '--user', 'bob', '--password', 'pw-b', '--url', url, '--room', 'test'])
     try {
       await until(() => alice.lines.some((l) => l.startsWith('* connected')) && bob.lines.some((l) => l.startsWith('* connected')), 10000, 'both connected')
       alice.proc.stdin.write('hello bob\n')
