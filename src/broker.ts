@@ -6,6 +6,7 @@ import { randomBytes } from 'node:crypto'
 import { Client } from './client.ts'
 import type { ResolvedConfig } from './config.ts'
 import type { Logger } from './logger.ts'
+import { PluginHost } from './plugin.ts'
 import { type Message, isExpired, own } from './message.ts'
 import type { QoS } from './protocol/codec.ts'
 import { Reason } from './protocol/reason.ts'
@@ -37,6 +38,8 @@ export interface BrokerEvents {
   message: (message: Readonly<Message>) => void
   subscribe: (clientId: string, filter: string, qos: QoS) => void
   unsubscribe: (clientId: string, filter: string) => void
+  /** A message written to a client's connection. */
+  deliver: (clientId: string, message: Readonly<Message>) => void
   /** A message not delivered to a client (outbound buffer or offline queue full, too large, expired). */
   drop: (clientId: string, message: Readonly<Message>, reason: string) => void
 }
@@ -55,12 +58,13 @@ export class Broker implements Acceptor {
   readonly clients = new Set<Client>()
   readonly subscriptions = new SubscriptionTrie()
   closing = false
-  private readonly listeners: Listeners = { clientConnected: [], clientDisconnected: [], message: [], subscribe: [], unsubscribe: [], drop: [] }
+  private readonly listeners: Listeners = { clientConnected: [], clientDisconnected: [], message: [], subscribe: [], unsubscribe: [], deliver: [], drop: [] }
   private readonly sweepTimer: ReturnType<typeof setInterval>
 
   constructor(
     readonly config: ResolvedConfig,
     readonly logger: Logger,
+    readonly plugins: PluginHost = new PluginHost([]),
     readonly retained: RetainedStore = new MemoryRetainedStore(),
   ) {
     this.sweepTimer = setInterval(() => this.sweep(), SWEEP_INTERVAL_MS)
@@ -76,14 +80,38 @@ export class Broker implements Acceptor {
     }
   }
 
+  /** Calls the listeners; a throwing or rejecting listener is logged and the others still run. */
   private emit<E extends keyof BrokerEvents>(event: E, ...args: Parameters<BrokerEvents[E]>): void {
-    for (const listener of this.listeners[event] as ((...a: Parameters<BrokerEvents[E]>) => void)[]) {
+    for (const listener of this.listeners[event] as ((...a: Parameters<BrokerEvents[E]>) => unknown)[]) {
       try {
-        listener(...args)
+        const result = listener(...args)
+        if (result instanceof Promise) result.catch((error: unknown) => this.logger.error('broker.listener_error', { event, error }))
       } catch (error) {
         this.logger.error('broker.listener_error', { event, error })
       }
     }
+  }
+
+  /** A plugin decision hook threw or rejected: logged, and the decision is a deny (fail closed). */
+  pluginError(hook: string, error: unknown): void {
+    this.logger.error('plugin.error', { hook, error: error instanceof Error ? error.message : String(error) })
+  }
+
+  /** Loads the retained messages the retained store plugin kept (before listeners open). */
+  async loadRetained(): Promise<number> {
+    const store = this.plugins.retainedStore
+    if (!store) return 0
+    const now = Date.now()
+    let loaded = 0
+    for (const message of await store.load()) {
+      if (isExpired(message, now)) {
+        store.set(message.topic, null)
+        continue
+      }
+      this.retained.set(message.topic, { ...message, owned: true })
+      loaded++
+    }
+    return loaded
   }
 
   // Connections.
@@ -129,7 +157,7 @@ export class Broker implements Acceptor {
       else if (!client.sendPublish(entry.delivery, id, true)) session.inflight.delete(id)
     }
     this.pump(session)
-    const info = this.info(client)
+    const info = client.info
     this.logger.info('client.connected', { ...info, sessionPresent, keepAlive: client.keepAliveMs / 1000 })
     this.emit('clientConnected', { ...info, sessionPresent })
   }
@@ -141,7 +169,7 @@ export class Broker implements Acceptor {
     client.session = null
     if (session && session.client === client) this.detach(session)
     if (!wasConnected) return
-    const info = this.info(client)
+    const info = client.info
     this.logger.info('client.disconnected', { ...info, reason: client.closeReason })
     this.emit('clientDisconnected', { ...info, reason: client.closeReason })
   }
@@ -179,10 +207,6 @@ export class Broker implements Acceptor {
     for (const sub of session.subscriptions.values()) this.subscriptions.remove(sub)
     session.subscriptions.clear()
     this.sessions.delete(session.clientId)
-  }
-
-  private info(client: Client): ClientInfo {
-    return { clientId: client.clientId, username: client.username, protocolVersion: client.version, address: client.remoteAddress }
   }
 
   // Subscriptions.
@@ -226,8 +250,9 @@ export class Broker implements Acceptor {
 
   /** Stores or clears (empty payload [MQTT-3.3.1-6, -7]) the retained message for the topic. */
   retain(message: Message): void {
-    if (message.payload.length === 0) this.retained.set(message.topic, null)
-    else this.retained.set(message.topic, own({ ...message, retain: true, encoded: undefined }))
+    const kept = message.payload.length === 0 ? null : own({ ...message, retain: true, encoded: undefined })
+    this.retained.set(message.topic, kept)
+    this.plugins.retainedStore?.set(message.topic, kept) // write-behind mirror; memory stays the truth
   }
 
   /** Delivers a message to every matching subscription; returns how many sessions it reached. */
@@ -318,6 +343,12 @@ export class Broker implements Acceptor {
     const id = session.nextPacketId()
     session.inflight.set(id, { delivery, state: delivery.qos === 1 ? 'puback' : 'pubrec' })
     if (!client.sendPublish(delivery, id, false)) session.inflight.delete(id)
+  }
+
+  /** Counts a PUBLISH written to a client; tells `deliver` listeners when there are any. */
+  delivered(clientId: string, message: Message): void {
+    this.stats.messagesSent++
+    if (this.listeners.deliver.length > 0) this.emit('deliver', clientId, message)
   }
 
   dropped(clientId: string, message: Message, reason: string): void {

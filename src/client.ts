@@ -2,7 +2,7 @@
  * One network connection: its parser, its outbound buffer, what the client negotiated in CONNECT,
  * and the session it is attached to. Packets go to the handlers; every error ends here, never in the socket.
  */
-import type { Broker } from './broker.ts'
+import type { Broker, ClientInfo } from './broker.ts'
 import { MqttError } from './errors.ts'
 import { Outbound } from './delivery/outbound.ts'
 import { dispatch } from './handlers/index.ts'
@@ -13,6 +13,9 @@ import type { Delivery, Session } from './session.ts'
 import type { Connection, ConnectionHandler } from './transport/types.ts'
 
 type State = 'connecting' | 'connected' | 'closed'
+
+/** Held packets past which the socket stops being read until the pending decision settles. */
+const HOLD_PAUSE_AT = 64
 
 export class Client implements ConnectionHandler {
   state: State = 'connecting'
@@ -35,6 +38,9 @@ export class Client implements ConnectionHandler {
   requestProblemInformation = true
   /** Why the connection ended, for the log line. */
   closeReason = 'connection lost'
+  /** Packets that arrived while a plugin decision was pending; null when none is. */
+  private held: Packet[] | null = null
+  private infoCache: ClientInfo | null = null
   readonly outbound: Outbound
   private readonly reader: PacketReader
 
@@ -54,6 +60,11 @@ export class Client implements ConnectionHandler {
 
   get remoteAddress(): string {
     return this.conn.remoteAddress
+  }
+
+  /** Who this client is, as plugins and events see it (fixed once CONNECT is accepted). */
+  get info(): ClientInfo {
+    return (this.infoCache ??= { clientId: this.clientId, username: this.username, protocolVersion: this.version, address: this.conn.remoteAddress })
   }
 
   // ConnectionHandler: called by the transport.
@@ -112,7 +123,7 @@ export class Client implements ConnectionHandler {
       return false
     }
     this.outbound.push(bytes)
-    this.broker.stats.messagesSent++
+    this.broker.delivered(this.clientId, message)
     return true
   }
 
@@ -197,16 +208,51 @@ export class Client implements ConnectionHandler {
 
   private onPacket(packet: Packet): void {
     if (this.state === 'closed') return
+    if (this.held) {
+      // A plugin decision is pending: keep this packet for after it, in order.
+      this.held.push(packet)
+      if (this.held.length === HOLD_PAUSE_AT) this.conn.pause?.()
+      return
+    }
+    this.run(packet)
+  }
+
+  private run(packet: Packet): void {
     try {
-      dispatch(this, packet)
-    } catch (error) {
-      if (error instanceof MqttError) {
-        this.broker.logger.warn('client.protocol_error', { clientId: this.clientId, address: this.remoteAddress, reason: error.message, code: error.reasonCode })
-        this.disconnect(error.reasonCode, error.message)
-      } else {
-        this.broker.logger.error('client.handler_error', { clientId: this.clientId, address: this.remoteAddress, error: (error as Error).stack ?? String(error) })
-        this.disconnect(Reason.ImplementationSpecificError, 'internal error')
+      const pending = dispatch(this, packet)
+      if (pending) {
+        this.held = []
+        pending.then(() => this.release(), (error: unknown) => this.fail(error))
       }
+    } catch (error) {
+      this.fail(error)
+    }
+  }
+
+  /** The pending decision settled: handle the packets that waited, until one waits again. */
+  private release(): void {
+    const waiting = this.held ?? []
+    this.held = null
+    if (waiting.length >= HOLD_PAUSE_AT) this.conn.resume?.()
+    for (let i = 0; i < waiting.length; i++) {
+      if (this.state === 'closed') return
+      this.run(waiting[i]!)
+      const heldAgain = this.held as Packet[] | null // run() may have started a new hold
+      if (heldAgain) {
+        heldAgain.push(...waiting.slice(i + 1))
+        return
+      }
+    }
+  }
+
+  private fail(error: unknown): void {
+    if (this.state === 'closed') return
+    if (error instanceof MqttError) {
+      this.broker.logger.warn('client.protocol_error', { clientId: this.clientId, address: this.remoteAddress, reason: error.message, code: error.reasonCode })
+      this.disconnect(error.reasonCode, error.message)
+    } else {
+      this.broker.logger.error('client.handler_error', { clientId: this.clientId, address: this.remoteAddress, error: (error as Error)?.stack ?? String(error) })
+      this.disconnect(Reason.ImplementationSpecificError, 'internal error')
     }
   }
 

@@ -7,6 +7,7 @@ import { pathToFileURL } from 'node:url'
 import { z } from 'zod'
 import { ConfigError } from './errors.ts'
 import { LogLevels } from './logger.ts'
+import type { Plugin } from './plugin.ts'
 
 const int = (min: number, max: number) => {
   const error = `expected a whole number from ${min} to ${max}`
@@ -62,8 +63,14 @@ const log = z.strictObject({
   level: z.enum(LogLevels, { error: `expected one of ${LogLevels.join(', ')}` }).default('info'),
 })
 
+const plugin = z.custom<Plugin>((value) => typeof value === 'object' && value !== null && typeof (value as { name?: unknown }).name === 'string', {
+  error: 'expected a plugin object with a name, as made by a plugin factory such as auth({...})',
+})
+
 export const configSchema = z.strictObject({
   listeners: z.array(tcpListener).min(1, { error: 'expected at least one listener' }).prefault([{ type: 'tcp' }]),
+  /** Plugins, in the order their hooks are asked. */
+  plugins: z.array(plugin).default([]),
   limits: limits.prefault({}),
   sys: sys.prefault({}),
   log: log.prefault({}),
@@ -82,10 +89,22 @@ export function defineConfig(config: UserConfig): UserConfig {
 
 /** Validates a config object; throws ConfigError naming every bad field. */
 export function resolveConfig(input: unknown, source = 'config'): ResolvedConfig {
-  const result = configSchema.safeParse(input ?? {}, { reportInput: true })
+  return validate(configSchema, input ?? {}, `Invalid ${source}`)
+}
+
+/**
+ * Validates a plugin's options once, when its factory is called; a bad option throws ConfigError
+ * naming the plugin and the field, e.g. `Invalid options for plugin auth:\n  users.alice.password: ...`.
+ */
+export function validatePluginOptions<S extends z.ZodType>(pluginName: string, schema: S, options: unknown): z.output<S> {
+  return validate(schema, options ?? {}, `Invalid options for plugin ${pluginName}`)
+}
+
+function validate<S extends z.ZodType>(schema: S, input: unknown, heading: string): z.output<S> {
+  const result = schema.safeParse(input, { reportInput: true })
   if (result.success) return result.data
   const lines = result.error.issues.flatMap(describeIssue)
-  throw new ConfigError(`Invalid ${source}:\n  ${lines.join('\n  ')}`)
+  throw new ConfigError(`${heading}:\n  ${lines.join('\n  ')}`)
 }
 
 function describeIssue(issue: z.core.$ZodIssue): string[] {
@@ -116,6 +135,7 @@ export async function loadConfig(path: string, overrides: ConfigOverrides = {}):
   try {
     mod = await import(pathToFileURL(absolute).href)
   } catch (error) {
+    if (error instanceof ConfigError) throw error // a plugin factory refused its options
     throw new ConfigError(`Cannot load config file ${absolute}: ${(error as Error).message}`)
   }
   if (mod.default === undefined) throw new ConfigError(`${absolute} has no default export; write \`export default defineConfig({...})\``)

@@ -32,3 +32,9 @@ function replacer(_key: string, value: unknown): unknown {
   if (typeof value === 'bigint') return value.toString()
   return value
 }
+
+/** A logger that adds `fields` to every line (e.g. `{ plugin: 'auth' }`). */
+export function withFields(logger: Logger, fields: LogFields): Logger {
+  const wrap = (fn: Logger['info']) => (event: string, more?: LogFields) => fn(event, { ...fields, ...more })
+  return { debug: wrap(logger.debug), info: wrap(logger.info), warn: wrap(logger.warn), error: wrap(logger.error), isDebug: logger.isDebug }
+}

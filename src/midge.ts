@@ -4,7 +4,8 @@
 import { Broker, type BrokerEvents, type BrokerStats } from './broker.ts'
 import { resolveConfig, type ResolvedConfig, type UserConfig } from './config.ts'
 import { MqttError } from './errors.ts'
-import { createLogger, type Logger } from './logger.ts'
+import { createLogger, type Logger, withFields } from './logger.ts'
+import { type Plugin, type PluginContext, PluginHost } from './plugin.ts'
 import type { MessageProperties } from './message.ts'
 import type { QoS } from './protocol/codec.ts'
 import { Reason } from './protocol/reason.ts'
@@ -49,7 +50,9 @@ export interface CreateBrokerOptions {
 export function createBroker(config: UserConfig = {}, options: CreateBrokerOptions = {}): Midge {
   const resolved = resolveConfig(config)
   const logger = options.logger ?? createLogger(resolved.log.level)
-  const broker = new Broker(resolved, logger)
+  const broker = new Broker(resolved, logger, new PluginHost(resolved.plugins))
+  for (const plugin of resolved.plugins) subscribeNotifications(broker, plugin, logger)
+  let started: Plugin[] = []
   let listeners: TcpListener[] = []
   let stopSys = () => {}
 
@@ -61,7 +64,13 @@ export function createBroker(config: UserConfig = {}, options: CreateBrokerOptio
       return broker.stats
     },
     async listen() {
-      logger.info('broker.starting', { version: VERSION, pid: process.pid })
+      logger.info('broker.starting', { version: VERSION, pid: process.pid, plugins: resolved.plugins.map((p) => p.name) })
+      for (const plugin of resolved.plugins) {
+        await plugin.start?.(pluginContext(broker, plugin, logger))
+        started.push(plugin)
+      }
+      const retained = await broker.loadRetained()
+      if (broker.plugins.retainedStore) logger.info('retained.loaded', { messages: retained })
       for (const l of resolved.listeners) {
         const listener = listenTcp(broker, l.host, l.port)
         listeners.push(listener)
@@ -78,26 +87,100 @@ export function createBroker(config: UserConfig = {}, options: CreateBrokerOptio
       await Bun.sleep(0) // let the ended sockets flush before any are forced shut
       for (const listener of listeners) listener.stop(true)
       listeners = []
+      for (const plugin of started.reverse()) {
+        try {
+          await plugin.stop?.()
+        } catch (error) {
+          logger.error('plugin.error', { plugin: plugin.name, hook: 'stop', error: (error as Error).message })
+        }
+      }
+      started = []
       logger.info('broker.stopped', {})
     },
-    publish(options) {
-      const error = topicNameError(options.topic, resolved.limits)
-      if (error) throw new MqttError(Reason.TopicNameInvalid, `invalid topic "${options.topic}": ${error}`)
-      const { messageExpiryInterval, ...properties } = options.properties ?? {}
-      const message = {
-        topic: options.topic,
-        payload: Buffer.from(options.payload),
-        qos: options.qos ?? 0,
-        retain: options.retain ?? false,
-        properties: Object.keys(properties).length > 0 ? properties : undefined,
-        expiresAt: messageExpiryInterval === undefined ? 0 : Date.now() + messageExpiryInterval * 1000,
-        origin: undefined,
-        owned: true,
-      }
-      const reached = broker.route(message)
-      if (message.retain) broker.retain(message)
-      return reached
-    },
+    publish: (options) => publishAsBroker(broker, options),
     on: (event, listener) => broker.on(event, listener),
+  }
+}
+
+/** Publishes a message as the broker itself (no client, no ACL); returns how many sessions it reached. */
+function publishAsBroker(broker: Broker, options: PublishOptions): number {
+  const error = topicNameError(options.topic, broker.config.limits)
+  if (error) throw new MqttError(Reason.TopicNameInvalid, `invalid topic "${options.topic}": ${error}`)
+  const { messageExpiryInterval, ...properties } = options.properties ?? {}
+  const message = {
+    topic: options.topic,
+    payload: Buffer.from(options.payload),
+    qos: options.qos ?? 0,
+    retain: options.retain ?? false,
+    properties: Object.keys(properties).length > 0 ? properties : undefined,
+    expiresAt: messageExpiryInterval === undefined ? 0 : Date.now() + messageExpiryInterval * 1000,
+    origin: undefined,
+    owned: true,
+  }
+  const reached = broker.route(message)
+  if (message.retain) broker.retain(message)
+  return reached
+}
+
+function pluginContext(broker: Broker, plugin: Plugin, logger: Logger): PluginContext {
+  return {
+    logger: withFields(logger, { plugin: plugin.name }),
+    publish: (message) => publishAsBroker(broker, message),
+    stats: {
+      get messagesReceived() {
+        return broker.stats.messagesReceived
+      },
+      get messagesSent() {
+        return broker.stats.messagesSent
+      },
+      get messagesDropped() {
+        return broker.stats.messagesDropped
+      },
+      get bytesReceived() {
+        return broker.stats.bytesReceived
+      },
+      get bytesSent() {
+        return broker.stats.bytesSent
+      },
+      get clientsConnected() {
+        let n = 0
+        for (const c of broker.clients) if (c.state === 'connected') n++
+        return n
+      },
+      get subscriptions() {
+        return broker.subscriptions.size
+      },
+      get retained() {
+        return broker.retained.size
+      },
+    },
+  }
+}
+
+/** Plugin notification hooks and the broker events they listen to. */
+const notifications = {
+  onConnect: 'clientConnected',
+  onDisconnect: 'clientDisconnected',
+  onPublish: 'message',
+  onSubscribe: 'subscribe',
+  onUnsubscribe: 'unsubscribe',
+  onDeliver: 'deliver',
+  onDrop: 'drop',
+} as const satisfies Record<string, keyof BrokerEvents>
+
+/** Each notification hook becomes a broker listener; a throw or rejection is logged with the plugin's name. */
+function subscribeNotifications(broker: Broker, plugin: Plugin, logger: Logger): void {
+  for (const [hook, event] of Object.entries(notifications) as Array<[keyof typeof notifications, keyof BrokerEvents]>) {
+    const fn = plugin[hook] as ((...args: unknown[]) => unknown) | undefined
+    if (!fn) continue
+    const report = (error: unknown) => logger.error('plugin.error', { plugin: plugin.name, hook, error: error instanceof Error ? error.message : String(error) })
+    broker.on(event, ((...args: unknown[]) => {
+      try {
+        const result = fn.apply(plugin, args)
+        if (result instanceof Promise) result.catch(report)
+      } catch (error) {
+        report(error)
+      }
+    }) as BrokerEvents[typeof event])
   }
 }

@@ -7,11 +7,12 @@ import { Client } from '../client.ts'
 import type { ConnackPacket, ConnectPacket } from '../protocol/codec.ts'
 import { connackReturnCode, Reason } from '../protocol/reason.ts'
 import { topicNameError } from '../protocol/validate.ts'
+import { decide, type Verdict } from '../plugin.ts'
 import { NEVER_EXPIRES, type Will } from '../session.ts'
 
 type ConnackProperties = NonNullable<ConnackPacket['properties']>
 
-export function handleConnect(client: Client, packet: ConnectPacket): void {
+export function handleConnect(client: Client, packet: ConnectPacket): void | Promise<void> {
   const broker = client.broker
   const limits = broker.config.limits
   const version = packet.protocolVersion ?? 4
@@ -83,22 +84,36 @@ export function handleConnect(client: Client, packet: ConnectPacket): void {
     client.requestProblemInformation = props?.requestProblemInformation ?? true
   }
 
-  const { session, present } = broker.openSession(client, clientId, packet.clean !== false, expiry)
-  session.will = will
-  client.state = 'connected'
-
-  if (version === 5) {
-    connack.receiveMaximum = limits.receiveMaximum
-    connack.maximumPacketSize = limits.maxPacketSize
-    connack.topicAliasMaximum = limits.topicAliasMaximum
-    connack.retainAvailable = true
-    connack.wildcardSubscriptionAvailable = true
-    connack.subscriptionIdentifiersAvailable = true
-    connack.sharedSubscriptionAvailable = true
+  const admit = (): void => {
+    const { session, present } = broker.openSession(client, clientId, packet.clean !== false, expiry)
+    session.will = will
+    client.state = 'connected'
+    if (version === 5) {
+      connack.receiveMaximum = limits.receiveMaximum
+      connack.maximumPacketSize = limits.maxPacketSize
+      connack.topicAliasMaximum = limits.topicAliasMaximum
+      connack.retainAvailable = true
+      connack.wildcardSubscriptionAvailable = true
+      connack.subscriptionIdentifiersAvailable = true
+      connack.sharedSubscriptionAvailable = true
+    }
+    // MQTT 3.1 has no session-present flag.
+    client.send({ cmd: 'connack', sessionPresent: version !== 3 && present, returnCode: 0, reasonCode: 0, properties: version === 5 ? connack : undefined })
+    broker.connected(client, present)
   }
-  // MQTT 3.1 has no session-present flag.
-  client.send({ cmd: 'connack', sessionPresent: version !== 3 && present, returnCode: 0, reasonCode: 0, properties: version === 5 ? connack : undefined })
-  broker.connected(client, present)
+
+  // Authentication: the plugins' `authenticate` hooks, in order; none configured costs nothing.
+  const hooks = broker.plugins.authenticate
+  if (hooks.length === 0) return admit()
+  const request = { clientId, username: packet.username, protocolVersion: version, address: client.remoteAddress, password: packet.password }
+  const settle = (verdict: Verdict): void => {
+    if (client.state !== 'connecting') return // the socket went away while we were deciding
+    if (verdict.allowed) return admit()
+    refuse(client, verdict.reasonCode ?? Reason.NotAuthorized, verdict.reasonString ?? 'not authorized') // [MQTT-3.2.2-5]
+  }
+  const verdict = decide(hooks, [request], (error) => broker.pluginError('authenticate', error))
+  if (verdict instanceof Promise) return verdict.then(settle)
+  settle(verdict)
 }
 
 function refuse(client: Client, reasonCode: number, why: string): void {

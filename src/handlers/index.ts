@@ -9,8 +9,11 @@ import { handlePublish } from './publish.ts'
 import { handleSubscribe } from './subscribe.ts'
 import { handleUnsubscribe } from './unsubscribe.ts'
 
-/** Routes one parsed packet to its handler; throws MqttError on a protocol violation. */
-export function dispatch(client: Client, packet: Packet): void {
+/**
+ * Routes one parsed packet to its handler; throws MqttError on a protocol violation.
+ * Returns a Promise while a plugin decision is pending: the client holds its later packets until it settles.
+ */
+export function dispatch(client: Client, packet: Packet): void | Promise<void> {
   if (client.state === 'connecting') {
     // [MQTT-3.1.0-1] the first packet from the client must be CONNECT.
     if (packet.cmd !== 'connect') throw new MqttError(Reason.ProtocolError, `${packet.cmd} before CONNECT`)

@@ -7,8 +7,9 @@ import { MqttError } from '../errors.ts'
 import type { PublishPacket } from '../protocol/codec.ts'
 import { Reason } from '../protocol/reason.ts'
 import { topicNameError } from '../protocol/validate.ts'
+import { decide, type Verdict } from '../plugin.ts'
 
-export function handlePublish(client: Client, packet: PublishPacket): void {
+export function handlePublish(client: Client, packet: PublishPacket): void | Promise<void> {
   const broker = client.broker
   const session = client.session!
   broker.stats.messagesReceived++
@@ -30,21 +31,42 @@ export function handlePublish(client: Client, packet: PublishPacket): void {
     }
   }
 
-  let reasonCode: number = Reason.Success
-  let reasonString: string | undefined
+  // Clients do not write the broker's own topics (as in Mosquitto).
   if (packet.topic.startsWith('$SYS/') || packet.topic === '$SYS') {
-    // Clients do not write the broker's own topics (as in Mosquitto); the message is dropped.
-    reasonCode = Reason.NotAuthorized
-    reasonString = '$SYS topics are written by the broker only'
-  } else {
+    return acknowledge(client, packet, { allowed: false, reasonCode: Reason.NotAuthorized, reasonString: '$SYS topics are written by the broker only' })
+  }
+  const hooks = broker.plugins.authorizePublish
+  if (hooks.length === 0) return acknowledge(client, packet, ALLOWED)
+  const request = { topic: packet.topic, payload: packet.payload as Buffer, qos: packet.qos, retain: packet.retain }
+  const verdict = decide(hooks, [client.info, request], (error) => broker.pluginError('authorizePublish', error))
+  if (verdict instanceof Promise) return verdict.then((v) => acknowledge(client, packet, v))
+  acknowledge(client, packet, verdict)
+}
+
+const ALLOWED: Verdict = { allowed: true }
+
+/**
+ * Routes an allowed message, then answers: QoS 1 PUBACK, QoS 2 PUBREC. A denied QoS 0 message is dropped
+ * silently; a denied QoS 1/2 one is acknowledged with the reason code in MQTT 5 (0x87 unless the plugin says).
+ */
+function acknowledge(client: Client, packet: PublishPacket, verdict: Verdict): void {
+  if (client.state !== 'connected') return
+  const broker = client.broker
+  let reasonCode: number
+  let reasonString: string | undefined
+  if (verdict.allowed) {
     const message = Client.message(client.clientId, packet, Date.now())
     const reached = broker.route(message)
     if (message.retain) broker.retain(message)
-    if (reached === 0) reasonCode = Reason.NoMatchingSubscribers
+    reasonCode = reached === 0 ? Reason.NoMatchingSubscribers : Reason.Success
+  } else {
+    reasonCode = verdict.reasonCode ?? Reason.NotAuthorized
+    reasonString = verdict.reasonString
+    broker.logger.debug('publish.denied', { clientId: client.clientId, topic: packet.topic, reasonCode })
   }
-
   if (packet.qos === 0) return
-  if (packet.qos === 2 && reasonCode < 0x80) session.awaitingRelease.add(id)
+  const id = packet.messageId!
+  if (packet.qos === 2 && reasonCode < 0x80) client.session!.awaitingRelease.add(id)
   const cmd = packet.qos === 1 ? 'puback' : 'pubrec' // [MQTT-4.3.2-2], [MQTT-4.3.3-8]
   if (client.version !== 5) return client.send({ cmd, messageId: id })
   // MQTT 5.0 section 3.4.2.2.2: a reason string only when the client has not asked us to leave them out.

@@ -1,40 +1,35 @@
 /**
- * SUBSCRIBE: validate each filter, add or replace the subscription [MQTT-3.8.4-3], answer SUBACK with one code
- * per filter in order [MQTT-3.8.4-6], then send matching retained messages as Retain Handling asks.
+ * SUBSCRIBE: validate each filter, ask the plugins, add or replace the subscription [MQTT-3.8.4-3],
+ * answer SUBACK with one code per filter in order [MQTT-3.8.4-6], then send matching retained messages
+ * as Retain Handling asks.
  */
 import type { Client } from '../client.ts'
 import { MqttError } from '../errors.ts'
+import { decide, type Verdict } from '../plugin.ts'
 import type { QoS, SubscribePacket } from '../protocol/codec.ts'
 import { Reason } from '../protocol/reason.ts'
 import { parseSharedFilter, topicFilterError } from '../protocol/validate.ts'
-import type { Subscription } from '../topics/trie.ts'
+import { type Subscription, subscriptionKey } from '../topics/trie.ts'
 
-export function handleSubscribe(client: Client, packet: SubscribePacket): void {
+export function handleSubscribe(client: Client, packet: SubscribePacket): void | Promise<void> {
   const broker = client.broker
-  const session = client.session!
   const v5 = client.version === 5
   if (!packet.messageId) throw new MqttError(Reason.MalformedPacket, 'packet identifier 0') // [MQTT-2.2.1-3]
   if (packet.subscriptions.length === 0) throw new MqttError(Reason.ProtocolError, 'SUBSCRIBE without topic filters') // [MQTT-3.8.3-3]
   const identifier = packet.properties?.subscriptionIdentifier ?? 0
   if (v5 && packet.properties?.subscriptionIdentifier === 0) {
-    throw new MqttError(Reason.ProtocolError, 'subscription identifier 0') // [MQTT-3.8.2-? 3.8.2.1.2]
+    throw new MqttError(Reason.ProtocolError, 'subscription identifier 0') // MQTT 5.0 section 3.8.2.1.2
   }
-  const granted: number[] = []
-  const retainedFor: Subscription[] = []
-  for (const request of packet.subscriptions) {
-    const invalid = v5 ? Reason.TopicFilterInvalid : 0x80
+
+  // Each requested filter becomes a subscription, or the SUBACK code that refuses it.
+  const invalid = v5 ? Reason.TopicFilterInvalid : 0x80
+  const requests: Array<Subscription | number> = packet.subscriptions.map((request) => {
     const shared = parseSharedFilter(request.topic)
-    if (typeof shared === 'string') {
-      granted.push(invalid)
-      continue
-    }
+    if (typeof shared === 'string') return invalid
     const filter = shared ? shared.filter : request.topic
-    if (topicFilterError(filter, broker.config.limits)) {
-      granted.push(invalid)
-      continue
-    }
+    if (topicFilterError(filter, broker.config.limits)) return invalid
     if (shared && request.nl) throw new MqttError(Reason.ProtocolError, 'no local on a shared subscription') // [MQTT-3.8.3-4]
-    const sub: Subscription = {
+    return {
       clientId: client.clientId,
       filter,
       qos: request.qos as QoS,
@@ -44,11 +39,36 @@ export function handleSubscribe(client: Client, packet: SubscribePacket): void {
       identifier,
       group: shared ? shared.group : undefined,
     }
+  })
+
+  const hooks = broker.plugins.authorizeSubscribe
+  if (hooks.length === 0) return complete(client, packet.messageId, requests, undefined)
+  const onError = (error: unknown) => broker.pluginError('authorizeSubscribe', error)
+  const verdicts = requests.map((r) => (typeof r === 'number' ? undefined : decide(hooks, [client.info, { filter: subscriptionKey(r), qos: r.qos }], onError)))
+  if (verdicts.some((v) => v instanceof Promise)) {
+    return Promise.all(verdicts).then((settled) => complete(client, packet.messageId!, requests, settled))
+  }
+  complete(client, packet.messageId, requests, verdicts as Array<Verdict | undefined>)
+}
+
+function complete(client: Client, messageId: number, requests: Array<Subscription | number>, verdicts: Array<Verdict | undefined> | undefined): void {
+  if (client.state !== 'connected') return
+  const broker = client.broker
+  const session = client.session!
+  const granted: number[] = []
+  const retainedFor: Subscription[] = []
+  requests.forEach((sub, i) => {
+    if (typeof sub === 'number') return granted.push(sub)
+    const verdict = verdicts?.[i]
+    if (verdict && !verdict.allowed) {
+      broker.logger.debug('subscribe.denied', { clientId: client.clientId, filter: subscriptionKey(sub) })
+      return granted.push(client.version === 5 ? (verdict.reasonCode ?? Reason.NotAuthorized) : 0x80)
+    }
     const existed = broker.subscribe(session, sub)
     granted.push(sub.qos)
-    // [MQTT-3.3.1-9..11] retained messages: rh 0 always, rh 1 for a new subscription, rh 2 never; never to a shared subscription.
-    if (!shared && (sub.retainHandling === 0 || (sub.retainHandling === 1 && !existed))) retainedFor.push(sub)
-  }
-  client.send({ cmd: 'suback', messageId: packet.messageId, granted })
+    // [MQTT-3.3.1-9..11] retained: rh 0 always, rh 1 for a new subscription, rh 2 never; never to a shared subscription.
+    if (sub.group === undefined && (sub.retainHandling === 0 || (sub.retainHandling === 1 && !existed))) retainedFor.push(sub)
+  })
+  client.send({ cmd: 'suback', messageId, granted })
   for (const sub of retainedFor) broker.sendRetained(session, sub)
 }

@@ -8,6 +8,9 @@ export interface Connection {
   /** Closes the connection after flushing what the socket already took. */
   end(): void
   readonly remoteAddress: string
+  /** Stops reading from the peer (optional: a transport without it is read regardless). */
+  pause?(): void
+  resume?(): void
 }
 
 export interface ConnectionHandler {

@@ -1,0 +1,169 @@
+/**
+ * Plugins: plain typed objects with optional hooks, listed in `mqtt.config.ts` under `plugins`.
+ *
+ * - Decisions (`authenticate`, `authorizePublish`, `authorizeSubscribe`) answer 'allow', 'deny' or 'abstain',
+ *   sync or async. Plugins are asked in order; the first that does not abstain decides. When all abstain,
+ *   the broker allows. A deny may carry an MQTT 5 reason code and reason string.
+ * - Notifications (`onConnect` ... `onDrop`) run after the fact, never block routing; a throw or rejection is logged.
+ * - `start(ctx)` / `stop()` bracket the broker's life; a plugin may also provide the retained and session stores.
+ *
+ * The host builds one array per decision hook at start-up, so a hook no plugin has costs nothing.
+ */
+import type { ClientInfo } from './broker.ts'
+import type { Logger } from './logger.ts'
+import type { Message } from './message.ts'
+import type { QoS } from './protocol/codec.ts'
+import { ConfigError } from './errors.ts'
+
+export type MaybePromise<T> = T | Promise<T>
+
+/** A refusal with the MQTT 5 reason code and reason string the client should see. */
+export interface Denial {
+  decision: 'deny'
+  reasonCode?: number
+  reasonString?: string
+}
+export type Decision = 'allow' | 'deny' | 'abstain' | Denial
+
+export interface AuthenticateRequest extends ClientInfo {
+  password: Buffer | undefined
+}
+
+export interface PublishRequest {
+  topic: string
+  payload: Buffer
+  qos: QoS
+  retain: boolean
+}
+
+export interface SubscribeRequest {
+  /** The filter as sent, `$share/{group}/` included. */
+  filter: string
+  qos: QoS
+}
+
+export interface BrokerStatsView {
+  readonly messagesReceived: number
+  readonly messagesSent: number
+  readonly messagesDropped: number
+  readonly bytesReceived: number
+  readonly bytesSent: number
+  readonly clientsConnected: number
+  readonly subscriptions: number
+  readonly retained: number
+}
+
+export interface PluginPublish {
+  topic: string
+  payload: string | Uint8Array
+  qos?: QoS
+  retain?: boolean
+}
+
+/** What a plugin gets in `start(ctx)`. */
+export interface PluginContext {
+  /** Logs with `plugin: <name>` on every line. */
+  logger: Logger
+  /** Publishes as the broker; returns how many sessions it reached. */
+  publish(message: PluginPublish): number
+  readonly stats: BrokerStatsView
+}
+
+/**
+ * A retained-message store behind memory: memory answers every lookup; the store is loaded once at start-up
+ * and mirrors every change after it. `set` must not block (batch the writes).
+ */
+export interface RetainedPersistence {
+  load(): MaybePromise<Iterable<Message>>
+  /** Stores the message for its topic, or removes the topic when `message` is null. */
+  set(topic: string, message: Message | null): void
+}
+
+export interface Plugin {
+  readonly name: string
+  start?(ctx: PluginContext): MaybePromise<void>
+  stop?(): MaybePromise<void>
+
+  authenticate?(request: AuthenticateRequest): MaybePromise<Decision>
+  authorizePublish?(client: ClientInfo, message: PublishRequest): MaybePromise<Decision>
+  authorizeSubscribe?(client: ClientInfo, subscription: SubscribeRequest): MaybePromise<Decision>
+
+  onConnect?(client: ClientInfo & { sessionPresent: boolean }): MaybePromise<void>
+  onDisconnect?(client: ClientInfo & { reason: string }): MaybePromise<void>
+  onPublish?(message: Readonly<Message>): MaybePromise<void>
+  onSubscribe?(clientId: string, filter: string, qos: QoS): MaybePromise<void>
+  onUnsubscribe?(clientId: string, filter: string): MaybePromise<void>
+  onDeliver?(clientId: string, message: Readonly<Message>): MaybePromise<void>
+  onDrop?(clientId: string, message: Readonly<Message>, reason: string): MaybePromise<void>
+
+  /** Provides the retained store (at most one plugin may). */
+  retainedStore?: RetainedPersistence
+}
+
+/** The outcome of a decision chain: allowed, or denied with what to tell the client. */
+export type Verdict = { allowed: true } | { allowed: false; reasonCode: number | undefined; reasonString: string | undefined }
+
+const ALLOWED: Verdict = { allowed: true }
+
+function toVerdict(decision: Decision): Verdict | null {
+  if (decision === 'abstain') return null
+  if (decision === 'allow') return ALLOWED
+  if (decision === 'deny') return { allowed: false, reasonCode: undefined, reasonString: undefined }
+  return { allowed: false, reasonCode: decision.reasonCode, reasonString: decision.reasonString }
+}
+
+/**
+ * Asks each hook in order until one decides. Stays synchronous while the hooks do; from the first Promise on,
+ * continues asynchronously. A throwing hook denies (fail closed) and is logged.
+ */
+export function decide<A extends unknown[]>(hooks: Array<(...args: A) => MaybePromise<Decision>>, args: A, onError: (error: unknown) => void): MaybePromise<Verdict> {
+  for (let i = 0; i < hooks.length; i++) {
+    let answer: MaybePromise<Decision>
+    try {
+      answer = hooks[i]!(...args)
+    } catch (error) {
+      onError(error)
+      return { allowed: false, reasonCode: undefined, reasonString: undefined }
+    }
+    if (answer instanceof Promise) return finishAsync(hooks, args, i, answer, onError)
+    const verdict = toVerdict(answer)
+    if (verdict) return verdict
+  }
+  return ALLOWED
+}
+
+async function finishAsync<A extends unknown[]>(hooks: Array<(...args: A) => MaybePromise<Decision>>, args: A, from: number, first: Promise<Decision>, onError: (error: unknown) => void): Promise<Verdict> {
+  try {
+    const verdict = toVerdict(await first)
+    if (verdict) return verdict
+    for (let i = from + 1; i < hooks.length; i++) {
+      const v = toVerdict(await hooks[i]!(...args))
+      if (v) return v
+    }
+    return ALLOWED
+  } catch (error) {
+    onError(error)
+    return { allowed: false, reasonCode: undefined, reasonString: undefined }
+  }
+}
+
+type HookFn<K extends keyof Plugin> = NonNullable<Plugin[K]>
+
+/** The plugins' hooks, gathered once at start-up. */
+export class PluginHost {
+  readonly authenticate: Array<HookFn<'authenticate'>>
+  readonly authorizePublish: Array<HookFn<'authorizePublish'>>
+  readonly authorizeSubscribe: Array<HookFn<'authorizeSubscribe'>>
+  readonly retainedStore: RetainedPersistence | undefined
+
+  constructor(readonly plugins: readonly Plugin[]) {
+    const bound = <K extends 'authenticate' | 'authorizePublish' | 'authorizeSubscribe'>(key: K) =>
+      plugins.filter((p) => p[key]).map((p) => (p[key] as (...a: unknown[]) => unknown).bind(p)) as unknown as Array<HookFn<K>>
+    this.authenticate = bound('authenticate')
+    this.authorizePublish = bound('authorizePublish')
+    this.authorizeSubscribe = bound('authorizeSubscribe')
+    const retained = plugins.filter((p) => p.retainedStore)
+    if (retained.length > 1) throw new ConfigError(`only one plugin may provide the retained store (${retained.map((p) => p.name).join(', ')} do)`)
+    this.retainedStore = retained[0]?.retainedStore
+  }
+}
