@@ -1,0 +1,163 @@
+import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import type { IConnackPacket, ISubackPacket } from 'mqtt-packet'
+import { filterCovers, filtersOverlap } from '../plugins/acl.ts'
+import { auth } from '../plugins/auth.ts'
+import { startBroker, until, type TestBroker } from './helpers/broker.ts'
+import { connect, subscribe } from './helpers/mqttjs.ts'
+import { repoRoot } from './helpers/process.ts'
+import { RawClient } from './helpers/raw.ts'
+
+const dir = mkdtempSync(join(tmpdir(), 'midge-auth-'))
+const aliceHash = await Bun.password.hash('alice-pw', { algorithm: 'argon2id' })
+const bobHash = await Bun.password.hash('bob-pw', { algorithm: 'bcrypt', cost: 4 })
+const usersFile = join(dir, 'users.json')
+writeFileSync(usersFile, JSON.stringify({ carol: { password: await Bun.password.hash('carol-pw') } }))
+
+let b: TestBroker
+beforeAll(async () => {
+  b = await startBroker({
+    plugins: [
+      auth({
+        users: { alice: { password: aliceHash }, bob: { password: bobHash } },
+        usersFile,
+        allowAnonymous: true,
+        acl: [
+          { user: 'alice', publish: ['sensors/#'], subscribe: ['#'], deny: { subscribe: ['sensors/secret/#'] } },
+          { user: '*', publish: ['clients/%u/#', 'by-id/%c'], subscribe: ['clients/%u/#', 'public/#'] },
+          { anonymous: true, subscribe: ['public/#'] },
+        ],
+      }),
+    ],
+  })
+})
+afterAll(async () => {
+  await b.close()
+  rmSync(dir, { recursive: true, force: true })
+})
+
+async function connack(version: 4 | 5, username?: string, password?: string): Promise<IConnackPacket> {
+  const c = await RawClient.open(b.port, version)
+  c.send({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: version, clientId: `c-${Math.random()}`, clean: true, keepalive: 0, username, password: password === undefined ? undefined : Buffer.from(password) })
+  const ack = (await c.next('connack')) as IConnackPacket
+  c.end()
+  return ack
+}
+
+describe('auth plugin: authentication', () => {
+  test('argon2id and bcrypt hashes are accepted with the right password', async () => {
+    expect((await connack(5, 'alice', 'alice-pw')).reasonCode).toBe(0)
+    expect((await connack(4, 'bob', 'bob-pw')).returnCode).toBe(0)
+  })
+
+  test('wrong credentials: CONNACK 0x86 (5.0) / 4 (3.1.1); logged without the password', async () => {
+    expect((await connack(5, 'alice', 'nope-secret-1')).reasonCode).toBe(0x86)
+    expect((await connack(4, 'alice', 'nope-secret-2')).returnCode).toBe(4)
+    expect((await connack(5, 'mallory', 'nope-secret-3')).reasonCode).toBe(0x86)
+    const lines = b.logs.filter((l) => l.event === 'auth.failed')
+    expect(lines.length).toBeGreaterThanOrEqual(3)
+    expect(lines.find((l) => l.username === 'alice' && l.failures === 2)).toBeDefined()
+    expect(JSON.stringify(b.logs)).not.toContain('nope-secret')
+  })
+
+  test('users from usersFile are accepted, and SIGHUP reloads the file', async () => {
+    expect((await connack(5, 'carol', 'carol-pw')).reasonCode).toBe(0)
+    expect((await connack(5, 'dave', 'dave-pw')).reasonCode).toBe(0x86)
+    writeFileSync(usersFile, JSON.stringify({ dave: { password: await Bun.password.hash('dave-pw') } }))
+    process.kill(process.pid, 'SIGHUP')
+    await until(() => b.logs.some((l) => l.event === 'auth.users_reloaded'))
+    expect((await connack(5, 'dave', 'dave-pw')).reasonCode).toBe(0)
+  })
+
+  test('anonymous clients are refused with 0x87 / 5 when allowAnonymous is off', async () => {
+    const strict = await startBroker({ plugins: [auth({ users: { alice: { password: aliceHash } } })] })
+    for (const version of [4, 5] as const) {
+      const c = await RawClient.open(strict.port, version)
+      c.send({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: version, clientId: 'anon', clean: true, keepalive: 0 })
+      const ack = (await c.next('connack')) as IConnackPacket
+      expect(version === 5 ? ack.reasonCode : ack.returnCode).toBe(version === 5 ? 0x87 : 5)
+      await c.waitClosed()
+    }
+    await strict.close()
+  })
+})
+
+describe('auth plugin: ACL', () => {
+  test('denied publish: PUBACK 0x87 on MQTT 5 QoS 1, silently dropped on QoS 0, never delivered', async () => {
+    const watcher = await connect(b.port, { username: 'alice', password: 'alice-pw' })
+    await subscribe(watcher.client, ['clients/#', 'sensors/x', 'sensors/y'])
+    const bob = await RawClient.connected(b.port, 5, { username: 'bob', password: Buffer.from('bob-pw') })
+    bob.send({ cmd: 'publish', topic: 'sensors/x', payload: Buffer.from('no'), qos: 1, messageId: 1, retain: false, dup: false })
+    expect(((await bob.next('puback')) as { reasonCode: number }).reasonCode).toBe(0x87)
+    bob.send({ cmd: 'publish', topic: 'sensors/y', payload: Buffer.from('no'), qos: 0, retain: false, dup: false })
+    bob.send({ cmd: 'publish', topic: 'clients/bob/status', payload: Buffer.from('yes'), qos: 1, messageId: 2, retain: false, dup: false })
+    expect(((await bob.next('puback')) as { reasonCode: number }).reasonCode).toBe(0)
+    const m = await watcher.next()
+    expect(m.topic).toBe('clients/bob/status')
+    expect(await watcher.quiet(200)).toEqual([])
+    bob.end()
+    await watcher.end()
+  })
+
+  test('%u and %c substitution; a user cannot reach another user\'s topics', async () => {
+    const bob = await RawClient.connected(b.port, 5, { clientId: 'bobs-phone', username: 'bob', password: Buffer.from('bob-pw') })
+    bob.send({ cmd: 'publish', topic: 'by-id/bobs-phone', payload: Buffer.from('1'), qos: 1, messageId: 1, retain: false, dup: false })
+    expect(((await bob.next('puback')) as { reasonCode: number }).reasonCode).toBeLessThan(0x80)
+    bob.send({ cmd: 'publish', topic: 'clients/alice/x', payload: Buffer.from('2'), qos: 1, messageId: 2, retain: false, dup: false })
+    expect(((await bob.next('puback')) as { reasonCode: number }).reasonCode).toBe(0x87)
+    bob.send({ cmd: 'subscribe', messageId: 3, subscriptions: [{ topic: 'clients/bob/#', qos: 1 }, { topic: 'clients/+/#', qos: 1 }, { topic: 'public/news', qos: 0 }] })
+    expect(((await bob.next('suback')) as ISubackPacket).granted).toEqual([1, 0x87, 0])
+    bob.end()
+  })
+
+  test('denied subscribe: SUBACK 0x80 on 3.1.1; deny wins over allow (a filter overlapping a deny rule is refused)', async () => {
+    const alice = await RawClient.connected(b.port, 4, { username: 'alice', password: Buffer.from('alice-pw') })
+    alice.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'sensors/#', qos: 0 }, { topic: 'sensors/public', qos: 0 }, { topic: 'other/x', qos: 1 }] })
+    expect(((await alice.next('suback')) as ISubackPacket).granted).toEqual([0x80, 0, 1])
+    alice.end()
+    const anon = await RawClient.connected(b.port, 4)
+    anon.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'public/#', qos: 0 }, { topic: '#', qos: 0 }] })
+    expect(((await anon.next('suback')) as ISubackPacket).granted).toEqual([0, 0x80])
+    anon.send({ cmd: 'publish', topic: 'public/x', payload: Buffer.from('x'), qos: 1, messageId: 2, retain: false, dup: false })
+    await anon.next('puback') // 3.1.1 cannot carry a reason: acknowledged, and dropped
+    anon.end()
+  })
+
+  test('filter coverage and overlap rules', () => {
+    expect(filterCovers('#', 'a/b')).toBe(true)
+    expect(filterCovers('a/+', 'a/b')).toBe(true)
+    expect(filterCovers('a/+', 'a/+')).toBe(true)
+    expect(filterCovers('a/+', 'a/#')).toBe(false)
+    expect(filterCovers('a/b', 'a/+')).toBe(false)
+    expect(filterCovers('#', '$SYS/#')).toBe(false)
+    expect(filtersOverlap('a/#', 'a')).toBe(true)
+    expect(filtersOverlap('a/+/c', 'a/b/+')).toBe(true)
+    expect(filtersOverlap('a/b', 'a/c')).toBe(false)
+    expect(filtersOverlap('#', '$SYS/x')).toBe(false)
+  })
+})
+
+describe('auth plugin: options', () => {
+  test('plain-text passwords are refused unless allowPlainTextPasswords, naming the field', () => {
+    expect(() => auth({ users: { eve: { password: 'plain' } } })).toThrow('users.eve.password: expected a hash from `bun run hash-password`')
+    expect(() => auth({ users: { eve: { password: 'plain' } }, allowPlainTextPasswords: true })).not.toThrow()
+    expect(() => auth({ acl: [{ publish: ['x'] }] })).toThrow('acl[0]: a rule needs exactly one of `user`')
+  })
+
+  test('plain-text passwords work when allowed (development)', async () => {
+    const dev = await startBroker({ plugins: [auth({ users: { dev: { password: 'devpw' } }, allowPlainTextPasswords: true, acl: [{ user: '*', publish: ['#'], subscribe: ['#'] }] })] })
+    const c = await connect(dev.port, { username: 'dev', password: 'devpw' })
+    await c.end()
+    await expect(connect(dev.port, { username: 'dev', password: 'wrong' })).rejects.toThrow()
+    await dev.close()
+  })
+
+  test('`bun run hash-password` prints a hash the plugin accepts', async () => {
+    const proc = Bun.spawn([process.execPath, 'scripts/hash-password.ts', 'hunter2'], { cwd: repoRoot, stdout: 'pipe' })
+    const hash = (await new Response(proc.stdout).text()).trim()
+    expect(hash).toStartWith('$argon2id$')
+    expect(await Bun.password.verify('hunter2', hash)).toBe(true)
+  })
+})
