@@ -114,6 +114,42 @@ export class Broker implements Acceptor {
     return loaded
   }
 
+  /** Restores the persistent sessions the session store kept: subscriptions, queued and in-flight messages. */
+  async loadSessions(): Promise<number> {
+    const store = this.plugins.sessionStore
+    if (!store) return 0
+    const now = Date.now()
+    let loaded = 0
+    for (const stored of await store.load()) {
+      if (stored.expiresAt !== 0 && stored.expiresAt <= now) {
+        store.deleteSession(stored.clientId)
+        continue
+      }
+      const session = new Session(stored.clientId, stored.expiryInterval)
+      for (const sub of stored.subscriptions) {
+        this.subscriptions.add(sub)
+        session.subscriptions.set(subscriptionKey(sub), sub)
+      }
+      for (const d of stored.deliveries) {
+        const delivery: Delivery = { message: { ...d.message, owned: true }, qos: d.qos, retain: d.retain, subscriptionIds: d.subscriptionIds, seq: d.seq }
+        session.lastSeq = Math.max(session.lastSeq, d.seq)
+        if (d.state === 'queued') {
+          session.queue.push(delivery)
+          session.queuedBytes += d.message.payload.length
+        } else {
+          session.inflight.set(d.packetId, { delivery, state: d.state })
+        }
+      }
+      for (const id of stored.awaitingRelease) session.awaitingRelease.add(id)
+      this.sessions.set(session.clientId, session)
+      // A session that was connected when the broker stopped starts its expiry now.
+      const expiresAt = stored.expiresAt || (session.expiryInterval === NEVER_EXPIRES ? 0 : now + session.expiryInterval * 1000)
+      this.scheduleExpiry(session, expiresAt)
+      loaded++
+    }
+    return loaded
+  }
+
   // Connections.
 
   accept(conn: Connection): ConnectionHandler {
@@ -145,7 +181,22 @@ export class Broker implements Acceptor {
     session.client = client
     client.session = session
     this.sessions.set(clientId, session)
+    this.storeSession(session, 0)
     return { session, present }
+  }
+
+  /** Writes a session's expiry to the session store (or removes it once it is no longer persistent). */
+  private storeSession(session: Session, expiresAt: number): void {
+    const store = this.plugins.sessionStore
+    if (!store) return
+    if (session.persistent) store.saveSession(session.clientId, session.expiryInterval, expiresAt)
+    else store.deleteSession(session.clientId)
+  }
+
+  /** MQTT 5 DISCONNECT may change the session expiry interval. */
+  setSessionExpiry(session: Session, expiryInterval: number): void {
+    session.expiryInterval = Math.min(expiryInterval, this.config.limits.maxSessionExpirySeconds)
+    this.storeSession(session, 0)
   }
 
   /** CONNACK has been sent: resend what the client had not acknowledged, then what was queued. */
@@ -154,7 +205,7 @@ export class Broker implements Acceptor {
     for (const [id, entry] of session.inflight) {
       // [MQTT-4.4.0-1] resend unacknowledged PUBLISH with DUP set, and PUBREL, in the original order.
       if (entry.state === 'pubcomp') client.send({ cmd: 'pubrel', messageId: id })
-      else if (!client.sendPublish(entry.delivery, id, true)) session.inflight.delete(id)
+      else if (!client.sendPublish(entry.delivery, id, true)) this.forget(session, id)
     }
     this.pump(session)
     const info = client.info
@@ -182,10 +233,14 @@ export class Broker implements Acceptor {
       if (will.delaySeconds === 0 || session.expiryInterval === 0) this.publishWill(session)
       else session.willTimer = longTimeout(() => this.publishWill(session), will.delaySeconds * 1000)
     }
-    if (session.expiryInterval === 0) this.endSession(session)
-    else if (session.expiryInterval !== NEVER_EXPIRES) {
-      session.expiryTimer = longTimeout(() => this.endSession(session), session.expiryInterval * 1000)
-    }
+    if (session.expiryInterval === 0) return this.endSession(session)
+    this.scheduleExpiry(session, session.expiryInterval === NEVER_EXPIRES ? 0 : Date.now() + session.expiryInterval * 1000)
+  }
+
+  /** Ends the session at `expiresAt` (epoch ms; 0 = never) and records that in the session store. */
+  private scheduleExpiry(session: Session, expiresAt: number): void {
+    if (expiresAt !== 0) session.expiryTimer = longTimeout(() => this.endSession(session), Math.max(0, expiresAt - Date.now()))
+    if (!this.closing) this.storeSession(session, expiresAt)
   }
 
   private publishWill(session: Session): void {
@@ -207,6 +262,7 @@ export class Broker implements Acceptor {
     for (const sub of session.subscriptions.values()) this.subscriptions.remove(sub)
     session.subscriptions.clear()
     this.sessions.delete(session.clientId)
+    this.plugins.sessionStore?.deleteSession(session.clientId)
   }
 
   // Subscriptions.
@@ -217,6 +273,7 @@ export class Broker implements Acceptor {
     const existed = session.subscriptions.has(key)
     this.subscriptions.add(sub)
     session.subscriptions.set(key, sub)
+    if (session.persistent) this.plugins.sessionStore?.saveSubscription(session.clientId, key, sub)
     this.emit('subscribe', session.clientId, key, sub.qos)
     return existed
   }
@@ -226,6 +283,7 @@ export class Broker implements Acceptor {
     if (!sub) return false
     this.subscriptions.remove(sub)
     session.subscriptions.delete(key)
+    if (session.persistent) this.plugins.sessionStore?.deleteSubscription(session.clientId, key)
     this.emit('unsubscribe', session.clientId, key)
     return true
   }
@@ -319,7 +377,8 @@ export class Broker implements Acceptor {
     }
     own(delivery.message)
     const { maxQueuedMessages, maxQueuedBytes } = this.config.limits
-    if (!session.enqueue(delivery, maxQueuedMessages, maxQueuedBytes)) this.dropped(session.clientId, delivery.message, 'session queue full')
+    if (!session.enqueue(delivery, maxQueuedMessages, maxQueuedBytes)) return this.dropped(session.clientId, delivery.message, 'session queue full')
+    this.storeDelivery(session, delivery, 0, 'queued')
   }
 
   /** Moves queued deliveries to the client while its receive window and outbound buffer have room. */
@@ -341,8 +400,48 @@ export class Broker implements Acceptor {
       return
     }
     const id = session.nextPacketId()
-    session.inflight.set(id, { delivery, state: delivery.qos === 1 ? 'puback' : 'pubrec' })
-    if (!client.sendPublish(delivery, id, false)) session.inflight.delete(id)
+    const state = delivery.qos === 1 ? 'puback' : 'pubrec'
+    session.inflight.set(id, { delivery, state })
+    if (client.sendPublish(delivery, id, false)) this.storeDelivery(session, delivery, id, state)
+    else this.forget(session, id)
+  }
+
+  /** Records a queued or in-flight QoS 1/2 delivery of a persistent session in the session store. */
+  private storeDelivery(session: Session, delivery: Delivery, packetId: number, state: 'queued' | 'puback' | 'pubrec' | 'pubcomp'): void {
+    const store = this.plugins.sessionStore
+    if (!store || !session.persistent) return
+    delivery.seq ||= ++session.lastSeq
+    const { message, qos, retain, subscriptionIds, seq } = delivery
+    store.saveDelivery(session.clientId, { seq, packetId, state, qos, retain, subscriptionIds, message: own(message) })
+  }
+
+  /** The client acknowledged (or can never get) the message with this packet id: the slot is free again. */
+  forget(session: Session, packetId: number): void {
+    const entry = session.inflight.get(packetId)
+    if (!entry) return
+    session.inflight.delete(packetId)
+    if (entry.delivery.seq) this.plugins.sessionStore?.deleteDelivery(session.clientId, entry.delivery.seq)
+  }
+
+  /** PUBREC arrived for a QoS 2 message: now waiting for PUBCOMP. */
+  received(session: Session, packetId: number): void {
+    const entry = session.inflight.get(packetId)
+    if (!entry) return
+    entry.state = 'pubcomp'
+    if (entry.delivery.seq) this.storeDelivery(session, entry.delivery, packetId, 'pubcomp')
+  }
+
+  /** An inbound QoS 2 message was accepted (PUBREC sent) or released (PUBREL received). */
+  inboundQoS2(session: Session, packetId: number, open: boolean): boolean {
+    const store = session.persistent ? this.plugins.sessionStore : undefined
+    if (open) {
+      session.awaitingRelease.add(packetId)
+      store?.saveReceived(session.clientId, packetId)
+      return true
+    }
+    const known = session.awaitingRelease.delete(packetId)
+    if (known) store?.deleteReceived(session.clientId, packetId)
+    return known
   }
 
   /** Counts a PUBLISH written to a client; tells `deliver` listeners when there are any. */

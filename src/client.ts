@@ -7,7 +7,7 @@ import { MqttError } from './errors.ts'
 import { Outbound } from './delivery/outbound.ts'
 import { dispatch } from './handlers/index.ts'
 import { type Message, isExpired, remainingExpiry } from './message.ts'
-import { encode, PacketReader, PacketTooLargeError, type Packet, type ProtocolVersion, type PublishPacket } from './protocol/codec.ts'
+import { encode, PacketReader, PacketTooLargeError, type Packet, type ProtocolVersion, type PubackPacket, type PublishPacket, type PubrecPacket } from './protocol/codec.ts'
 import { Reason } from './protocol/reason.ts'
 import type { Delivery, Session } from './session.ts'
 import type { Connection, ConnectionHandler } from './transport/types.ts'
@@ -41,6 +41,8 @@ export class Client implements ConnectionHandler {
   /** Packets that arrived while a plugin decision was pending; null when none is. */
   private held: Packet[] | null = null
   private infoCache: ClientInfo | null = null
+  /** The last acknowledgement still waiting for a store flush, if any. */
+  private ackChain: Promise<void> | null = null
   readonly outbound: Outbound
   private readonly reader: PacketReader
 
@@ -96,6 +98,27 @@ export class Client implements ConnectionHandler {
   send(packet: Packet): void {
     if (this.state === 'closed') return
     this.outbound.push(encode(packet, this.version))
+  }
+
+  /**
+   * Sends PUBACK / PUBREC once `durable` resolves (the stores have written the message), keeping acks in the
+   * order the PUBLISH packets came [MQTT-4.6.0-2, -3]: a later ack never overtakes an earlier one still waiting.
+   */
+  sendAck(ack: PubackPacket | PubrecPacket, durable: Promise<void> | null): void {
+    const wait = durable && this.ackChain ? Promise.all([this.ackChain, durable]) : (durable ?? this.ackChain)
+    if (!wait) return this.send(ack)
+    const chain: Promise<void> = wait.then(
+      () => {
+        if (this.ackChain === chain) this.ackChain = null
+        this.send(ack)
+      },
+      (error: unknown) => {
+        // The store failed to write: the message is not durable, so it is not acknowledged.
+        this.broker.logger.error('store.write_failed', { clientId: this.clientId, error: (error as Error).message })
+        this.disconnect(Reason.UnspecifiedError, 'could not store the message')
+      },
+    )
+    this.ackChain = chain
   }
 
   /**

@@ -71,6 +71,8 @@ export function createBroker(config: UserConfig = {}, options: CreateBrokerOptio
       }
       const retained = await broker.loadRetained()
       if (broker.plugins.retainedStore) logger.info('retained.loaded', { messages: retained })
+      const sessions = await broker.loadSessions()
+      if (broker.plugins.sessionStore) logger.info('sessions.loaded', { sessions })
       for (const l of resolved.listeners) {
         const listener = listenTcp(broker, l.host, l.port)
         listeners.push(listener)

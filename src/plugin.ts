@@ -13,6 +13,7 @@ import type { ClientInfo } from './broker.ts'
 import type { Logger } from './logger.ts'
 import type { Message } from './message.ts'
 import type { QoS } from './protocol/codec.ts'
+import type { Subscription } from './topics/trie.ts'
 import { ConfigError } from './errors.ts'
 
 export type MaybePromise<T> = T | Promise<T>
@@ -77,6 +78,50 @@ export interface RetainedPersistence {
   load(): MaybePromise<Iterable<Message>>
   /** Stores the message for its topic, or removes the topic when `message` is null. */
   set(topic: string, message: Message | null): void
+  /** Resolves when every change made so far is durable; null when none is pending. */
+  flushed?(): Promise<void> | null
+}
+
+/** A QoS 1/2 message a persistent session holds: queued (packetId 0) or in flight, as the broker last saw it. */
+export interface StoredDelivery {
+  /** Position in the session's stream; orders queued and in-flight messages on reload. */
+  seq: number
+  packetId: number
+  state: 'queued' | 'puback' | 'pubrec' | 'pubcomp'
+  qos: QoS
+  retain: boolean
+  subscriptionIds: number[] | undefined
+  message: Message
+}
+
+export interface StoredSession {
+  clientId: string
+  expiryInterval: number
+  /** Epoch ms when the session expires; 0 while it was connected, or never. */
+  expiresAt: number
+  subscriptions: Subscription[]
+  deliveries: StoredDelivery[]
+  /** Inbound QoS 2 packet ids received and not yet released. */
+  awaitingRelease: number[]
+}
+
+/**
+ * A store for persistent sessions (those with a session expiry interval above 0), written behind memory.
+ * Calls come in the order things happened; the store batches them. With a session store, the broker sends
+ * PUBACK / PUBREC for a QoS 1/2 publish only once `flushed()` resolves, so an acknowledged message is on disk.
+ */
+export interface SessionPersistence {
+  load(): MaybePromise<StoredSession[]>
+  saveSession(clientId: string, expiryInterval: number, expiresAt: number): void
+  deleteSession(clientId: string): void
+  saveSubscription(clientId: string, key: string, subscription: Subscription): void
+  deleteSubscription(clientId: string, key: string): void
+  saveDelivery(clientId: string, delivery: StoredDelivery): void
+  deleteDelivery(clientId: string, seq: number): void
+  saveReceived(clientId: string, packetId: number): void
+  deleteReceived(clientId: string, packetId: number): void
+  /** Resolves when every change made so far is durable; null when none is pending. */
+  flushed(): Promise<void> | null
 }
 
 export interface Plugin {
@@ -98,6 +143,8 @@ export interface Plugin {
 
   /** Provides the retained store (at most one plugin may). */
   retainedStore?: RetainedPersistence
+  /** Provides the session store (at most one plugin may). */
+  sessionStore?: SessionPersistence
 }
 
 /** The outcome of a decision chain: allowed, or denied with what to tell the client. */
@@ -155,6 +202,7 @@ export class PluginHost {
   readonly authorizePublish: Array<HookFn<'authorizePublish'>>
   readonly authorizeSubscribe: Array<HookFn<'authorizeSubscribe'>>
   readonly retainedStore: RetainedPersistence | undefined
+  readonly sessionStore: SessionPersistence | undefined
 
   constructor(readonly plugins: readonly Plugin[]) {
     const bound = <K extends 'authenticate' | 'authorizePublish' | 'authorizeSubscribe'>(key: K) =>
@@ -162,8 +210,21 @@ export class PluginHost {
     this.authenticate = bound('authenticate')
     this.authorizePublish = bound('authorizePublish')
     this.authorizeSubscribe = bound('authorizeSubscribe')
-    const retained = plugins.filter((p) => p.retainedStore)
-    if (retained.length > 1) throw new ConfigError(`only one plugin may provide the retained store (${retained.map((p) => p.name).join(', ')} do)`)
-    this.retainedStore = retained[0]?.retainedStore
+    this.retainedStore = only(plugins, 'retainedStore')
+    this.sessionStore = only(plugins, 'sessionStore')
   }
+
+  /** Resolves when both stores have written what they were given; null when nothing is pending. */
+  flushed(): Promise<void> | null {
+    const a = this.retainedStore?.flushed?.() ?? null
+    const b = this.sessionStore?.flushed() ?? null
+    if (a && b && a !== b) return Promise.all([a, b]).then(() => undefined)
+    return a ?? b
+  }
+}
+
+function only<K extends 'retainedStore' | 'sessionStore'>(plugins: readonly Plugin[], key: K): Plugin[K] {
+  const providers = plugins.filter((p) => p[key])
+  if (providers.length > 1) throw new ConfigError(`only one plugin may provide the ${key} (${providers.map((p) => p.name).join(', ')} do)`)
+  return providers[0]?.[key]
 }

@@ -13,6 +13,8 @@ export interface Delivery {
   qos: QoS
   retain: boolean
   subscriptionIds: number[] | undefined
+  /** Position in a persistent session's stream (its key in the session store); 0 when not stored. */
+  seq?: number
 }
 
 /** An outbound QoS 1/2 message the client has not yet acknowledged; `state` is the ack we wait for. */
@@ -45,6 +47,8 @@ export class Session {
   willTimer: ReturnType<typeof setTimeout> | undefined = undefined
   expiryTimer: ReturnType<typeof setTimeout> | undefined = undefined
   private lastPacketId = 0
+  /** Last `seq` given to a stored delivery. */
+  lastSeq = 0
 
   constructor(
     readonly clientId: string,
@@ -74,6 +78,11 @@ export class Session {
     const delivery = this.queue.shift()
     if (delivery) this.queuedBytes -= delivery.message.payload.length
     return delivery
+  }
+
+  /** Whether this session outlives its connection (and so is written to a session store). */
+  get persistent(): boolean {
+    return this.expiryInterval > 0
   }
 
   clearTimers(): void {

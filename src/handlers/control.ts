@@ -17,7 +17,7 @@ export function handleDisconnect(client: Client, packet: DisconnectPacket): void
       if (session.expiryInterval === 0 && requested !== 0) {
         throw new MqttError(Reason.ProtocolError, 'session expiry set on DISCONNECT after 0 on CONNECT')
       }
-      session.expiryInterval = Math.min(requested, client.broker.config.limits.maxSessionExpirySeconds)
+      client.broker.setSessionExpiry(session, requested)
     }
     // [MQTT-3.14.4-3] a normal DISCONNECT discards the will; 0x04 asks for it to be published.
     if (!(client.version === 5 && reasonCode === Reason.DisconnectWithWill)) session.will = undefined

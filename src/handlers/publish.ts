@@ -4,7 +4,7 @@
  */
 import { Client } from '../client.ts'
 import { MqttError } from '../errors.ts'
-import type { PublishPacket } from '../protocol/codec.ts'
+import type { PubackPacket, PublishPacket, PubrecPacket } from '../protocol/codec.ts'
 import { Reason } from '../protocol/reason.ts'
 import { topicNameError } from '../protocol/validate.ts'
 import { decide, type Verdict } from '../plugin.ts'
@@ -66,12 +66,13 @@ function acknowledge(client: Client, packet: PublishPacket, verdict: Verdict): v
   }
   if (packet.qos === 0) return
   const id = packet.messageId!
-  if (packet.qos === 2 && reasonCode < 0x80) client.session!.awaitingRelease.add(id)
-  const cmd = packet.qos === 1 ? 'puback' : 'pubrec' // [MQTT-4.3.2-2], [MQTT-4.3.3-8]
-  if (client.version !== 5) return client.send({ cmd, messageId: id })
+  if (packet.qos === 2 && reasonCode < 0x80) broker.inboundQoS2(client.session!, id, true)
+  const cmd: 'puback' | 'pubrec' = packet.qos === 1 ? 'puback' : 'pubrec' // [MQTT-4.3.2-2], [MQTT-4.3.3-8]
   // MQTT 5.0 section 3.4.2.2.2: a reason string only when the client has not asked us to leave them out.
   const properties = reasonString && client.requestProblemInformation ? { reasonString } : undefined
-  client.send({ cmd, messageId: id, reasonCode, properties })
+  const ack = (client.version === 5 ? { cmd, messageId: id, reasonCode, properties } : { cmd, messageId: id }) as PubackPacket | PubrecPacket
+  // With a persistent store, acknowledge only once what this message changed is on disk.
+  client.sendAck(ack, broker.plugins.flushed())
 }
 
 /** MQTT 5.0 section 3.3.2.3.4: alias 0 or above our maximum is invalid; an empty topic needs a known alias. */
