@@ -1,7 +1,7 @@
 /** Midge's public API. Plugins and embedding programs import from here only. */
 export { createBroker, type CreateBrokerOptions, type ListenAddress, type Midge, type PublishOptions } from './midge.ts'
 export { defineConfig, loadConfig, resolveConfig, validatePluginOptions, type ResolvedConfig, type UserConfig, type Limits } from './config.ts'
-export type { AuthenticateRequest, BrokerStatsView, Decision, Denial, MaybePromise, Plugin, PluginContext, PluginPublish, PublishRequest, RetainedPersistence, SubscribeRequest } from './plugin.ts'
+export type { AuthenticateRequest, BrokerStatsView, Decision, Denial, MaybePromise, Plugin, PluginContext, PluginPublish, PublishRequest, RetainedPersistence, SessionPersistence, StoredDelivery, StoredSession, SubscribeRequest } from './plugin.ts'
 export type { BrokerEvents, BrokerStats, ClientInfo } from './broker.ts'
 export type { Message, MessageProperties } from './message.ts'
 export type { RetainedStore } from './topics/retained.ts'
@@ -11,3 +11,4 @@ export { Reason, type ReasonCode } from './protocol/reason.ts'
 export { createLogger, withFields, type Logger, type LogLevel } from './logger.ts'
 export { VERSION } from './sys.ts'
 export { filterMatches as topicMatches } from './topics/trie.ts'
+export type { Subscription } from './topics/trie.ts'
