@@ -22,6 +22,7 @@ import {
   type Subscription,
   validatePluginOptions,
 } from '../src/index.ts'
+import { type Op, WriteBehind } from './write-behind.ts'
 
 const Options = z.strictObject({
   /** Database file; its folder is created when missing. */
@@ -30,7 +31,7 @@ const Options = z.strictObject({
   retained: z.boolean().default(true),
   /** Keep persistent sessions (subscriptions, queued and unacknowledged QoS 1/2 messages). */
   sessions: z.boolean().default(true),
-  /** Longest a change waits before it is written; 0 writes at the end of the current event-loop turn. */
+  /** Longest a change waits before it is written (0: at the end of the current event-loop turn). */
   flushIntervalMs: z.number().int().min(0).max(10_000).default(0),
   /** SQLite `synchronous`: 'normal' survives a crash of the broker process; 'full' also a crash of the machine. */
   synchronous: z.enum(['normal', 'full']).default('normal'),
@@ -50,15 +51,10 @@ CREATE TABLE IF NOT EXISTS deliveries (
 CREATE TABLE IF NOT EXISTS received (client_id TEXT NOT NULL, packet_id INTEGER NOT NULL, PRIMARY KEY (client_id, packet_id));
 `
 
-type Op = () => void
-
 export function sqlite(options: SqliteOptions = {}): Plugin {
   const config = validatePluginOptions('sqlite', Options, options)
   let db: Database | null = null
   let statements: ReturnType<typeof prepare> | null = null
-  let ops: Op[] = []
-  let pending: { promise: Promise<void>; resolve: () => void; reject: (e: unknown) => void } | null = null
-  let timer: ReturnType<typeof setTimeout> | ReturnType<typeof setImmediate> | null = null
 
   function open() {
     if (statements) return statements
@@ -72,43 +68,9 @@ export function sqlite(options: SqliteOptions = {}): Plugin {
     return statements
   }
 
-  /** Queues a change; the first change after a flush schedules the next flush. */
-  function queue(op: Op): void {
-    ops.push(op)
-    if (timer) return
-    timer = config.flushIntervalMs === 0 ? setImmediate(flush) : setTimeout(flush, config.flushIntervalMs)
-  }
-
-  /** Writes every queued change in one transaction and settles whoever waits on it. */
-  function flush(): void {
-    timer = null
-    const batch = ops
-    const waiting = pending
-    ops = []
-    pending = null
-    if (batch.length === 0) return waiting?.resolve()
-    try {
-      const s = open()
-      s.transaction(batch)
-      waiting?.resolve()
-    } catch (error) {
-      waiting?.reject(error)
-    }
-  }
-
-  function flushed(): Promise<void> | null {
-    if (ops.length === 0) return null
-    if (!pending) {
-      let resolve!: () => void
-      let reject!: (e: unknown) => void
-      const promise = new Promise<void>((res, rej) => {
-        resolve = res
-        reject = rej
-      })
-      pending = { promise, resolve, reject }
-    }
-    return pending.promise
-  }
+  const writes = new WriteBehind((batch) => open().transaction(batch), config.flushIntervalMs)
+  const queue = (op: Op) => writes.queue(op)
+  const flushed = () => writes.flushed()
 
   const retainedStore: RetainedPersistence = {
     load() {
@@ -175,9 +137,7 @@ export function sqlite(options: SqliteOptions = {}): Plugin {
       ctx.logger.info('sqlite.opened', { path: resolve(config.path), retained: config.retained, sessions: config.sessions })
     },
     stop() {
-      if (timer) clearTimeout(timer as ReturnType<typeof setTimeout>)
-      if (timer) clearImmediate(timer as ReturnType<typeof setImmediate>)
-      flush()
+      writes.flush()
       db?.close()
       db = null
       statements = null

@@ -145,6 +145,11 @@ export interface Plugin {
   retainedStore?: RetainedPersistence
   /** Provides the session store (at most one plugin may). */
   sessionStore?: SessionPersistence
+  /**
+   * For a plugin that writes what it is told (an outbox, a store): resolves when everything so far is durable,
+   * null when nothing is pending. The broker acknowledges a QoS 1/2 publish only after it resolves.
+   */
+  flushed?(): Promise<void> | null
 }
 
 /** The outcome of a decision chain: allowed, or denied with what to tell the client. */
@@ -203,6 +208,8 @@ export class PluginHost {
   readonly authorizeSubscribe: Array<HookFn<'authorizeSubscribe'>>
   readonly retainedStore: RetainedPersistence | undefined
   readonly sessionStore: SessionPersistence | undefined
+  /** Everything the broker waits on before acknowledging a QoS 1/2 publish. */
+  private readonly durables: Array<() => Promise<void> | null> = []
 
   constructor(readonly plugins: readonly Plugin[]) {
     const bound = <K extends 'authenticate' | 'authorizePublish' | 'authorizeSubscribe'>(key: K) =>
@@ -212,14 +219,23 @@ export class PluginHost {
     this.authorizeSubscribe = bound('authorizeSubscribe')
     this.retainedStore = only(plugins, 'retainedStore')
     this.sessionStore = only(plugins, 'sessionStore')
+    const retained = this.retainedStore
+    const sessions = this.sessionStore
+    if (retained?.flushed) this.durables.push(() => retained.flushed!())
+    if (sessions) this.durables.push(() => sessions.flushed())
+    for (const p of plugins) if (p.flushed) this.durables.push(() => p.flushed!())
   }
 
-  /** Resolves when both stores have written what they were given; null when nothing is pending. */
+  /** Resolves when the stores and every plugin with `flushed` have written what they were given; null when nothing is pending. */
   flushed(): Promise<void> | null {
-    const a = this.retainedStore?.flushed?.() ?? null
-    const b = this.sessionStore?.flushed() ?? null
-    if (a && b && a !== b) return Promise.all([a, b]).then(() => undefined)
-    return a ?? b
+    if (this.durables.length === 0) return null
+    let waits: Promise<void>[] | null = null
+    for (const durable of this.durables) {
+      const wait = durable()
+      if (wait && !waits?.includes(wait)) (waits ??= []).push(wait)
+    }
+    if (!waits) return null
+    return waits.length === 1 ? waits[0]! : Promise.all(waits).then(() => undefined)
   }
 }
 
