@@ -1,5 +1,13 @@
-// Midge configuration. Every field is optional; the README lists them all with their defaults.
+// Midge configuration: every field is optional; the README lists them all with their defaults.
+// This default suits a laptop: it listens on 127.0.0.1 only and accepts anonymous clients there
+// (like Mosquitto 2 with no listener configured). For production, bind '0.0.0.0' and set allowAnonymous: false.
+import { auth } from './plugins/auth.ts'
+import { sqlite } from './plugins/sqlite.ts'
+import { webhook } from './plugins/webhook.ts'
 import { defineConfig } from './src/index.ts'
+
+// Demo users alice, bob and demo share one password: MIDGE_DEMO_PASSWORD, or "midge" for local use.
+const demoPassword = Bun.password.hashSync(process.env.MIDGE_DEMO_PASSWORD ?? 'midge')
 
 export default defineConfig({
   listeners: [{ type: 'tcp', host: '127.0.0.1', port: 1883 }],
@@ -9,4 +17,18 @@ export default defineConfig({
     maxQueuedMessages: 1000,
   },
   sys: { intervalSeconds: 10 },
+  plugins: [
+    auth({
+      users: { alice: { password: demoPassword }, bob: { password: demoPassword }, demo: { password: demoPassword } },
+      allowAnonymous: true,
+      acl: [
+        { user: '*', publish: ['#'], subscribe: ['#'] },
+        { anonymous: true, publish: ['#'], subscribe: ['#'] },
+      ],
+    }),
+    // Retained messages and persistent sessions survive restarts (and kill -9) in ./data/midge.db.
+    sqlite({ path: './data/midge.db' }),
+    // Every message is POSTed to WEBHOOK_URL when it is set.
+    ...(process.env.WEBHOOK_URL ? [webhook({ url: process.env.WEBHOOK_URL, topics: ['#'], outbox: './data/webhook.db' })] : []),
+  ],
 })

@@ -310,7 +310,8 @@ export class Broker implements Acceptor {
   retain(message: Message): void {
     const kept = message.payload.length === 0 ? null : own({ ...message, retain: true, encoded: undefined })
     this.retained.set(message.topic, kept)
-    this.plugins.retainedStore?.set(message.topic, kept) // write-behind mirror; memory stays the truth
+    // Write-behind mirror (memory stays the truth); $SYS is the broker's own and is not kept across restarts.
+    if (!message.topic.startsWith('$SYS/')) this.plugins.retainedStore?.set(message.topic, kept)
   }
 
   /** Delivers a message to every matching subscription; returns how many sessions it reached. */

@@ -21,6 +21,15 @@ describe('bun src/main.ts (npm start)', () => {
     await until(() => broker.lines.some((l) => l.event === 'listener.listening'), 10000, 'listening')
     const listening = broker.lines.find((l) => l.event === 'listener.listening')!
     expect(listening.host).toBe('127.0.0.1')
+    // The default config demonstrates the plugins: auth (anonymous allowed on 127.0.0.1, demo users) and sqlite.
+    expect(broker.lines.find((l) => l.event === 'broker.starting')?.plugins).toEqual(['auth', 'sqlite'])
+    const demo = mqtt.connect(`mqtt://127.0.0.1:${listening.port}`, { username: 'alice', password: 'midge', reconnectPeriod: 0 })
+    await new Promise((resolve) => demo.once('connect', resolve))
+    demo.end(true)
+    const wrong = mqtt.connect(`mqtt://127.0.0.1:${listening.port}`, { username: 'alice', password: 'wrong', reconnectPeriod: 0 })
+    wrong.on('error', () => {})
+    await new Promise((resolve) => wrong.once('close', resolve))
+    expect(wrong.connected).toBe(false)
     const client = mqtt.connect(`mqtt://127.0.0.1:${listening.port}`, { protocolVersion: 5, reconnectPeriod: 0 })
     await new Promise((resolve) => client.once('connect', resolve))
     const reason = new Promise<number | undefined>((resolve) => client.once('disconnect', (p) => resolve(p.reasonCode)))
