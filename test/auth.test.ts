@@ -71,6 +71,17 @@ describe('auth plugin: authentication', () => {
     expect((await connack(5, 'dave', 'dave-pw')).reasonCode).toBe(0)
   })
 
+  test('a users file may also be a TS module with a default export', async () => {
+    const tsFile = join(dir, 'users.ts')
+    writeFileSync(tsFile, `export default { erin: { password: ${JSON.stringify(await Bun.password.hash('erin-pw'))} } }\n`)
+    const other = await startBroker({ plugins: [auth({ usersFile: tsFile })] })
+    const c = await RawClient.open(other.port, 5)
+    c.send({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 5, clientId: 'erin', clean: true, keepalive: 0, username: 'erin', password: Buffer.from('erin-pw') })
+    expect(((await c.next('connack')) as IConnackPacket).reasonCode).toBe(0)
+    c.end()
+    await other.close()
+  })
+
   test('anonymous clients are refused with 0x87 / 5 when allowAnonymous is off', async () => {
     const strict = await startBroker({ plugins: [auth({ users: { alice: { password: aliceHash } } })] })
     for (const version of [4, 5] as const) {

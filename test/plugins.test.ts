@@ -136,6 +136,11 @@ describe('plugin API', () => {
     expect(seen).toEqual(['start 0', 'publish from/plugin', 'connect w', 'subscribe w from/plugin', 'deliver w from/plugin', 'unsubscribe w from/plugin', 'disconnect w', 'stop'])
   })
 
+  test('at most one plugin provides each store', () => {
+    const store = { load: () => [], set: () => {} }
+    expect(() => createBroker({ plugins: [{ name: 'a', retainedStore: store }, { name: 'b', retainedStore: store }] })).toThrow('only one plugin may provide the retainedStore (a, b do)')
+  })
+
   test('a plugin factory refuses bad options, naming the plugin and the field', () => {
     expect(() => denyTopics({ topics: [] })).toThrow(ConfigError)
     expect(() => denyTopics({ topics: [] })).toThrow('Invalid options for plugin denyTopics:\n  topics: ')
