@@ -28,7 +28,7 @@ describe('bun src/main.ts (npm start)', () => {
     demo.end(true)
     const wrong = mqtt.connect(`mqtt://127.0.0.1:${listening.port}`, { username: 'alice', password: 'wrong', reconnectPeriod: 0 })
     wrong.on('error', () => {})
-    await new Promise((resolve) => wrong.once('close', resolve))
+    await new Promise<void>((resolve) => wrong.once('close', () => resolve()))
     expect(wrong.connected).toBe(false)
     const client = mqtt.connect(`mqtt://127.0.0.1:${listening.port}`, { protocolVersion: 5, reconnectPeriod: 0 })
     await new Promise((resolve) => client.once('connect', resolve))
