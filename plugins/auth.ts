@@ -120,6 +120,8 @@ export function auth(options: AuthOptions = {}): Plugin {
         failed(`anonymous@${request.address}`, { ...who, reason: 'anonymous clients are not allowed' })
         return { decision: 'deny', reasonCode: Reason.NotAuthorized, reasonString: 'a username is required' }
       }
+      // A client certificate verified by the TLS listener is the credential; its CN is the username.
+      if (request.certificate) return 'allow'
       const entry = known[request.username]
       // Unknown users still pay for one verification, so timing does not tell which names exist.
       const ok = entry ? await verify(request.password, entry.password) : (await verify(request.password, DUMMY_HASH), false)

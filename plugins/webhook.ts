@@ -199,6 +199,9 @@ export function webhook(options: WebhookOptions): WebhookPlugin {
     onDisconnect(client) {
       if (wants.has('disconnect')) enqueue({ type: 'disconnect', clientId: client.clientId, username: client.username ?? null, reason: client.reason, timestamp: Date.now() })
     },
+    metrics() {
+      return { ...this.status() }
+    },
     status() {
       const depth = db ? (db.query('SELECT COUNT(*) AS n FROM outbox').get() as { n: number }).n : 0
       return { outbox: depth, ...counters }

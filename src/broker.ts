@@ -18,6 +18,9 @@ import type { Acceptor, Connection, ConnectionHandler } from './transport/types.
 export interface BrokerStats {
   messagesReceived: number
   messagesSent: number
+  /** PUBLISH packets received / sent, by QoS (index 0, 1, 2). */
+  receivedByQoS: [number, number, number]
+  sentByQoS: [number, number, number]
   messagesDropped: number
   bytesReceived: number
   bytesSent: number
@@ -52,7 +55,7 @@ const SWEEP_INTERVAL_MS = 250
 const MAX_TIMEOUT_MS = 2 ** 31 - 1
 
 export class Broker implements Acceptor {
-  readonly stats: BrokerStats = { messagesReceived: 0, messagesSent: 0, messagesDropped: 0, bytesReceived: 0, bytesSent: 0 }
+  readonly stats: BrokerStats = { messagesReceived: 0, messagesSent: 0, receivedByQoS: [0, 0, 0], sentByQoS: [0, 0, 0], messagesDropped: 0, bytesReceived: 0, bytesSent: 0 }
   readonly startedAt = Date.now()
   readonly sessions = new Map<string, Session>()
   readonly clients = new Set<Client>()
@@ -446,8 +449,9 @@ export class Broker implements Acceptor {
   }
 
   /** Counts a PUBLISH written to a client; tells `deliver` listeners when there are any. */
-  delivered(clientId: string, message: Message): void {
+  delivered(clientId: string, message: Message, qos: QoS): void {
     this.stats.messagesSent++
+    this.stats.sentByQoS[qos]++
     if (this.listeners.deliver.length > 0) this.emit('deliver', clientId, message)
   }
 

@@ -146,7 +146,7 @@ export class Client implements ConnectionHandler {
       return false
     }
     this.outbound.push(bytes)
-    this.broker.delivered(this.clientId, message)
+    this.broker.delivered(this.clientId, message, delivery.qos)
     return true
   }
 

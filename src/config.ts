@@ -19,10 +19,51 @@ const MiB = 1024 * KiB
 /** Largest remaining length MQTT can encode (four-byte variable integer), MQTT 5.0 section 1.5.5. */
 export const MAX_REMAINING_LENGTH = 268_435_455
 
+const host = z.string({ error: 'expected a host name or IP address' }).min(1).default('127.0.0.1')
+
+/** TLS for a listener: PEM files. With `requestCert`, clients must present a certificate signed by `ca`. */
+const tls = z.strictObject({
+  cert: z.string({ error: 'expected the path of a PEM certificate file' }).min(1),
+  key: z.string({ error: 'expected the path of a PEM private key file' }).min(1),
+  ca: z.string().min(1).optional(),
+  requestCert: z.boolean().default(false),
+  /** Use the client certificate's common name (CN) as the MQTT username (for ACLs). Needs `requestCert`. */
+  certificateAsUsername: z.boolean().default(false),
+})
+
 const tcpListener = z.strictObject({
-  type: z.literal('tcp', { error: 'expected "tcp"' }),
-  host: z.string({ error: 'expected a host name or IP address' }).min(1).default('127.0.0.1'),
+  type: z.literal('tcp'),
+  host,
   port: int(0, 65535).default(1883),
+  tls: tls.optional(),
+})
+
+const websocketListener = z.strictObject({
+  type: z.literal('websocket'),
+  host,
+  port: int(0, 65535).default(8083),
+  path: z.string().startsWith('/', { error: 'expected a path starting with /' }).default('/mqtt'),
+  tls: tls.optional(),
+})
+
+const listener = z.discriminatedUnion('type', [tcpListener, websocketListener], { error: 'expected type "tcp" or "websocket"' })
+
+const scope = z.enum(['read', 'publish', 'admin'], { error: 'expected "read", "publish" or "admin"' })
+
+const http = z.strictObject({
+  host,
+  port: int(0, 65535).default(8080),
+  tls: tls.optional(),
+  /** Also accept MQTT over WebSocket on this port at this path; false turns it off. */
+  websocketPath: z.union([z.string().startsWith('/', { error: 'expected a path starting with /' }), z.literal(false)]).default('/mqtt'),
+  /** Bearer tokens and what each may do. */
+  tokens: z.array(z.strictObject({ name: z.string().min(1), token: z.string().min(16, { error: 'expected a token of at least 16 characters' }), scopes: z.array(scope).min(1) })).default([]),
+  /** Scopes for users of the auth plugin who sign in with HTTP Basic auth ([] turns Basic auth off). */
+  basicAuthScopes: z.array(scope).default(['read', 'publish']),
+  /** Scopes granted without credentials. Empty unless the config says so. */
+  anonymousScopes: z.array(scope).default([]),
+  /** Serve /metrics without credentials (for a Prometheus scraper). */
+  publicMetrics: z.boolean().default(false),
 })
 
 const limits = z.strictObject({
@@ -68,7 +109,9 @@ const plugin = z.custom<Plugin>((value) => typeof value === 'object' && value !=
 })
 
 export const configSchema = z.strictObject({
-  listeners: z.array(tcpListener).min(1, { error: 'expected at least one listener' }).prefault([{ type: 'tcp' }]),
+  listeners: z.array(listener).min(1, { error: 'expected at least one listener' }).prefault([{ type: 'tcp' }]),
+  /** The HTTP API (Hono): publish, health, metrics, admin. Off when absent. */
+  http: http.optional(),
   /** Plugins, in the order their hooks are asked. */
   plugins: z.array(plugin).default([]),
   limits: limits.prefault({}),
@@ -81,6 +124,10 @@ export type UserConfig = z.input<typeof configSchema>
 /** The validated configuration with every default filled in. */
 export type ResolvedConfig = z.output<typeof configSchema>
 export type Limits = ResolvedConfig['limits']
+export type ListenerConfig = ResolvedConfig['listeners'][number]
+export type TlsConfig = z.output<typeof tls>
+export type HttpConfig = z.output<typeof http>
+export type Scope = z.output<typeof scope>
 
 /** Identity function that gives mqtt.config.ts full types and completion. */
 export function defineConfig(config: UserConfig): UserConfig {
@@ -103,8 +150,12 @@ export function validatePluginOptions<S extends z.ZodType>(pluginName: string, s
 function validate<S extends z.ZodType>(schema: S, input: unknown, heading: string): z.output<S> {
   const result = schema.safeParse(input, { reportInput: true })
   if (result.success) return result.data
-  const lines = result.error.issues.flatMap(describeIssue)
-  throw new ConfigError(`${heading}:\n  ${lines.join('\n  ')}`)
+  throw new ConfigError(`${heading}:\n  ${formatIssues(result.error.issues).join('\n  ')}`)
+}
+
+/** One readable line per zod issue: `path: what was expected, got <value>` (parse with reportInput). */
+export function formatIssues(issues: z.core.$ZodIssue[]): string[] {
+  return issues.flatMap(describeIssue)
 }
 
 function describeIssue(issue: z.core.$ZodIssue): string[] {
@@ -112,7 +163,11 @@ function describeIssue(issue: z.core.$ZodIssue): string[] {
   if (issue.code === 'unrecognized_keys') {
     return issue.keys.map((key) => `${path ? path + '.' : ''}${key}: unknown field`)
   }
-  const got = issue.input === undefined ? 'nothing' : JSON.stringify(issue.input)
+  let input = issue.input
+  // A discriminated union reports the whole object; name the discriminator's own value instead.
+  const key = issue.path[issue.path.length - 1]
+  if (issue.code === 'invalid_union' && typeof input === 'object' && input !== null && typeof key === 'string' && key in input) input = (input as Record<string, unknown>)[key]
+  const got = input === undefined ? 'nothing' : JSON.stringify(input)
   return [`${path || '(root)'}: ${issue.message}, got ${got}`]
 }
 
@@ -126,6 +181,8 @@ function formatPath(path: PropertyKey[]): string {
 export interface ConfigOverrides {
   /** Port of the first TCP listener (`--port` or `PORT`). Kept as given so validation can name a bad value. */
   port?: string
+  /** Port of the HTTP API (`HTTP_PORT`), when the config has one. */
+  httpPort?: string
 }
 
 /** Loads and validates a config file (`export default defineConfig({...})`), applying overrides first. */
@@ -143,12 +200,19 @@ export async function loadConfig(path: string, overrides: ConfigOverrides = {}):
 }
 
 function applyOverrides(config: unknown, overrides: ConfigOverrides): unknown {
-  if (overrides.port === undefined || typeof config !== 'object' || config === null) return config
-  const port = /^\d+$/.test(overrides.port) ? Number(overrides.port) : overrides.port
-  const raw = config as { listeners?: unknown }
-  const listeners = Array.isArray(raw.listeners) ? [...raw.listeners] : []
-  const first = listeners.findIndex((l) => (l as { type?: unknown })?.type === 'tcp')
-  if (first === -1) listeners.unshift({ type: 'tcp', port })
-  else listeners[first] = { ...(listeners[first] as object), port }
-  return { ...raw, listeners }
+  if (typeof config !== 'object' || config === null) return config
+  const asPort = (value: string) => (/^\d+$/.test(value) ? Number(value) : value)
+  let raw = config as { listeners?: unknown; http?: unknown }
+  if (overrides.port !== undefined) {
+    const port = asPort(overrides.port)
+    const listeners = Array.isArray(raw.listeners) ? [...raw.listeners] : []
+    const first = listeners.findIndex((l) => (l as { type?: unknown })?.type === 'tcp')
+    if (first === -1) listeners.unshift({ type: 'tcp', port })
+    else listeners[first] = { ...(listeners[first] as object), port }
+    raw = { ...raw, listeners }
+  }
+  if (overrides.httpPort !== undefined && typeof raw.http === 'object' && raw.http !== null) {
+    raw = { ...raw, http: { ...raw.http, port: asPort(overrides.httpPort) } }
+  }
+  return raw
 }

@@ -14,7 +14,7 @@ async function main(): Promise<void> {
     strict: true,
   })
   const path = values.config ?? process.env.MQTT_CONFIG ?? 'mqtt.config.ts'
-  const config = await loadConfig(path, { port: values.port ?? process.env.PORT })
+  const config = await loadConfig(path, { port: values.port ?? process.env.PORT, httpPort: process.env.HTTP_PORT })
   const midge = createBroker(config)
   await midge.listen()
 

@@ -11,7 +11,9 @@ import type { QoS } from './protocol/codec.ts'
 import { Reason } from './protocol/reason.ts'
 import { topicNameError } from './protocol/validate.ts'
 import { startSysPublisher, VERSION } from './sys.ts'
-import { listenTcp, type TcpListener } from './transport/tcp.ts'
+import { listenHttp } from './http/server.ts'
+import { listenTcp } from './transport/tcp.ts'
+import { listenWebSocket } from './transport/websocket.ts'
 
 export interface PublishOptions {
   topic: string
@@ -22,9 +24,10 @@ export interface PublishOptions {
 }
 
 export interface ListenAddress {
-  type: 'tcp'
+  type: 'tcp' | 'websocket' | 'http'
   host: string
   port: number
+  tls: boolean
 }
 
 export interface Midge {
@@ -53,7 +56,8 @@ export function createBroker(config: UserConfig = {}, options: CreateBrokerOptio
   const broker = new Broker(resolved, logger, new PluginHost(resolved.plugins))
   for (const plugin of resolved.plugins) subscribeNotifications(broker, plugin, logger)
   let started: Plugin[] = []
-  let listeners: TcpListener[] = []
+  let listeners: Array<{ stop(closeActive: boolean): void }> = []
+  let ready = false
   let stopSys = () => {}
 
   return {
@@ -73,15 +77,24 @@ export function createBroker(config: UserConfig = {}, options: CreateBrokerOptio
       if (broker.plugins.retainedStore) logger.info('retained.loaded', { messages: retained })
       const sessions = await broker.loadSessions()
       if (broker.plugins.sessionStore) logger.info('sessions.loaded', { sessions })
-      for (const l of resolved.listeners) {
-        const listener = listenTcp(broker, l.host, l.port)
+      const addresses: ListenAddress[] = []
+      const opened = (type: ListenAddress['type'], listener: { host: string; port: number; stop(closeActive: boolean): void }, tls: boolean, path?: string) => {
         listeners.push(listener)
-        logger.info('listener.listening', { type: 'tcp', host: listener.host, port: listener.port })
+        addresses.push({ type, host: listener.host, port: listener.port, tls })
+        logger.info('listener.listening', { type, host: listener.host, port: listener.port, tls, path })
       }
+      for (const l of resolved.listeners) {
+        if (l.type === 'tcp') opened('tcp', listenTcp(broker, l.host, l.port, l.tls), l.tls !== undefined)
+        else opened('websocket', listenWebSocket(broker, l.host, l.port, l.path, l.tls), l.tls !== undefined, l.path)
+      }
+      const http = resolved.http
+      if (http) opened('http', listenHttp(broker, http, () => ready), http.tls !== undefined, http.websocketPath || undefined)
       stopSys = startSysPublisher(broker, resolved.sys.intervalSeconds)
-      return listeners.map((l) => ({ type: 'tcp' as const, host: l.host, port: l.port }))
+      ready = true
+      return addresses
     },
     async close() {
+      ready = false
       logger.info('broker.stopping', { clients: broker.clients.size })
       for (const listener of listeners) listener.stop(false) // stop accepting; open sockets stay for the goodbye
       stopSys()

@@ -28,6 +28,8 @@ export type Decision = 'allow' | 'deny' | 'abstain' | Denial
 
 export interface AuthenticateRequest extends ClientInfo {
   password: Buffer | undefined
+  /** The username is the CN of a client certificate the TLS listener verified (`certificateAsUsername`). */
+  certificate?: boolean
 }
 
 export interface PublishRequest {
@@ -145,6 +147,8 @@ export interface Plugin {
   retainedStore?: RetainedPersistence
   /** Provides the session store (at most one plugin may). */
   sessionStore?: SessionPersistence
+  /** Figures for GET /metrics, exported as `midge_plugin_<name>_<key>`. */
+  metrics?(): Record<string, number>
   /**
    * For a plugin that writes what it is told (an outbox, a store): resolves when everything so far is durable,
    * null when nothing is pending. The broker acknowledges a QoS 1/2 publish only after it resolves.

@@ -57,12 +57,12 @@ describe('config schema', () => {
   test('errors name each bad field with what was expected and what was given', () => {
     let message = ''
     try {
-      resolveConfig({ listeners: [{ type: 'udp', port: 70000 }], log: { level: 'loud' } })
+      resolveConfig({ listeners: [{ type: 'udp' }, { type: 'tcp', port: 70000 }], log: { level: 'loud' } })
     } catch (error) {
       message = (error as Error).message
     }
-    expect(message).toContain('listeners[0].type: expected "tcp", got "udp"')
-    expect(message).toContain('listeners[0].port: expected a whole number from 0 to 65535, got 70000')
+    expect(message).toContain('listeners[0].type: expected type "tcp" or "websocket", got "udp"')
+    expect(message).toContain('listeners[1].port: expected a whole number from 0 to 65535, got 70000')
     expect(message).toContain('log.level: expected one of debug, info, warn, error, silent, got "loud"')
   })
 })

@@ -23,7 +23,7 @@ export function handleConnect(client: Client, packet: ConnectPacket): void | Pro
   if (broker.closing) return refuse(client, Reason.ServerUnavailable, 'server is shutting down')
   if (version === 5 && props?.authenticationMethod !== undefined) {
     // No enhanced authentication is configured (MQTT 5.0 section 4.12).
-    return refuse(client, 0x8c /* Bad authentication method */, 'enhanced authentication is not supported')
+    return refuse(client, Reason.BadAuthenticationMethod, 'enhanced authentication is not supported')
   }
   if (version === 5 && props?.receiveMaximum === 0) return refuse(client, Reason.ProtocolError, 'receive maximum of 0') // [MQTT-3.1.2-? 3.1.2.11.3]
   if (version === 5 && props?.maximumPacketSize === 0) return refuse(client, Reason.ProtocolError, 'maximum packet size of 0')
@@ -75,7 +75,8 @@ export function handleConnect(client: Client, packet: ConnectPacket): void | Pro
   }
 
   client.clientId = clientId
-  client.username = packet.username
+  // A verified client certificate names the user when the listener says so (its CN wins over CONNECT's).
+  client.username = client.conn.certificateUsername ?? packet.username
   client.keepAliveMs = keepAlive * 1000
   if (version === 5) {
     client.sendWindow = Math.min(props?.receiveMaximum ?? 65535, limits.maxInflight)
@@ -105,7 +106,8 @@ export function handleConnect(client: Client, packet: ConnectPacket): void | Pro
   // Authentication: the plugins' `authenticate` hooks, in order; none configured costs nothing.
   const hooks = broker.plugins.authenticate
   if (hooks.length === 0) return admit()
-  const request = { clientId, username: packet.username, protocolVersion: version, address: client.remoteAddress, password: packet.password }
+  const certificate = client.conn.certificateUsername !== undefined
+  const request = { clientId, username: client.username, protocolVersion: version, address: client.remoteAddress, password: packet.password, certificate }
   const settle = (verdict: Verdict): void => {
     if (client.state !== 'connecting') return // the socket went away while we were deciding
     if (verdict.allowed) return admit()

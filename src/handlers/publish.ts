@@ -13,6 +13,7 @@ export function handlePublish(client: Client, packet: PublishPacket): void | Pro
   const broker = client.broker
   const session = client.session!
   broker.stats.messagesReceived++
+  broker.stats.receivedByQoS[packet.qos]++
   if (client.version === 5) resolveTopicAlias(client, packet)
 
   const error = topicNameError(packet.topic, broker.config.limits)

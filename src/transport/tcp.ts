@@ -1,5 +1,7 @@
-/** The TCP transport: Bun.listen with raw sockets, each socket's handler kept in `socket.data`. */
-import type { Acceptor, ConnectionHandler } from './types.ts'
+/** The TCP transport (with optional TLS): Bun.listen with raw sockets, each socket's handler kept in `socket.data`. */
+import type { TlsConfig } from '../config.ts'
+import { bunTls, commonName } from './tls.ts'
+import type { Acceptor, Connection, ConnectionHandler } from './types.ts'
 
 export interface TcpListener {
   readonly host: string
@@ -8,13 +10,20 @@ export interface TcpListener {
   stop(closeActive: boolean): void
 }
 
-export function listenTcp(acceptor: Acceptor, host: string, port: number): TcpListener {
+export function listenTcp(acceptor: Acceptor, host: string, port: number, tls?: TlsConfig): TcpListener {
   const server = Bun.listen<ConnectionHandler>({
     hostname: host,
     port,
+    tls: tls ? bunTls(tls) : undefined,
     socket: {
       open(socket) {
-        socket.data = acceptor.accept(socket)
+        let conn: Connection = socket
+        if (tls?.certificateAsUsername) {
+          // The socket is the connection; only a certificate-named one needs a wrapper carrying the name.
+          const certificateUsername = commonName(socket.getPeerCertificate() as { subject?: { CN?: string } })
+          conn = { write: (d) => socket.write(d), end: () => socket.end(), remoteAddress: socket.remoteAddress, pause: () => socket.pause(), resume: () => socket.resume(), certificateUsername }
+        }
+        socket.data = acceptor.accept(conn)
       },
       data(socket, bytes) {
         socket.data.data(bytes)
@@ -23,10 +32,14 @@ export function listenTcp(acceptor: Acceptor, host: string, port: number): TcpLi
         socket.data.drain()
       },
       close(socket, error) {
-        socket.data.closed(error)
+        socket.data?.closed(error)
       },
       error(socket, error) {
-        socket.data.closed(error)
+        socket.data?.closed(error)
+      },
+      handshake(socket, success, error) {
+        // A TLS client that fails verification never reaches MQTT; the close that follows cleans up.
+        if (!success) socket.data?.closed(error ?? new Error('TLS handshake failed'))
       },
     },
   })

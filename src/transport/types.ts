@@ -11,6 +11,8 @@ export interface Connection {
   /** Stops reading from the peer (optional: a transport without it is read regardless). */
   pause?(): void
   resume?(): void
+  /** With TLS `certificateAsUsername`: the client certificate's CN, used as the MQTT username. */
+  readonly certificateUsername?: string
 }
 
 export interface ConnectionHandler {

@@ -1,0 +1,106 @@
+/**
+ * The HTTP API on Hono: publish, retained, clients, subscriptions, stats, health, metrics, OpenAPI, and the UI.
+ * Every error is JSON `{ error, message }` with its status; nothing a client sends can crash it.
+ */
+import { Hono } from 'hono'
+import { bodyLimit } from 'hono/body-limit'
+import type { HttpConfig } from '../config.ts'
+import { formatIssues } from '../config.ts'
+import { identify, requireScope, type Env } from './auth.ts'
+import { prometheus } from './metrics.ts'
+import { openApiDocument } from './openapi.ts'
+import { PublishBody, PublishQuery } from './schemas.ts'
+import { uiPage } from './ui.ts'
+import type { BrokerView, PublishInput } from './view.ts'
+
+export interface AppOptions {
+  lagSeconds: () => number
+  /** Whether the listeners are up (for /readyz). */
+  ready: () => boolean
+}
+
+const MQTT_BROWSER_BUNDLE = Bun.resolveSync('mqtt/dist/mqtt.min', import.meta.dir)
+
+export function createHttpApp(view: BrokerView, config: HttpConfig, options: AppOptions): Hono<Env> {
+  const app = new Hono<Env>()
+  const bad = (message: string) => ({ error: 'bad_request', message })
+
+  app.onError((error, c) => {
+    if (error instanceof SyntaxError) return c.json(bad(`the body is not valid JSON: ${error.message}`), 400)
+    return c.json({ error: 'internal_error', message: 'internal error' }, 500)
+  })
+  app.notFound((c) => c.json({ error: 'not_found', message: `no route for ${c.req.method} ${c.req.path}` }, 404))
+
+  // Open endpoints.
+  app.get('/healthz', (c) => c.json({ status: 'ok' }))
+  app.get('/readyz', (c) => (options.ready() && !view.closing ? c.json({ status: 'ready' }) : c.json({ status: 'not ready' }, 503)))
+  app.get('/openapi.json', (c) => c.json(openApiDocument()))
+  if (config.websocketPath !== false) {
+    const page = uiPage(config.websocketPath)
+    app.get('/', (c) => c.html(page))
+    app.get('/ui', (c) => c.html(page))
+    app.get('/ui/mqtt.min.js', () => new Response(Bun.file(MQTT_BROWSER_BUNDLE), { headers: { 'content-type': 'text/javascript' } }))
+  }
+
+  app.use('*', identify(config, view))
+  app.get('/metrics', async (c, next) => (config.publicMetrics ? next() : requireScope('read')(c, next)), (c) => c.text(prometheus(view, options.lagSeconds()), 200, { 'content-type': 'text/plain; version=0.0.4' }))
+
+  const tooLarge = bodyLimit({
+    maxSize: view.maxPacketSize,
+    onError: (c) => c.json({ error: 'payload_too_large', message: `the body is over the maximum packet size of ${view.maxPacketSize} bytes` }, 413),
+  })
+
+  app.post('/api/v1/publish', requireScope('publish'), tooLarge, async (c) => {
+    let input: PublishInput
+    if ((c.req.header('content-type') ?? '').includes('application/json')) {
+      const parsed = PublishBody.safeParse(await c.req.json(), { reportInput: true })
+      if (!parsed.success) return c.json(bad(formatIssues(parsed.error.issues).join('; ')), 400)
+      const b = parsed.data
+      const payload = b.encoding === 'json' ? Buffer.from(JSON.stringify(b.payload)) : Buffer.from(b.payload as string, b.encoding === 'base64' ? 'base64' : 'utf8')
+      const { correlationData, ...props } = b.properties ?? {}
+      const properties = b.properties ? { ...props, ...(correlationData === undefined ? {} : { correlationData: Buffer.from(correlationData) }) } : undefined
+      if (b.encoding === 'json' && properties?.contentType === undefined) input = { topic: b.topic, payload, qos: b.qos, retain: b.retain, properties: { ...properties, contentType: 'application/json' } }
+      else input = { topic: b.topic, payload, qos: b.qos, retain: b.retain, properties }
+    } else {
+      const parsed = PublishQuery.safeParse(c.req.query(), { reportInput: true })
+      if (!parsed.success) return c.json(bad(formatIssues(parsed.error.issues).join('; ')), 400)
+      input = { ...parsed.data, payload: Buffer.from(await c.req.arrayBuffer()) }
+    }
+    const caller = c.get('caller')
+    const outcome = await view.publish(caller, input)
+    if (!outcome.ok) return c.json({ error: outcome.error, message: outcome.message }, outcome.status)
+    return c.json({ topic: input.topic, qos: input.qos, retain: input.retain, bytes: input.payload.length, reached: outcome.reached })
+  })
+
+  app.get('/api/v1/retained', requireScope('read'), (c) => {
+    const limit = Number(c.req.query('limit') ?? 1000)
+    if (!Number.isInteger(limit) || limit < 1) return c.json(bad('limit: expected a whole number above 0'), 400)
+    const result = view.retained(c.req.query('filter') ?? '#', limit)
+    if (typeof result === 'string') return c.json(bad(`filter: ${result}`), 400)
+    return c.json({ retained: result })
+  })
+
+  app.delete('/api/v1/retained/*', requireScope('publish'), async (c) => {
+    let topic: string
+    try {
+      topic = decodeURIComponent(c.req.path.slice('/api/v1/retained/'.length))
+    } catch {
+      return c.json(bad('topic: not a valid URL-encoded topic'), 400)
+    }
+    const existed = view.hasRetained(topic)
+    // Clearing is publishing an empty retained message: same checks and notifications as any publish.
+    const outcome = await view.publish(c.get('caller'), { topic, payload: Buffer.alloc(0), qos: 0, retain: true })
+    if (!outcome.ok) return c.json({ error: outcome.error, message: outcome.message }, outcome.status)
+    return c.json({ topic, cleared: existed })
+  })
+
+  app.get('/api/v1/clients', requireScope('read'), (c) => c.json({ clients: view.clients() }))
+  app.delete('/api/v1/clients/:id', requireScope('admin'), (c) => {
+    const id = c.req.param('id')
+    if (!view.disconnect(id)) return c.json({ error: 'not_found', message: `no connected client ${id}` }, 404)
+    return c.json({ clientId: id, disconnected: true })
+  })
+  app.get('/api/v1/subscriptions', requireScope('read'), (c) => c.json({ subscriptions: view.subscriptions() }))
+  app.get('/api/v1/stats', requireScope('read'), (c) => c.json(view.stats()))
+  return app
+}

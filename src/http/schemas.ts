@@ -1,0 +1,96 @@
+/** Request and response shapes of the HTTP API: validated with zod, and the source of /openapi.json. */
+import { z } from 'zod'
+
+export const QoSSchema = z.union([z.literal(0), z.literal(1), z.literal(2)], { error: 'expected 0, 1 or 2' })
+
+export const PublishBody = z
+  .strictObject({
+    topic: z.string({ error: 'expected a topic name' }).min(1, { error: 'expected a topic name' }),
+    /** Text (utf8), base64 text (base64) or any JSON value (json, sent as its JSON text). */
+    payload: z.unknown(),
+    encoding: z.enum(['utf8', 'base64', 'json'], { error: 'expected "utf8", "base64" or "json"' }).default('utf8'),
+    qos: QoSSchema.default(0),
+    retain: z.boolean({ error: 'expected true or false' }).default(false),
+    properties: z
+      .strictObject({
+        contentType: z.string().optional(),
+        responseTopic: z.string().min(1).optional(),
+        /** Sent as the UTF-8 bytes of this string. */
+        correlationData: z.string().optional(),
+        messageExpiryInterval: z.number().int().min(0).max(0xffffffff).optional(),
+        payloadFormatIndicator: z.boolean().optional(),
+        userProperties: z.record(z.string(), z.union([z.string(), z.array(z.string())])).optional(),
+      })
+      .optional(),
+  })
+  .superRefine((body, ctx) => {
+    if (body.encoding === 'json') {
+      if (body.payload === undefined) ctx.addIssue({ code: 'custom', path: ['payload'], message: 'expected a JSON value' })
+    } else if (typeof body.payload !== 'string') {
+      ctx.addIssue({ code: 'custom', path: ['payload'], input: body.payload, message: `expected a string with encoding "${body.encoding}"` })
+    } else if (body.encoding === 'base64' && !/^[A-Za-z0-9+/]*={0,2}$/.test(body.payload)) {
+      ctx.addIssue({ code: 'custom', path: ['payload'], input: body.payload, message: 'expected base64 text' })
+    }
+  })
+export type PublishBody = z.output<typeof PublishBody>
+
+/** `POST /api/v1/publish?topic=...&qos=...&retain=...` with the raw body as payload. */
+export const PublishQuery = z.strictObject({
+  topic: z.string({ error: 'expected a topic name in ?topic=' }).min(1, { error: 'expected a topic name in ?topic=' }),
+  qos: z.enum(['0', '1', '2'], { error: 'expected 0, 1 or 2' }).default('0').transform(Number).pipe(QoSSchema),
+  retain: z.enum(['true', 'false', '1', '0'], { error: 'expected true or false' }).default('false').transform((v) => v === 'true' || v === '1'),
+})
+
+export const PublishResult = z.object({
+  topic: z.string(),
+  qos: QoSSchema,
+  retain: z.boolean(),
+  bytes: z.number().int().describe('payload size'),
+  reached: z.number().int().describe('sessions the message was delivered or queued to'),
+})
+
+export const ErrorBody = z.object({ error: z.string(), message: z.string() })
+
+export const RetainedItem = z.object({
+  topic: z.string(),
+  payload: z.string(),
+  encoding: z.enum(['utf8', 'base64']),
+  qos: QoSSchema,
+  properties: z.record(z.string(), z.unknown()).optional(),
+})
+
+export const ClientItem = z.object({
+  clientId: z.string(),
+  connected: z.boolean(),
+  username: z.string().nullable(),
+  protocolVersion: z.number().int().nullable(),
+  address: z.string().nullable(),
+  connectedSince: z.string().nullable().describe('ISO time of the current connection'),
+  subscriptions: z.number().int(),
+  queued: z.number().int(),
+  inflight: z.number().int(),
+})
+
+export const SubscriptionItem = z.object({
+  clientId: z.string(),
+  filter: z.string(),
+  qos: QoSSchema,
+  noLocal: z.boolean(),
+  retainAsPublished: z.boolean(),
+  retainHandling: z.number().int(),
+  subscriptionIdentifier: z.number().int().nullable(),
+})
+
+export const Stats = z.object({
+  version: z.string(),
+  uptimeSeconds: z.number(),
+  clientsConnected: z.number().int(),
+  sessions: z.number().int(),
+  subscriptions: z.number().int(),
+  retained: z.number().int(),
+  messagesReceived: z.number().int(),
+  messagesSent: z.number().int(),
+  messagesDropped: z.number().int(),
+  bytesReceived: z.number().int(),
+  bytesSent: z.number().int(),
+})

@@ -1,0 +1,41 @@
+/** The HTTP listener: one Bun.serve for the Hono app and (at `websocketPath`) MQTT over WebSocket. */
+import type { Broker } from '../broker.ts'
+import type { HttpConfig } from '../config.ts'
+import { bunTls } from '../transport/tls.ts'
+import { mqttWebSocketHandler, upgradeMqtt, type WebSocketData } from '../transport/websocket.ts'
+import { createHttpApp } from './app.ts'
+import { startLagMonitor } from './metrics.ts'
+import { BrokerView } from './view.ts'
+
+export interface HttpListener {
+  readonly host: string
+  readonly port: number
+  stop(closeActive: boolean): void
+}
+
+export function listenHttp(broker: Broker, config: HttpConfig, ready: () => boolean): HttpListener {
+  const lag = startLagMonitor()
+  const app = createHttpApp(new BrokerView(broker), config, { lagSeconds: lag.lagSeconds, ready })
+  const wsPath = config.websocketPath
+  const server = Bun.serve<WebSocketData>({
+    hostname: config.host,
+    port: config.port,
+    tls: config.tls ? bunTls(config.tls) : undefined,
+    maxRequestBodySize: broker.config.limits.maxPacketSize + 64 * 1024,
+    fetch(req, srv) {
+      if (wsPath !== false && req.headers.get('upgrade')?.toLowerCase() === 'websocket' && new URL(req.url).pathname === wsPath) {
+        return upgradeMqtt(req, srv)
+      }
+      return app.fetch(req, { ip: srv.requestIP(req)?.address ?? 'unknown' })
+    },
+    websocket: mqttWebSocketHandler(broker),
+  })
+  return {
+    host: server.hostname ?? config.host,
+    port: server.port ?? config.port,
+    stop(closeActive) {
+      lag.stop()
+      void server.stop(closeActive)
+    },
+  }
+}

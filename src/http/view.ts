@@ -1,0 +1,166 @@
+/**
+ * What the HTTP API may see and do: a narrow view of the broker. HTTP publishes enter the same path as
+ * MQTT ones (ACL decisions, routing, retained store, plugins' notifications, $SYS counters, durable flush).
+ */
+import type { Broker, ClientInfo } from '../broker.ts'
+import type { Message, MessageProperties } from '../message.ts'
+import { decide, type Verdict } from '../plugin.ts'
+import type { QoS } from '../protocol/codec.ts'
+import { Reason } from '../protocol/reason.ts'
+import { topicFilterError, topicNameError } from '../protocol/validate.ts'
+import { VERSION } from '../sys.ts'
+import { subscriptionKey } from '../topics/trie.ts'
+import type { z } from 'zod'
+import type { ClientItem, RetainedItem, Stats, SubscriptionItem } from './schemas.ts'
+
+/** Who is calling, as the ACL hooks see them. */
+export interface Principal {
+  name: string
+  username: string | undefined
+  address: string
+}
+
+export type PublishOutcome =
+  | { ok: true; reached: number }
+  | { ok: false; status: 400 | 403 | 413; error: string; message: string }
+
+export interface PublishInput {
+  topic: string
+  payload: Buffer
+  qos: QoS
+  retain: boolean
+  properties?: MessageProperties & { messageExpiryInterval?: number }
+}
+
+export class BrokerView {
+  constructor(private readonly broker: Broker) {}
+
+  get maxPacketSize(): number {
+    return this.broker.config.limits.maxPacketSize
+  }
+
+  get closing(): boolean {
+    return this.broker.closing
+  }
+
+  /** Checks, routes and (if asked) retains a message; resolves once it is durable. */
+  async publish(who: Principal, input: PublishInput): Promise<PublishOutcome> {
+    const broker = this.broker
+    const invalid = topicNameError(input.topic, broker.config.limits)
+    if (invalid) return { ok: false, status: 400, error: 'bad_request', message: `topic: ${invalid}` }
+    if (input.topic.startsWith('$SYS/') || input.topic === '$SYS') return { ok: false, status: 403, error: 'forbidden', message: '$SYS topics are written by the broker only' }
+    if (input.payload.length + Buffer.byteLength(input.topic) + 16 > broker.config.limits.maxPacketSize) {
+      return { ok: false, status: 413, error: 'payload_too_large', message: `larger than the maximum packet size of ${broker.config.limits.maxPacketSize} bytes` }
+    }
+    const client: ClientInfo = { clientId: `http:${who.name}`, username: who.username, protocolVersion: 5, address: who.address }
+    const hooks = broker.plugins.authorizePublish
+    const verdict: Verdict = hooks.length === 0 ? { allowed: true } : await decide(hooks, [client, { topic: input.topic, payload: input.payload, qos: input.qos, retain: input.retain }], (e) => broker.pluginError('authorizePublish', e))
+    if (!verdict.allowed) return { ok: false, status: 403, error: 'forbidden', message: verdict.reasonString ?? `not allowed to publish to ${input.topic}` }
+
+    const { messageExpiryInterval, ...rest } = input.properties ?? {}
+    const properties = Object.keys(rest).length > 0 ? rest : undefined
+    const message: Message = {
+      topic: input.topic,
+      payload: input.payload,
+      qos: input.qos,
+      retain: input.retain,
+      properties,
+      expiresAt: messageExpiryInterval === undefined ? 0 : Date.now() + messageExpiryInterval * 1000,
+      origin: client.clientId,
+      owned: true,
+    }
+    broker.stats.messagesReceived++
+    broker.stats.receivedByQoS[input.qos]++
+    const reached = broker.route(message)
+    if (message.retain) broker.retain(message)
+    if (input.qos > 0) await broker.plugins.flushed() // like PUBACK: answer once it is durable
+    return { ok: true, reached }
+  }
+
+  hasRetained(topic: string): boolean {
+    return this.broker.retained.get(topic) !== undefined
+  }
+
+  retained(filter: string, limit: number): z.input<typeof RetainedItem>[] | string {
+    const invalid = topicFilterError(filter, this.broker.config.limits)
+    if (invalid) return invalid
+    return this.broker.retained.match(filter).slice(0, limit).map((m) => ({ ...encodePayload(m.payload), topic: m.topic, qos: m.qos, properties: m.properties ? jsonProperties(m.properties) : undefined }))
+  }
+
+  clients(): z.input<typeof ClientItem>[] {
+    return [...this.broker.sessions.values()].map((s) => {
+      const c = s.client
+      return {
+        clientId: s.clientId,
+        connected: c !== null,
+        username: c?.username ?? null,
+        protocolVersion: c?.version ?? null,
+        address: c?.remoteAddress ?? null,
+        connectedSince: c ? new Date(c.connectedAt).toISOString() : null,
+        subscriptions: s.subscriptions.size,
+        queued: s.queue.length,
+        inflight: s.inflight.size,
+      }
+    })
+  }
+
+  /** Disconnects a client (MQTT 5: DISCONNECT 0x98 administrative action); false if it is not connected. */
+  disconnect(clientId: string): boolean {
+    const client = this.broker.sessions.get(clientId)?.client
+    if (!client) return false
+    client.disconnect(Reason.AdministrativeAction, 'disconnected by an administrator')
+    return true
+  }
+
+  subscriptions(): z.input<typeof SubscriptionItem>[] {
+    const out: z.input<typeof SubscriptionItem>[] = []
+    for (const s of this.broker.sessions.values()) {
+      for (const sub of s.subscriptions.values()) {
+        out.push({ clientId: s.clientId, filter: subscriptionKey(sub), qos: sub.qos, noLocal: sub.noLocal, retainAsPublished: sub.retainAsPublished, retainHandling: sub.retainHandling, subscriptionIdentifier: sub.identifier || null })
+      }
+    }
+    return out
+  }
+
+  stats(): z.input<typeof Stats> {
+    const b = this.broker
+    let connected = 0
+    for (const c of b.clients) if (c.state === 'connected') connected++
+    const { receivedByQoS: _r, sentByQoS: _s, ...counters } = b.stats
+    return { version: VERSION, uptimeSeconds: (Date.now() - b.startedAt) / 1000, clientsConnected: connected, sessions: b.sessions.size, subscriptions: b.subscriptions.size, retained: b.retained.size, ...counters }
+  }
+
+  /** Figures for /metrics that the stats above do not hold. */
+  gauges(): { queued: number; inflight: number; receivedByQoS: readonly number[]; sentByQoS: readonly number[]; plugins: Array<[string, Record<string, number>]> } {
+    let queued = 0
+    let inflight = 0
+    for (const s of this.broker.sessions.values()) {
+      queued += s.queue.length
+      inflight += s.inflight.size
+    }
+    const plugins: Array<[string, Record<string, number>]> = []
+    for (const p of this.broker.plugins.plugins) if (p.metrics) plugins.push([p.name, p.metrics()])
+    return { queued, inflight, receivedByQoS: this.broker.stats.receivedByQoS, sentByQoS: this.broker.stats.sentByQoS, plugins }
+  }
+
+  /** Checks a username and password with the auth plugins (HTTP Basic); false when no plugin authenticates. */
+  async checkPassword(username: string, password: string, address: string): Promise<boolean> {
+    const hooks = this.broker.plugins.authenticate
+    if (hooks.length === 0) return false
+    const verdict = await decide(hooks, [{ clientId: `http:${username}`, username, password: Buffer.from(password), protocolVersion: 5, address }], (e) => this.broker.pluginError('authenticate', e))
+    return verdict.allowed
+  }
+}
+
+function encodePayload(payload: Buffer): { payload: string; encoding: 'utf8' | 'base64' } {
+  try {
+    return { payload: new TextDecoder('utf-8', { fatal: true }).decode(payload), encoding: 'utf8' }
+  } catch {
+    return { payload: payload.toString('base64'), encoding: 'base64' }
+  }
+}
+
+function jsonProperties(p: MessageProperties): Record<string, unknown> {
+  const { correlationData, ...rest } = p
+  return correlationData ? { ...rest, correlationData: correlationData.toString('base64') } : rest
+}
