@@ -19,9 +19,18 @@ export function listenTcp(acceptor: Acceptor, host: string, port: number, tls?: 
       open(socket) {
         let conn: Connection = socket
         if (tls?.certificateAsUsername) {
-          // The socket is the connection; only a certificate-named one needs a wrapper carrying the name.
-          const certificateUsername = commonName(socket.getPeerCertificate() as { subject?: { CN?: string } })
-          conn = { write: (d) => socket.write(d), end: () => socket.end(), remoteAddress: socket.remoteAddress, pause: () => socket.pause(), resume: () => socket.resume(), certificateUsername }
+          // The socket is the connection; only a certificate-named one needs a wrapper carrying the name,
+          // read when CONNECT arrives (the handshake is not finished when the socket opens).
+          conn = {
+            write: (d) => socket.write(d),
+            end: () => socket.end(),
+            remoteAddress: socket.remoteAddress,
+            pause: () => socket.pause(),
+            resume: () => socket.resume(),
+            get certificateUsername() {
+              return commonName(socket.getPeerCertificate() as { subject?: { CN?: string } })
+            },
+          }
         }
         socket.data = acceptor.accept(conn)
       },

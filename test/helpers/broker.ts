@@ -1,28 +1,30 @@
 /** Starts a real broker on 127.0.0.1 and an ephemeral port, with its log lines captured. */
-import { createBroker, type Midge, type UserConfig } from '../../src/index.ts'
+import { createBroker, type ListenAddress, type Midge, type UserConfig } from '../../src/index.ts'
 import { createLogger } from '../../src/logger.ts'
 
 export interface TestBroker {
   midge: Midge
+  /** Port of the first (TCP) listener. */
   port: number
+  addresses: ListenAddress[]
   url: string
   /** Parsed log lines, newest last. */
   logs: Array<Record<string, unknown>>
   close(): Promise<void>
 }
 
-type TestConfig = Omit<UserConfig, 'listeners'>
+type TestConfig = Omit<UserConfig, 'listeners'> & { listeners?: UserConfig['listeners'] }
 
 export async function startBroker(config: TestConfig = {}): Promise<TestBroker> {
   const logs: Array<Record<string, unknown>> = []
   const logger = createLogger('debug', (line) => logs.push(JSON.parse(line)))
   const midge = createBroker(
-    { sys: { intervalSeconds: 0 }, ...config, listeners: [{ type: 'tcp', host: '127.0.0.1', port: 0 }] },
+    { sys: { intervalSeconds: 0 }, ...config, listeners: [{ type: 'tcp', host: '127.0.0.1', port: 0 }, ...(config.listeners ?? [])] },
     { logger },
   )
-  const [address] = await midge.listen()
-  const port = address!.port
-  return { midge, port, url: `mqtt://127.0.0.1:${port}`, logs, close: () => midge.close() }
+  const addresses = await midge.listen()
+  const port = addresses[0]!.port
+  return { midge, port, addresses, url: `mqtt://127.0.0.1:${port}`, logs, close: () => midge.close() }
 }
 
 /** Waits until `predicate` holds, polling each event-loop turn; fails after `ms`. */
