@@ -17,6 +17,15 @@ export default defineConfig({
     maxQueuedMessages: 1000,
   },
   sys: { intervalSeconds: 10 },
+  // HTTP API, health, metrics and the UI page (with MQTT over WebSocket at /mqtt) on http://127.0.0.1:8080.
+  // Like the MQTT listener, it lets anonymous callers read and publish on 127.0.0.1; MIDGE_ADMIN_TOKEN adds an admin token.
+  http: {
+    host: '127.0.0.1',
+    port: 8080,
+    anonymousScopes: ['read', 'publish'],
+    publicMetrics: true,
+    tokens: process.env.MIDGE_ADMIN_TOKEN ? [{ name: 'admin', token: process.env.MIDGE_ADMIN_TOKEN, scopes: ['read', 'publish', 'admin'] }] : [],
+  },
   plugins: [
     auth({
       users: { alice: { password: demoPassword }, bob: { password: demoPassword }, demo: { password: demoPassword } },

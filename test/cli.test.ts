@@ -17,10 +17,12 @@ function start(args: string[], env: Record<string, string> = {}) {
 
 describe('bun src/main.ts (npm start)', () => {
   test('starts from mqtt.config.ts, logs its listener, and SIGTERM shuts down gracefully: MQTT 5 clients get DISCONNECT 0x8B, exit 0', async () => {
-    const broker = start([], { PORT: '0' })
-    await until(() => broker.lines.some((l) => l.event === 'listener.listening'), 10000, 'listening')
-    const listening = broker.lines.find((l) => l.event === 'listener.listening')!
+    const broker = start([], { PORT: '0', HTTP_PORT: '0' })
+    await until(() => broker.lines.filter((l) => l.event === 'listener.listening').length === 2, 10000, 'listening')
+    const listening = broker.lines.find((l) => l.event === 'listener.listening' && l.type === 'tcp')!
     expect(listening.host).toBe('127.0.0.1')
+    const http = broker.lines.find((l) => l.event === 'listener.listening' && l.type === 'http')!
+    expect(await (await fetch(`http://127.0.0.1:${http.port}/readyz`)).json()).toEqual({ status: 'ready' })
     // The default config demonstrates the plugins: auth (anonymous allowed on 127.0.0.1, demo users) and sqlite.
     expect(broker.lines.find((l) => l.event === 'broker.starting')?.plugins).toEqual(['auth', 'sqlite'])
     const demo = mqtt.connect(`mqtt://127.0.0.1:${listening.port}`, { username: 'alice', password: 'midge', reconnectPeriod: 0 })
