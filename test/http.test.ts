@@ -171,6 +171,14 @@ describe('HTTP API: health, metrics, OpenAPI, errors', () => {
     expect(text).toMatch(/# TYPE midge_messages_received_total counter/)
   })
 
+  test('http.publicMetrics serves /metrics without credentials', async () => {
+    const open = await startBroker({ http: { host: '127.0.0.1', port: 0, publicMetrics: true } })
+    const port = open.addresses.find((a) => a.type === 'http')!.port
+    expect((await fetch(`http://127.0.0.1:${port}/metrics`)).status).toBe(200)
+    expect((await fetch(`http://127.0.0.1:${port}/api/v1/stats`)).status).toBe(401)
+    await open.close()
+  })
+
   test('/openapi.json describes every route, with request schemas from the zod schemas', async () => {
     const doc = (await (await fetch(`${api}/openapi.json`)).json()) as { openapi: string; paths: Record<string, Record<string, { requestBody?: { content: Record<string, { schema: { properties?: Record<string, unknown> } }> } }>> }
     expect(doc.openapi).toBe('3.1.0')

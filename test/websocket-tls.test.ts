@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { readFileSync, rmSync } from 'node:fs'
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt'
 import mqttPacket from 'mqtt-packet'
+import net from 'node:net'
 import { auth } from '../plugins/auth.ts'
 import { startBroker, until, type TestBroker } from './helpers/broker.ts'
 import { makeCerts, type Certs } from './helpers/certs.ts'
@@ -31,7 +32,12 @@ describe('MQTT over WebSocket', () => {
   let ws: number
   let http: number
   beforeAll(async () => {
-    b = await startBroker({ listeners: [{ type: 'websocket', host: '127.0.0.1', port: 0, path: '/mqtt' }], http: { host: '127.0.0.1', port: 0, anonymousScopes: ['read'] } })
+    b = await startBroker({
+      listeners: [{ type: 'websocket', host: '127.0.0.1', port: 0, path: '/mqtt' }],
+      http: { host: '127.0.0.1', port: 0, anonymousScopes: ['read'] },
+      limits: { maxOutboundBufferBytes: 256 * 1024 },
+    })
+    brokerOf.current = b
     ws = b.addresses.find((a) => a.type === 'websocket')!.port
     http = b.addresses.find((a) => a.type === 'http')!.port
   })
@@ -77,6 +83,31 @@ describe('MQTT over WebSocket', () => {
     await tcp.end()
   })
 
+  test('a stalled WebSocket subscriber: its buffer stays bounded, excess QoS 0 is dropped and counted, TCP clients go on', async () => {
+    const slow = await stalledWebSocketSubscriber(ws, 'wsflood')
+    const fast = await connect(b.port)
+    await subscribe(fast.client, 'wsflood')
+    const dropsBefore = b.midge.stats.messagesDropped
+    const payload = Buffer.alloc(16 * 1024, 1)
+    for (let i = 0; i < 1000; i++) {
+      b.midge.publish({ topic: 'wsflood', payload })
+      if (i % 50 === 0) await Bun.sleep(1)
+    }
+    await until(() => fast.messages.length === 1000, 10000, 'the TCP subscriber gets everything')
+    const client = [...b.midge.broker.clients].find((c) => c.clientId === 'ws-slow')!
+    expect(client.outbound.bufferedBytes).toBeLessThanOrEqual(b.midge.config.limits.maxOutboundBufferBytes + payload.length + 64)
+    expect(b.midge.stats.messagesDropped - dropsBefore).toBeGreaterThan(0)
+    slow.destroy()
+    await fast.end()
+  })
+
+  test('the "mqttv3.1" subprotocol is accepted too', async () => {
+    const socket = new WebSocket(`ws://127.0.0.1:${ws}/mqtt`, 'mqttv3.1')
+    await new Promise((resolve) => (socket.onopen = resolve))
+    expect(socket.protocol).toBe('mqttv3.1')
+    socket.close()
+  })
+
   test('the "mqtt" subprotocol is required; text frames close the connection', async () => {
     const res = await fetch(`http://127.0.0.1:${ws}/mqtt`, { headers: { upgrade: 'websocket', connection: 'Upgrade', 'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==', 'sec-websocket-version': '13' } })
     expect(res.status).toBe(400)
@@ -87,6 +118,27 @@ describe('MQTT over WebSocket', () => {
     expect(await closed).toBe(1003)
   })
 })
+
+/** A WebSocket client on a raw socket that completes the handshake, subscribes, then stops reading. */
+async function stalledWebSocketSubscriber(port: number, topic: string): Promise<net.Socket> {
+  const socket = net.connect(port, '127.0.0.1')
+  await new Promise<void>((resolve) => socket.once('connect', () => resolve()))
+  const upgraded = new Promise<void>((resolve) => socket.once('data', () => resolve()))
+  socket.write(`GET /mqtt HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: mqtt\r\n\r\n`)
+  await upgraded
+  const mqttBytes = Buffer.concat([
+    mqttPacket.generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clientId: 'ws-slow', clean: true, keepalive: 0 }),
+    mqttPacket.generate({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic, qos: 0 }] }),
+  ])
+  // One masked binary frame (client frames must be masked, RFC 6455 section 5.3).
+  const mask = Buffer.from([1, 2, 3, 4])
+  const header = mqttBytes.length < 126 ? Buffer.from([0x82, 0x80 | mqttBytes.length]) : Buffer.from([0x82, 0x80 | 126, mqttBytes.length >> 8, mqttBytes.length & 0xff])
+  socket.write(Buffer.concat([header, mask, Buffer.from(mqttBytes.map((byte, i) => byte ^ mask[i % 4]!))]))
+  await until(() => [...brokerOf.current!.midge.broker.sessions.get('ws-slow')?.subscriptions.keys() ?? []].includes(topic), 5000, 'ws subscriber ready')
+  socket.pause()
+  return socket
+}
+const brokerOf: { current: TestBroker | null } = { current: null }
 
 describe('TLS', () => {
   let b: TestBroker
