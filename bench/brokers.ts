@@ -1,0 +1,78 @@
+/** Starts and stops the brokers under test, each as its own process on 127.0.0.1, and reads their CPU and memory. */
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { HOST } from './client.ts'
+
+export type BrokerName = 'midge' | 'mosquitto' | 'mosquitto-nq' | 'aedes'
+
+export interface RunningBroker {
+  name: BrokerName
+  port: number
+  pid: number
+  stop(): Promise<void>
+}
+
+const root = join(import.meta.dir, '..')
+let nextPort = 19000 + Math.floor(Math.random() * 20000)
+
+export function available(name: BrokerName): boolean {
+  if (name.startsWith('mosquitto')) return Bun.which('mosquitto') !== null || Bun.which('/usr/sbin/mosquitto') !== null
+  if (name === 'aedes') return Bun.which('node') !== null
+  return true
+}
+
+export async function startBroker(name: BrokerName): Promise<RunningBroker> {
+  const port = nextPort++
+  let cmd: string[]
+  if (name === 'midge') {
+    cmd = [process.execPath, join(root, 'src/main.ts'), '--config', join(import.meta.dir, 'midge.config.ts'), '--port', String(port)]
+  } else if (name === 'aedes') {
+    cmd = ['node', join(import.meta.dir, 'aedes-server.mjs'), String(port)]
+  } else {
+    const dir = mkdtempSync(join(tmpdir(), 'midge-bench-'))
+    const conf = join(dir, 'mosquitto.conf')
+    const lines = [`listener ${port} ${HOST}`, 'allow_anonymous true', 'log_type error']
+    // The second Mosquitto run queues without limit and sets TCP_NODELAY, so it does not drop QoS 1.
+    if (name === 'mosquitto-nq') lines.push('max_queued_messages 0', 'set_tcp_nodelay true')
+    writeFileSync(conf, lines.join('\n') + '\n')
+    cmd = [Bun.which('mosquitto') ?? '/usr/sbin/mosquitto', '-c', conf]
+  }
+  const proc = Bun.spawn(cmd, { cwd: root, stdout: 'ignore', stderr: 'ignore' })
+  const deadline = Date.now() + 10_000
+  for (;;) {
+    try {
+      const s = await Bun.connect({ hostname: HOST, port, socket: { data() {} } })
+      s.end()
+      break
+    } catch {
+      if (Date.now() > deadline) throw new Error(`${name} did not start on port ${port}`)
+      await Bun.sleep(50)
+    }
+  }
+  return {
+    name,
+    port,
+    pid: proc.pid,
+    async stop() {
+      proc.kill('SIGTERM')
+      const timer = setTimeout(() => proc.kill('SIGKILL'), 3000)
+      await proc.exited
+      clearTimeout(timer)
+    },
+  }
+}
+
+/** CPU seconds (user + system) a process has used so far. */
+export function cpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+  return (Number(fields[11]) + Number(fields[12])) / 100 // utime, stime in clock ticks (100 Hz)
+}
+
+/** Resident memory of a process, in bytes. */
+export function rssBytes(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8')
+  const kb = /VmRSS:\s+(\d+)/.exec(status)?.[1]
+  return Number(kb ?? 0) * 1024
+}
