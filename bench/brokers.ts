@@ -14,7 +14,14 @@ export interface RunningBroker {
 }
 
 const root = join(import.meta.dir, '..')
-let nextPort = 19000 + Math.floor(Math.random() * 20000)
+
+/** A port that is free right now: bind port 0, note the port, close. */
+function freePort(): number {
+  const probe = Bun.listen({ hostname: HOST, port: 0, socket: { data() {} } })
+  const port = probe.port
+  probe.stop(true)
+  return port
+}
 
 export function available(name: BrokerName): boolean {
   if (name.startsWith('mosquitto')) return Bun.which('mosquitto') !== null || Bun.which('/usr/sbin/mosquitto') !== null
@@ -22,8 +29,8 @@ export function available(name: BrokerName): boolean {
   return true
 }
 
-export async function startBroker(name: BrokerName): Promise<RunningBroker> {
-  const port = nextPort++
+export async function startBroker(name: BrokerName, attempt = 1): Promise<RunningBroker> {
+  const port = freePort()
   let cmd: string[]
   if (name === 'midge') {
     cmd = [process.execPath, join(root, 'src/main.ts'), '--config', join(import.meta.dir, 'midge.config.ts'), '--port', String(port)]
@@ -46,7 +53,11 @@ export async function startBroker(name: BrokerName): Promise<RunningBroker> {
       s.end()
       break
     } catch {
-      if (Date.now() > deadline) throw new Error(`${name} did not start on port ${port}`)
+      if (proc.exitCode !== null && attempt < 3) return startBroker(name, attempt + 1) // the port was taken meanwhile
+      if (Date.now() > deadline) {
+        proc.kill('SIGKILL')
+        throw new Error(`${name} did not start on port ${port}`)
+      }
       await Bun.sleep(50)
     }
   }

@@ -231,6 +231,8 @@ function latency(qos: 0 | 1): Scenario['run'] {
 /** Scenario 5: idle connections: how fast they connect and what each costs the broker in memory. */
 const idle: Scenario['run'] = (broker, p) =>
   measured(broker, async () => {
+    // Warm up first: one connection pays each broker's one-time costs (code paths, mqtt-packet's number cache).
+    const warm = await BenchClient.connect(broker.port, 'idle-warmup')
     await Bun.sleep(300)
     const rss0 = rssBytes(broker.pid)
     const clients: BenchClient[] = []
@@ -243,7 +245,7 @@ const idle: Scenario['run'] = (broker, p) =>
     const elapsed = (now() - start) / 1000
     await Bun.sleep(1000)
     const rss1 = rssBytes(broker.pid)
-    for (const c of clients) c.end()
+    for (const c of [warm, ...clients]) c.end()
     await Bun.sleep(200)
     return { connectsPerSec: clients.length / elapsed, bytesPerConnection: (rss1 - rss0) / clients.length }
   })

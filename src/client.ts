@@ -7,7 +7,7 @@ import { MqttError } from './errors.ts'
 import { Outbound } from './delivery/outbound.ts'
 import { dispatch } from './handlers/index.ts'
 import { type Message, isExpired, remainingExpiry } from './message.ts'
-import { encode, PacketReader, PacketTooLargeError, type Packet, type ProtocolVersion, type PubackPacket, type PublishPacket, type PubrecPacket } from './protocol/codec.ts'
+import { encode, PacketReader, PacketTooLargeError, type Packet, type PacketSink, type ProtocolVersion, type PubackPacket, type PublishPacket, type PubrecPacket } from './protocol/codec.ts'
 import { Reason } from './protocol/reason.ts'
 import type { Delivery, Session } from './session.ts'
 import type { Connection, ConnectionHandler } from './transport/types.ts'
@@ -17,7 +17,7 @@ type State = 'connecting' | 'connected' | 'closed'
 /** Held packets past which the socket stops being read until the pending decision settles. */
 const HOLD_PAUSE_AT = 64
 
-export class Client implements ConnectionHandler {
+export class Client implements ConnectionHandler, PacketSink {
   state: State = 'connecting'
   version: ProtocolVersion = 4
   clientId = ''
@@ -44,7 +44,7 @@ export class Client implements ConnectionHandler {
   /** The last acknowledgement still waiting for a store flush, if any. */
   private ackChain: Promise<void> | null = null
   readonly outbound: Outbound
-  private readonly reader: PacketReader
+  readonly reader: PacketReader
 
   constructor(
     readonly broker: Broker,
@@ -54,10 +54,7 @@ export class Client implements ConnectionHandler {
     this.outbound = new Outbound(conn, broker.stats, () => {
       if (this.session) broker.pump(this.session)
     })
-    this.reader = new PacketReader(broker.config.limits.maxPacketSize, {
-      packet: (packet) => this.onPacket(packet),
-      error: (error) => this.onParseError(error),
-    })
+    this.reader = new PacketReader(broker.config.limits.maxPacketSize, this)
   }
 
   get remoteAddress(): string {
@@ -229,7 +226,8 @@ export class Client implements ConnectionHandler {
 
   // Receiving.
 
-  private onPacket(packet: Packet): void {
+  /** PacketSink: the next packet from this connection. */
+  onPacket(packet: Packet): void {
     if (this.state === 'closed') return
     if (this.held) {
       // A plugin decision is pending: keep this packet for after it, in order.
@@ -279,7 +277,8 @@ export class Client implements ConnectionHandler {
     }
   }
 
-  private onParseError(error: Error): void {
+  /** PacketSink: the stream is malformed (or a packet too large); the connection ends. */
+  onParseError(error: Error): void {
     const tooLarge = error instanceof PacketTooLargeError
     this.broker.logger.warn('client.malformed_packet', { clientId: this.clientId || undefined, address: this.remoteAddress, reason: error.message })
     if (this.state === 'connecting' && error.message === 'Invalid protocol version') {

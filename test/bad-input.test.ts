@@ -112,13 +112,13 @@ describe('framing', () => {
   test('the parser yields the same packets however the bytes are split (every boundary, one byte at a time)', () => {
     for (let cut = 1; cut < bytes.length; cut++) {
       const got: string[] = []
-      const reader = new PacketReader(1 << 20, { packet: (p) => got.push(p.cmd), error: (e) => got.push(`error ${e.message}`) })
+      const reader = new PacketReader(1 << 20, { onPacket: (p) => got.push(p.cmd), onParseError: (e) => got.push(`error ${e.message}`) })
       reader.feed(bytes.subarray(0, cut))
       reader.feed(bytes.subarray(cut))
       expect(got).toEqual(['connect', 'subscribe', 'publish', 'pingreq'])
     }
     const got: string[] = []
-    const reader = new PacketReader(1 << 20, { packet: (p) => got.push(p.cmd), error: (e) => got.push(`error ${e.message}`) })
+    const reader = new PacketReader(1 << 20, { onPacket: (p) => got.push(p.cmd), onParseError: (e) => got.push(`error ${e.message}`) })
     for (let i = 0; i < bytes.length; i++) reader.feed(bytes.subarray(i, i + 1))
     expect(got).toEqual(['connect', 'subscribe', 'publish', 'pingreq'])
   })

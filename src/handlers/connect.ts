@@ -17,6 +17,7 @@ export function handleConnect(client: Client, packet: ConnectPacket): void | Pro
   const limits = broker.config.limits
   const version = packet.protocolVersion ?? 4
   client.version = version
+  client.reader.connected(version, (packet as { bridgeMode?: boolean }).bridgeMode === true)
   const props = packet.properties
   const connack: ConnackProperties = {}
 

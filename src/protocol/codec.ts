@@ -1,7 +1,10 @@
 /**
- * The only importer of mqtt-packet. One parser per connection, fed every chunk; packets come out synchronously.
- * mqtt-packet has no size guard, so the parser is checked after every chunk: a packet whose fixed header
- * announces more than the limit is refused before its body is buffered past one read.
+ * The only importer of mqtt-packet.
+ *
+ * Reading: each connection frames its byte stream itself, from the fixed header's remaining length (which it
+ * must read anyway to refuse an oversized packet before buffering its body), and hands runs of whole packets to
+ * one mqtt-packet parser shared by every connection. mqtt-packet still decodes every packet; since it only ever
+ * sees whole packets it ends each call with no state, and an idle connection costs no parser of its own.
  */
 import mqttPacket from 'mqtt-packet'
 import type { Packet } from 'mqtt-packet'
@@ -29,18 +32,21 @@ export class PacketTooLargeError extends Error {
   override readonly name = 'PacketTooLargeError'
 }
 
+/** Who receives a connection's packets: each in order, or the one error that ends the connection. */
 export interface PacketSink {
-  packet(packet: Packet): void
-  error(error: Error): void
+  onPacket(packet: Packet): void
+  onParseError(error: Error): void
 }
 
 interface MqttPacketParser {
   parse(buf: Buffer): number
   on(event: 'packet', fn: (p: Packet) => void): void
   on(event: 'error', fn: (e: Error) => void): void
-  /** mqtt-packet internals: the packet being assembled; `length` is its remaining length once known, else -1. */
-  packet: { length: number }
+  /** mqtt-packet internals: what it knows of the connection (protocolVersion, bridgeMode); CONNECT replaces it. */
+  settings: ParserSettings
 }
+
+type ParserSettings = { protocolVersion?: number; bridgeMode?: boolean }
 
 /** Size of a whole packet: fixed-header byte, remaining-length bytes, body. */
 export function packetSize(remainingLength: number): number {
@@ -48,39 +54,166 @@ export function packetSize(remainingLength: number): number {
   return 1 + lengthBytes + remainingLength
 }
 
-export class PacketReader {
-  private readonly parser: MqttPacketParser
+/** Decodes runs of whole packets for any connection; synchronous, so one instance serves them all. */
+class SharedDecoder {
+  private parser = this.fresh()
+  private sink: PacketSink | null = null
   private failed = false
+  busy = false
+
+  private fresh(): MqttPacketParser {
+    const parser = mqttPacket.parser() as unknown as MqttPacketParser
+    parser.on('packet', (packet) => {
+      if (!this.failed) this.sink!.onPacket(packet)
+    })
+    parser.on('error', (error) => {
+      if (this.failed) return
+      this.failed = true
+      this.sink!.onParseError(error)
+    })
+    return parser
+  }
+
+  /** Decodes `bytes` (whole packets only) with the connection's settings; returns the settings after. */
+  decode(bytes: Buffer, settings: ParserSettings, sink: PacketSink): ParserSettings {
+    this.busy = true
+    this.sink = sink
+    this.failed = false
+    this.parser.settings = settings
+    try {
+      this.parser.parse(bytes)
+      return this.parser.settings
+    } catch (error) {
+      if (!this.failed) sink.onParseError(error as Error) // mqtt-packet throws on some input instead of emitting
+      this.failed = true
+      return settings
+    } finally {
+      // After an error mqtt-packet's state is not to be trusted: start the next call with a new parser.
+      if (this.failed) this.parser = this.fresh()
+      this.sink = null
+      this.busy = false
+    }
+  }
+}
+
+const shared = new SharedDecoder()
+
+export class PacketReader implements PacketSink {
+  /** Bytes of a packet not yet complete (views of the read buffers, bounded by the maximum packet size). */
+  private partial: Buffer[] = []
+  private partialBytes = 0
+  /** Size of the incomplete packet once its fixed header has arrived; 0 before. */
+  private needed = 0
+  private settings: ParserSettings = {}
+  private failed = false
+  /** The stream's first packet header has been seen (it must be CONNECT). */
+  private started = false
 
   constructor(
     private readonly maxPacketSize: number,
     private readonly sink: PacketSink,
-  ) {
-    this.parser = mqttPacket.parser() as unknown as MqttPacketParser
-    this.parser.on('packet', (packet) => {
-      if (this.failed) return
-      if (packetSize(packet.length ?? 0) > this.maxPacketSize) return this.fail(tooLarge(packet.length ?? 0, this.maxPacketSize))
-      this.sink.packet(packet)
-    })
-    this.parser.on('error', (error) => this.fail(error))
+  ) {}
+
+  onPacket(packet: Packet): void {
+    if (!this.failed) this.sink.onPacket(packet)
+  }
+
+  onParseError(error: Error): void {
+    if (this.failed) return
+    this.failed = true
+    this.partial = []
+    this.sink.onParseError(error)
+  }
+
+  /**
+   * After CONNECT: keep only what the parser reads from it. mqtt-packet otherwise keeps the CONNECT packet
+   * (password and will payload are views of the socket's read buffer) for the life of the connection.
+   */
+  connected(protocolVersion: ProtocolVersion, bridgeMode: boolean): void {
+    this.settings = bridgeMode ? { protocolVersion, bridgeMode } : { protocolVersion }
   }
 
   feed(chunk: Buffer): void {
     if (this.failed) return
-    this.parser.parse(chunk)
-    const pending = this.parser.packet.length
-    if (!this.failed && pending > 0 && packetSize(pending) > this.maxPacketSize) this.fail(tooLarge(pending, this.maxPacketSize))
+    if (this.needed > 0 && this.partialBytes + chunk.length < this.needed) {
+      // Still inside a large packet: keep the chunk, copy nothing yet.
+      this.partial.push(chunk)
+      this.partialBytes += chunk.length
+      return
+    }
+    let data = chunk
+    if (this.partialBytes > 0) {
+      this.partial.push(chunk)
+      data = Buffer.concat(this.partial, this.partialBytes + chunk.length)
+      this.partial = []
+      this.partialBytes = 0
+    }
+    this.needed = 0
+    const end = this.frame(data)
+    if (end < 0) return
+    if (end > 0) {
+      const decoder = shared.busy ? new SharedDecoder() : shared
+      this.settings = decoder.decode(end === data.length ? data : data.subarray(0, end), this.settings, this)
+      if (this.failed) return
+    }
+    if (end < data.length) {
+      this.partial.push(data.subarray(end))
+      this.partialBytes = data.length - end
+    }
   }
 
-  private fail(error: Error): void {
-    if (this.failed) return
-    this.failed = true
-    this.sink.error(error)
+  /** Returns where the last whole packet in `data` ends (-1 after refusing a packet), noting the size of the next. */
+  private frame(data: Buffer): number {
+    let at = 0
+    while (data.length - at >= 1) {
+      const headerError = checkFixedHeader(data[at]!, !this.started)
+      if (headerError) {
+        this.onParseError(new Error(headerError))
+        return -1
+      }
+      this.started = true
+      let remaining = 0
+      let multiplier = 1
+      let i = at + 1
+      for (; ; i++) {
+        if (i >= data.length) return at // the remaining length has not all arrived yet
+        const byte = data[i]!
+        remaining += (byte & 0x7f) * multiplier
+        if ((byte & 0x80) === 0) break
+        if (i === at + 4) {
+          this.onParseError(new Error('Invalid variable byte integer')) // more than 4 bytes [MQTT-1.5.5]
+          return -1
+        }
+        multiplier *= 128
+      }
+      const size = i + 1 - at + remaining
+      if (size > this.maxPacketSize) {
+        this.onParseError(new PacketTooLargeError(`packet of ${size} bytes exceeds the maximum of ${this.maxPacketSize}`))
+        return -1
+      }
+      if (data.length - at < size) {
+        this.needed = size
+        return at
+      }
+      at += size
+    }
+    return at
   }
 }
 
-function tooLarge(remaining: number, max: number): PacketTooLargeError {
-  return new PacketTooLargeError(`packet of ${packetSize(remaining)} bytes exceeds the maximum of ${max}`)
+/**
+ * Checks the first byte of a packet as soon as it arrives, so a stream that is not MQTT is refused at once
+ * rather than after the body it announces: reserved type 0, flag bits [MQTT-2.2.2-2], QoS 3 [MQTT-3.3.1-4],
+ * and anything but CONNECT first [MQTT-3.1.0-1].
+ */
+function checkFixedHeader(first: number, beforeConnect: boolean): string | null {
+  const type = first >> 4
+  const flags = first & 0x0f
+  if (beforeConnect && type !== 1) return 'the first packet must be CONNECT'
+  if (type === 0) return 'reserved packet type 0'
+  if (type === 3) return ((flags >> 1) & 3) === 3 ? 'Packet must not have both QoS bits set to 1' : null
+  const required = type === 6 || type === 8 || type === 10 ? 2 : 0 // PUBREL, SUBSCRIBE, UNSUBSCRIBE
+  return flags === required ? null : `invalid flags for packet type ${type}`
 }
 
 /** Encodes one packet into one buffer for the given protocol version. */
