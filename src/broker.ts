@@ -211,9 +211,8 @@ export class Broker implements Acceptor {
       else if (!client.sendPublish(entry.delivery, id, true)) this.forget(session, id)
     }
     this.pump(session)
-    const info = client.info
-    this.logger.info('client.connected', { ...info, sessionPresent, keepAlive: client.keepAliveMs / 1000 })
-    this.emit('clientConnected', { ...info, sessionPresent })
+    if (this.logger.isInfo) this.logger.info('client.connected', { ...client.info, sessionPresent, keepAlive: client.keepAliveMs / 1000 })
+    if (this.listeners.clientConnected.length > 0) this.emit('clientConnected', { ...client.info, sessionPresent })
   }
 
   /** The connection is gone (any cause). Publishes or schedules the will and starts session expiry. */
@@ -223,9 +222,8 @@ export class Broker implements Acceptor {
     client.session = null
     if (session && session.client === client) this.detach(session)
     if (!wasConnected) return
-    const info = client.info
-    this.logger.info('client.disconnected', { ...info, reason: client.closeReason })
-    this.emit('clientDisconnected', { ...info, reason: client.closeReason })
+    if (this.logger.isInfo) this.logger.info('client.disconnected', { ...client.info, reason: client.closeReason })
+    if (this.listeners.clientDisconnected.length > 0) this.emit('clientDisconnected', { ...client.info, reason: client.closeReason })
   }
 
   private detach(session: Session): void {

@@ -11,7 +11,9 @@ export interface Logger {
   info(event: string, fields?: LogFields): void
   warn(event: string, fields?: LogFields): void
   error(event: string, fields?: LogFields): void
+  /** Whether debug / info lines are written: check before building the fields of a frequent line. */
   isDebug: boolean
+  isInfo: boolean
 }
 
 type Sink = (line: string) => void
@@ -24,7 +26,7 @@ export function createLogger(level: LogLevel, sink: Sink = (line) => process.std
       sink(JSON.stringify({ time: new Date().toISOString(), level: lvl, event, ...fields }, replacer))
     }
   }
-  return { debug: emit('debug'), info: emit('info'), warn: emit('warn'), error: emit('error'), isDebug: min === 0 }
+  return { debug: emit('debug'), info: emit('info'), warn: emit('warn'), error: emit('error'), isDebug: min === 0, isInfo: min <= 1 }
 }
 
 function replacer(_key: string, value: unknown): unknown {
@@ -36,5 +38,5 @@ function replacer(_key: string, value: unknown): unknown {
 /** A logger that adds `fields` to every line (e.g. `{ plugin: 'auth' }`). */
 export function withFields(logger: Logger, fields: LogFields): Logger {
   const wrap = (fn: Logger['info']) => (event: string, more?: LogFields) => fn(event, { ...fields, ...more })
-  return { debug: wrap(logger.debug), info: wrap(logger.info), warn: wrap(logger.warn), error: wrap(logger.error), isDebug: logger.isDebug }
+  return { debug: wrap(logger.debug), info: wrap(logger.info), warn: wrap(logger.warn), error: wrap(logger.error), isDebug: logger.isDebug, isInfo: logger.isInfo }
 }

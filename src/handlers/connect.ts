@@ -4,7 +4,7 @@
  * The steps run in this order; a refusal sends CONNACK with the reason and closes [MQTT-3.2.2-5].
  */
 import { Client } from '../client.ts'
-import type { ConnackPacket, ConnectPacket } from '../protocol/codec.ts'
+import { type ConnackPacket, type ConnectPacket, encode } from '../protocol/codec.ts'
 import { connackReturnCode, Reason } from '../protocol/reason.ts'
 import { topicNameError } from '../protocol/validate.ts'
 import { decide, type Verdict } from '../plugin.ts'
@@ -99,8 +99,9 @@ export function handleConnect(client: Client, packet: ConnectPacket): void | Pro
       connack.subscriptionIdentifiersAvailable = true
       connack.sharedSubscriptionAvailable = true
     }
-    // MQTT 3.1 has no session-present flag.
-    client.send({ cmd: 'connack', sessionPresent: version !== 3 && present, returnCode: 0, reasonCode: 0, properties: version === 5 ? connack : undefined })
+    // MQTT 3.1 has no session-present flag; 3.1/3.1.1 acceptances are constant and encoded once.
+    if (version === 5) client.send({ cmd: 'connack', sessionPresent: present, reasonCode: 0, properties: connack })
+    else client.outbound.push(ACCEPTED[version === 4 && present ? 1 : 0]!)
     broker.connected(client, present)
   }
 
@@ -118,6 +119,8 @@ export function handleConnect(client: Client, packet: ConnectPacket): void | Pro
   if (verdict instanceof Promise) return verdict.then(settle)
   settle(verdict)
 }
+
+const ACCEPTED = [false, true].map((sessionPresent) => encode({ cmd: 'connack', sessionPresent, returnCode: 0 }, 4))
 
 function refuse(client: Client, reasonCode: number, why: string): void {
   const packet: ConnackPacket = { cmd: 'connack', sessionPresent: false }
