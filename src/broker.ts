@@ -61,6 +61,8 @@ export class Broker implements Acceptor {
   readonly clients = new Set<Client>()
   readonly subscriptions = new SubscriptionTrie()
   closing = false
+  private readonly matches = new RouteMatches()
+  private routing = false
   private readonly listeners: Listeners = { clientConnected: [], clientDisconnected: [], message: [], subscribe: [], unsubscribe: [], deliver: [], drop: [] }
   private readonly sweepTimer: ReturnType<typeof setInterval>
 
@@ -317,7 +319,18 @@ export class Broker implements Acceptor {
 
   /** Delivers a message to every matching subscription; returns how many sessions it reached. */
   route(message: Message): number {
-    const matches = new RouteMatches(message.origin)
+    // One collector reused for every message (a new one only if a listener publishes while we route).
+    const matches = this.routing ? new RouteMatches() : this.matches
+    this.routing = true
+    matches.reset(message.origin)
+    try {
+      return this.deliverMatches(message, matches)
+    } finally {
+      if (matches === this.matches) this.routing = false
+    }
+  }
+
+  private deliverMatches(message: Message, matches: RouteMatches): number {
     this.subscriptions.match(message.topic, matches)
     let reached = 0
     for (const [clientId, match] of matches.clients) {
@@ -493,7 +506,13 @@ export class Broker implements Acceptor {
 class RouteMatches implements MatchVisitor {
   readonly clients = new Map<string, { qos: QoS; retainAsPublished: boolean; ids: number[] | undefined }>()
   readonly groups: ShareGroup[] = []
-  constructor(private readonly origin: string | undefined) {}
+  private origin: string | undefined = undefined
+
+  reset(origin: string | undefined): void {
+    this.clients.clear()
+    this.groups.length = 0
+    this.origin = origin
+  }
 
   subscription(sub: Subscription): void {
     if (sub.noLocal && sub.clientId === this.origin) return // [MQTT-3.8.3-3]

@@ -1,0 +1,96 @@
+/**
+ * Malformed MQTT for the fuzz test: valid packets of every type (mqtt-packet encodes them), then mutated
+ * (bits flipped, bytes cut, inserted or repeated, lengths lied about), plus the classic attacks. Seeded, so a
+ * failure can be replayed with the same FUZZ_SEED.
+ */
+import mqttPacket, { type Packet } from 'mqtt-packet'
+
+export function rng(seed: number) {
+  let s = seed >>> 0
+  const next = () => {
+    s = (s + 0x6d2b79f5) | 0
+    let t = Math.imul(s ^ (s >>> 15), 1 | s)
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+  }
+  const int = (n: number) => Math.floor(next() * n)
+  const pick = <T>(xs: readonly T[]): T => xs[int(xs.length)]!
+  return { next, int, pick }
+}
+export type Rng = ReturnType<typeof rng>
+
+const topics = ['a', 'a/b', 'sensors/x/temp', '$SYS/x', 'deep/' + 'x/'.repeat(300) + 'end', '\u0000', 'ünï/çødé', '']
+const filters = ['#', '+', 'a/+/c', 'a/#/b', '+/#', '$share/g/x', '$share//x', 'x+', '']
+
+function validPacket(r: Rng, version: 4 | 5): Packet {
+  const id = r.int(3) === 0 ? 0 : 1 + r.int(65535)
+  const qos = r.int(3) as 0 | 1 | 2
+  const props = version === 5 && r.int(2) ? { userProperties: { k: 'v'.repeat(r.int(100)) }, topicAlias: r.int(40) } : undefined
+  switch (r.int(11)) {
+    case 0:
+      return { cmd: 'publish', topic: r.pick(topics), payload: Buffer.alloc(r.int(300), r.int(256)), qos, messageId: qos ? id || 1 : undefined, retain: r.int(2) === 0, dup: r.int(2) === 0, properties: props } as Packet
+    case 1:
+      return { cmd: 'subscribe', messageId: id || 1, subscriptions: Array.from({ length: 1 + r.int(r.int(10) === 0 ? 500 : 4) }, () => ({ topic: r.pick(filters), qos: r.int(3) as 0 | 1 | 2, nl: r.int(2) === 0, rap: r.int(2) === 0, rh: r.int(3) })) }
+    case 2:
+      return { cmd: 'unsubscribe', messageId: id || 1, unsubscriptions: [r.pick(filters), r.pick(filters)] }
+    case 3:
+      return { cmd: 'puback', messageId: id || 1 }
+    case 4:
+      return { cmd: 'pubrec', messageId: id || 1 }
+    case 5:
+      return { cmd: 'pubrel', messageId: id || 1 }
+    case 6:
+      return { cmd: 'pubcomp', messageId: id || 1 }
+    case 7:
+      return { cmd: 'pingreq' }
+    case 8:
+      return { cmd: 'disconnect', reasonCode: r.pick([0, 4, 0x80]), properties: version === 5 && r.int(2) ? { sessionExpiryInterval: r.int(100) } : undefined } as Packet
+    case 9:
+      return { cmd: 'connect', protocolId: 'MQTT', protocolVersion: version, clientId: 'again', clean: true, keepalive: 1 }
+    default:
+      return { cmd: 'auth', reasonCode: 0x18, properties: { authenticationMethod: 'x' } } as Packet
+  }
+}
+
+function encodeOrNull(packet: Packet, version: 4 | 5): Buffer | null {
+  try {
+    return mqttPacket.generate(packet, { protocolVersion: version })
+  } catch {
+    return null
+  }
+}
+
+/** The classic attacks, as raw bytes. */
+export const classics: Buffer[] = [
+  Buffer.from([0x30, 0xff, 0xff, 0xff, 0x7f]), // 5-byte header announcing a 256 MB body
+  Buffer.from([0x30, 0xff, 0xff, 0xff, 0xff, 0x01]), // remaining length in 5 bytes
+  Buffer.from([0x30, 0x05, 0x00, 0x03, 0xc3, 0x28, 0x41]), // invalid UTF-8 in a topic
+  Buffer.from([0x30, 0x04, 0x00, 0x02, 0x61, 0x00]), // U+0000 in a topic
+  Buffer.from([0x62, 0x02, 0x12, 0x34]), // PUBREL for an unknown id
+  Buffer.from([0x32, 0x06, 0x00, 0x01, 0x61, 0x00, 0x00, 0x78]), // QoS 1 with packet id 0
+  Buffer.from([0x00, 0x00]), // reserved type 0
+  Buffer.from([0xf0, 0x00]), // type 15 (AUTH) in 3.1.1 / without a method
+]
+
+/** One mutated packet's bytes. */
+export function malformed(r: Rng, version: 4 | 5): Buffer {
+  if (r.int(20) === 0) return r.pick(classics)
+  const base = encodeOrNull(validPacket(r, version), version) ?? Buffer.from([0xc0, 0x00])
+  const bytes = Buffer.from(base)
+  switch (r.int(6)) {
+    case 0: // flip a few bits
+      for (let k = 0; k <= r.int(3); k++) bytes[r.int(bytes.length)]! ^= 1 << r.int(8)
+      return bytes
+    case 1: // cut short
+      return bytes.subarray(0, r.int(bytes.length))
+    case 2: // lie about the length
+      bytes[1] = r.int(256)
+      return bytes
+    case 3: // random bytes inserted
+      return Buffer.concat([bytes.subarray(0, r.int(bytes.length)), Buffer.from(Array.from({ length: 1 + r.int(8) }, () => r.int(256))), bytes])
+    case 4: // pure noise
+      return Buffer.from(Array.from({ length: 1 + r.int(40) }, () => r.int(256)))
+    default: // valid (so the stream gets somewhere before the next mutation)
+      return bytes
+  }
+}
