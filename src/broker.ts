@@ -3,6 +3,7 @@
  * It knows nothing of sockets beyond `transport/types.ts`: transports hand it connections through `accept`.
  */
 import { randomBytes } from 'node:crypto'
+import { Admission, REFUSED } from './admission.ts'
 import { Client } from './client.ts'
 import type { ResolvedConfig } from './config.ts'
 import type { Logger } from './logger.ts'
@@ -61,6 +62,7 @@ export class Broker implements Acceptor {
   readonly clients = new Set<Client>()
   readonly subscriptions = new SubscriptionTrie()
   closing = false
+  private readonly admission: Admission
   private readonly matches = new RouteMatches()
   private routing = false
   private readonly listeners: Listeners = { clientConnected: [], clientDisconnected: [], message: [], subscribe: [], unsubscribe: [], deliver: [], drop: [] }
@@ -72,6 +74,7 @@ export class Broker implements Acceptor {
     readonly plugins: PluginHost = new PluginHost([]),
     readonly retained: RetainedStore = new MemoryRetainedStore(),
   ) {
+    this.admission = new Admission(config.limits)
     this.sweepTimer = setInterval(() => this.sweep(), SWEEP_INTERVAL_MS)
     this.sweepTimer.unref()
   }
@@ -158,6 +161,13 @@ export class Broker implements Acceptor {
   // Connections.
 
   accept(conn: Connection): ConnectionHandler {
+    const now = Date.now()
+    const refused = this.admission.admit(conn.remoteAddress, now)
+    if (refused) {
+      if (this.admission.shouldLog(conn.remoteAddress, now)) this.logger.warn('client.rejected', { address: conn.remoteAddress, reason: refused })
+      conn.end()
+      return REFUSED
+    }
     const client = new Client(this, conn)
     this.clients.add(client)
     return client
@@ -219,7 +229,7 @@ export class Broker implements Acceptor {
 
   /** The connection is gone (any cause). Publishes or schedules the will and starts session expiry. */
   clientClosed(client: Client, wasConnected: boolean): void {
-    this.clients.delete(client)
+    if (this.clients.delete(client)) this.admission.released(client.remoteAddress)
     const session = client.session
     client.session = null
     if (session && session.client === client) this.detach(session)
@@ -269,6 +279,11 @@ export class Broker implements Acceptor {
   }
 
   // Subscriptions.
+
+  /** Connections past CONNECT or still before it. */
+  get connectionCount(): number {
+    return this.clients.size
+  }
 
   /** Adds or replaces a subscription; returns whether one already existed on that filter. */
   subscribe(session: Session, sub: Subscription): boolean {
@@ -477,6 +492,7 @@ export class Broker implements Acceptor {
   /** Closes connections that never sent CONNECT, that missed their keep alive, or whose socket stays blocked. */
   private sweep(): void {
     const now = Date.now()
+    this.admission.prune(now)
     const { connectTimeoutMs, drainTimeoutMs } = this.config.limits
     for (const client of this.clients) {
       if (client.state === 'connecting') {

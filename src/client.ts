@@ -290,12 +290,15 @@ export class Client implements ConnectionHandler, PacketSink {
   }
 
   /** Resolves the message a PUBLISH carries (payload still in the read buffer). */
-  static message(clientId: string, packet: PublishPacket, now: number): Message {
+  static message(clientId: string, packet: PublishPacket, now: number, maxExpirySeconds = 0): Message {
     const p = packet.properties
     let expiresAt = 0
     let properties: Message['properties'] = undefined
     if (p) {
-      if (p.messageExpiryInterval !== undefined) expiresAt = now + p.messageExpiryInterval * 1000
+      if (p.messageExpiryInterval !== undefined) {
+        const seconds = maxExpirySeconds > 0 ? Math.min(p.messageExpiryInterval, maxExpirySeconds) : p.messageExpiryInterval
+        expiresAt = now + seconds * 1000
+      }
       if (p.payloadFormatIndicator !== undefined || p.contentType !== undefined || p.responseTopic !== undefined || p.correlationData !== undefined || p.userProperties !== undefined) {
         properties = {}
         if (p.payloadFormatIndicator !== undefined) properties.payloadFormatIndicator = p.payloadFormatIndicator

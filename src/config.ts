@@ -93,6 +93,16 @@ const limits = z.strictObject({
   maxTopicLevels: int(1, 65535).default(128),
   /** Longest topic name or filter, in UTF-8 bytes. */
   maxTopicLength: int(1, 65535).default(65535),
+  /** Connected (and connecting) clients in all; CONNECT past it gets 0x89 Server busy (3.1.1: 3). */
+  maxConnections: int(1, 10_000_000).default(100_000),
+  /** Open connections from one IP address; past it a new socket is closed at once. 0 = no limit. */
+  maxConnectionsPerIp: int(0, 10_000_000).default(0),
+  /** New connections per second from one IP address (bursts up to that many); past it they are closed at once. 0 = no limit. */
+  connectRatePerIp: int(0, 1_000_000).default(0),
+  /** Subscriptions one session may hold; a filter past it gets SUBACK 0x97 Quota exceeded (3.1.1: 0x80). */
+  maxSubscriptionsPerClient: int(1, 10_000_000).default(10_000),
+  /** Ceiling on a message's expiry interval (MQTT 5), in seconds; 0 = no ceiling. */
+  maxMessageExpirySeconds: int(0, 0xffffffff).default(0),
 })
 
 const sys = z.strictObject({

@@ -51,6 +51,11 @@ describe('config schema', () => {
       maxSessionExpirySeconds: 4294967295,
       maxTopicLevels: 128,
       maxTopicLength: 65535,
+      maxConnections: 100000,
+      maxConnectionsPerIp: 0,
+      connectRatePerIp: 0,
+      maxSubscriptionsPerClient: 10000,
+      maxMessageExpirySeconds: 0,
     })
   })
 

@@ -22,6 +22,8 @@ export function handleConnect(client: Client, packet: ConnectPacket): void | Pro
   const connack: ConnackProperties = {}
 
   if (broker.closing) return refuse(client, Reason.ServerUnavailable, 'server is shutting down')
+  // This connection is counted already, hence "more than".
+  if (broker.connectionCount > limits.maxConnections) return refuse(client, Reason.ServerBusy, `more than ${limits.maxConnections} connections`)
   if (version === 5 && props?.authenticationMethod !== undefined) {
     // No enhanced authentication is configured (MQTT 5.0 section 4.12).
     return refuse(client, Reason.BadAuthenticationMethod, 'enhanced authentication is not supported')

@@ -56,7 +56,7 @@ function acknowledge(client: Client, packet: PublishPacket, verdict: Verdict): v
   let reasonCode: number
   let reasonString: string | undefined
   if (verdict.allowed) {
-    const message = Client.message(client.clientId, packet, Date.now())
+    const message = Client.message(client.clientId, packet, Date.now(), broker.config.limits.maxMessageExpirySeconds)
     const reached = broker.route(message)
     if (message.retain) broker.retain(message)
     reasonCode = reached === 0 ? Reason.NoMatchingSubscribers : Reason.Success

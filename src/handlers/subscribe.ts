@@ -64,6 +64,9 @@ function complete(client: Client, messageId: number, requests: Array<Subscriptio
       broker.logger.debug('subscribe.denied', { clientId: client.clientId, filter: subscriptionKey(sub) })
       return granted.push(client.version === 5 ? (verdict.reasonCode ?? Reason.NotAuthorized) : 0x80)
     }
+    if (session.subscriptions.size >= broker.config.limits.maxSubscriptionsPerClient && !session.subscriptions.has(subscriptionKey(sub))) {
+      return granted.push(client.version === 5 ? Reason.QuotaExceeded : 0x80)
+    }
     const existed = broker.subscribe(session, sub)
     granted.push(sub.qos)
     // [MQTT-3.3.1-9..11] retained: rh 0 always, rh 1 for a new subscription, rh 2 never; never to a shared subscription.
