@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import mqttPacket from 'mqtt-packet'
 import net from 'node:net'
 import { startBroker, until, type TestBroker } from './helpers/broker.ts'
+import { BenchClient } from '../bench/client.ts'
 import { connect, subscribe } from './helpers/mqttjs.ts'
 
 const BUFFER_LIMIT = 256 * 1024
@@ -44,6 +45,32 @@ describe('backpressure and slow consumers', () => {
     expect(b.midge.stats.messagesDropped - dropsBefore).toBeGreaterThan(0)
     slow.destroy()
     await fast.end()
+  })
+
+  test('one stalled subscriber among 100 that read: the 100 get every message of a steady stream, the stalled one is bounded and then disconnected', async () => {
+    const slow = await stalledSubscriber('slow-among-100', 'steady/stream', 0)
+    // Fill the stalled one's kernel buffers first, so its socket is blocked from the start of the stream.
+    const filler = Buffer.alloc(16 * 1024)
+    for (let i = 0; i < 600; i++) {
+      b.midge.publish({ topic: 'steady/stream', payload: filler })
+      if (i % 50 === 0) await Bun.sleep(1)
+    }
+    const readers = await Promise.all(Array.from({ length: 100 }, (_, i) => BenchClient.connect(b.port, `reader-${i}`)))
+    await Promise.all(readers.map((r) => r.subscribe('steady/stream', 0)))
+    const counts = new Array(100).fill(0)
+    readers.forEach((r, i) => (r.onPublish = () => void counts[i]++))
+    const payload = Buffer.alloc(4096, 3)
+    const total = 1000 // 4 MB to each reader over about two seconds, at a steady pace
+    for (let i = 0; i < total; i++) {
+      b.midge.publish({ topic: 'steady/stream', payload })
+      if (i % 10 === 9) await Bun.sleep(20)
+    }
+    await until(() => counts.every((n) => n === total), 10_000, 'every reader has every message')
+    const slowClient = [...b.midge.broker.clients].find((c) => c.clientId === 'slow-among-100')
+    if (slowClient) expect(slowClient.outbound.bufferedBytes).toBeLessThanOrEqual(BUFFER_LIMIT + payload.length + 64)
+    await until(() => b.logs.some((l) => l.event === 'client.disconnected' && l.clientId === 'slow-among-100'), 5000, 'the stalled one is disconnected')
+    for (const r of readers) r.end()
+    slow.destroy()
   })
 
   test('a subscriber whose socket stays blocked past drainTimeoutMs is disconnected', async () => {

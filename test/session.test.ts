@@ -156,6 +156,16 @@ describe('sessions', () => {
     await small.close()
   })
 
+  test('maxSessionExpirySeconds: a longer session expiry is lowered, and MQTT 5 clients are told', async () => {
+    const capped = await startBroker({ limits: { maxSessionExpirySeconds: 5 } })
+    const c = await RawClient.open(capped.port, 5)
+    c.send({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 5, clientId: 'cap', clean: true, keepalive: 0, properties: { sessionExpiryInterval: 3600 } })
+    expect(((await c.next('connack')) as IConnackPacket).properties?.sessionExpiryInterval).toBe(5)
+    expect(capped.midge.broker.sessions.get('cap')!.expiryInterval).toBe(5)
+    c.end()
+    await capped.close()
+  })
+
   test('MQTT 5: session expiry interval ends the session after it passes', async () => {
     const c = await RawClient.connected(b.port, 5, { clientId: 'expiring', clean: true, properties: { sessionExpiryInterval: 1 } })
     c.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'exp/x', qos: 1 }] })

@@ -100,7 +100,8 @@ describe('sqlite plugin: persistent sessions', () => {
     await third.close()
   })
 
-  test('kill -9 under a steady QoS 1 stream: every message acknowledged to the publisher reaches the persistent subscribers', async () => {
+  for (const signal of ['SIGKILL', 'SIGTERM'] as const) {
+  test(`${signal === 'SIGKILL' ? 'kill -9' : 'graceful shutdown (SIGTERM)'} under a steady QoS 1 stream: every message acknowledged to the publisher reaches the persistent subscribers`, async () => {
     const path = dbPath()
     const port = 21000 + Math.floor(Math.random() * 20000)
     const config = join(dir, `kill-${n}.config.ts`)
@@ -145,7 +146,7 @@ describe('sqlite plugin: persistent sessions', () => {
     }
     for (let i = 0; i < 16; i++) pump()
     await until(() => acked.length >= 200, 10000, '200 acknowledged')
-    broker.proc.kill(9)
+    broker.proc.kill(signal)
     stop = true
     await broker.proc.exited
     publisher.end(true)
@@ -167,4 +168,5 @@ describe('sqlite plugin: persistent sessions', () => {
       await broker.proc.exited
     }
   })
+  }
 })
