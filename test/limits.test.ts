@@ -66,6 +66,21 @@ describe('limits', () => {
     await b.close()
   })
 
+  test('maxTopicLevels and maxTopicLength: a longer topic closes the connection (0x90); a longer filter gets 0x8F', async () => {
+    const b = await startBroker({ limits: { maxTopicLevels: 3, maxTopicLength: 20 } })
+    for (const topic of ['a/b/c/d', 'x'.repeat(21)]) {
+      const c = await RawClient.connected(b.port, 5)
+      c.send({ cmd: 'publish', topic, payload: Buffer.from('x'), qos: 0, retain: false, dup: false })
+      expect(((await c.next('disconnect')) as { reasonCode: number }).reasonCode).toBe(0x90)
+      await c.waitClosed()
+    }
+    const c = await RawClient.connected(b.port, 5)
+    c.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'a/b/c/#', qos: 0 }, { topic: 'a/b/#', qos: 0 }, { topic: 'y'.repeat(21), qos: 0 }] })
+    expect(((await c.next('suback')) as ISubackPacket).granted).toEqual([0x8f, 0, 0x8f])
+    c.end()
+    await b.close()
+  })
+
   test('maxMessageExpirySeconds: a longer message expiry is lowered to the ceiling', async () => {
     const b = await startBroker({ limits: { maxMessageExpirySeconds: 10 } })
     const sub = await RawClient.connected(b.port, 5)
