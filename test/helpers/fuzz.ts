@@ -25,7 +25,9 @@ const filters = ['#', '+', 'a/+/c', 'a/#/b', '+/#', '$share/g/x', '$share//x', '
 function validPacket(r: Rng, version: 4 | 5): Packet {
   const id = r.int(3) === 0 ? 0 : 1 + r.int(65535)
   const qos = r.int(3) as 0 | 1 | 2
-  const props = version === 5 && r.int(2) ? { userProperties: { k: 'v'.repeat(r.int(100)) }, topicAlias: r.int(40) } : undefined
+  // Sometimes thousands of user properties in one packet.
+  const userProperties = Object.fromEntries(Array.from({ length: r.int(10) === 0 ? 2000 : 1 }, (_, i) => [`k${i}`, 'v'.repeat(r.int(100))]))
+  const props = version === 5 && r.int(2) ? { userProperties, topicAlias: r.int(40) } : undefined
   switch (r.int(11)) {
     case 0:
       return { cmd: 'publish', topic: r.pick(topics), payload: Buffer.alloc(r.int(300), r.int(256)), qos, messageId: qos ? id || 1 : undefined, retain: r.int(2) === 0, dup: r.int(2) === 0, properties: props } as Packet
