@@ -45,7 +45,8 @@ export async function startBroker(name: BrokerName, attempt = 1): Promise<Runnin
     writeFileSync(conf, lines.join('\n') + '\n')
     cmd = [Bun.which('mosquitto') ?? '/usr/sbin/mosquitto', '-c', conf]
   }
-  const proc = Bun.spawn(cmd, { cwd: root, stdout: 'ignore', stderr: 'ignore' })
+  // BENCH_BROKER_STDERR=1 shows what a broker prints on stderr (for debugging a run).
+  const proc = Bun.spawn(cmd, { cwd: root, stdout: 'ignore', stderr: process.env.BENCH_BROKER_STDERR ? 'inherit' : 'ignore' })
   const deadline = Date.now() + 10_000
   for (;;) {
     try {
