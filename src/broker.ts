@@ -326,10 +326,11 @@ export class Broker implements Acceptor {
 
   /** Stores or clears (empty payload [MQTT-3.3.1-6, -7]) the retained message for the topic. */
   retain(message: Message): void {
-    const kept = message.payload.length === 0 ? null : own({ ...message, retain: true, encoded: undefined })
+    const kept = message.payload.length === 0 ? null : own({ ...message, retain: true, encoded: undefined, remote: undefined })
     this.retained.set(message.topic, kept)
     // Write-behind mirror (memory stays the truth); $SYS is the broker's own and is not kept across restarts.
-    if (!message.topic.startsWith('$SYS/')) this.plugins.retainedStore?.set(message.topic, kept)
+    // A message from another node was stored by that node already.
+    if (!message.topic.startsWith('$SYS/') && !message.remote) this.plugins.retainedStore?.set(message.topic, kept)
   }
 
   /** Delivers a message to every matching subscription; returns how many sessions it reached. */

@@ -118,10 +118,25 @@ const plugin = z.custom<Plugin>((value) => typeof value === 'object' && value !=
   error: 'expected a plugin object with a name, as made by a plugin factory such as auth({...})',
 })
 
+const cluster = z.strictObject({
+  nats: z.strictObject({
+    /** NATS server URL(s), e.g. 'nats://10.0.0.5:4222'. */
+    servers: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)], { error: 'expected a NATS server URL or a list of them' }),
+    /** A NATS credentials file (.creds), when the server asks for one. */
+    credentials: z.string().min(1).optional(),
+    /** Name shared by every node of one cluster: the prefix of its subjects, stream and KV bucket. */
+    name: z.string().regex(/^[A-Za-z0-9_-]+$/, { error: 'expected letters, digits, - or _' }).default('midge'),
+  }),
+  /** This node's name in logs and on the wire; random when not given. */
+  nodeId: z.string().regex(/^[A-Za-z0-9_-]+$/, { error: 'expected letters, digits, - or _' }).optional(),
+})
+
 export const configSchema = z.strictObject({
   listeners: z.array(listener).min(1, { error: 'expected at least one listener' }).prefault([{ type: 'tcp' }]),
   /** The HTTP API (Hono): publish, health, metrics, admin. Off when absent. */
   http: http.optional(),
+  /** Several nodes as one broker on NATS JetStream. Off when absent (and NATS is not even loaded). */
+  cluster: cluster.optional(),
   /** Plugins, in the order their hooks are asked. */
   plugins: z.array(plugin).default([]),
   limits: limits.prefault({}),
@@ -138,6 +153,7 @@ export type ListenerConfig = ResolvedConfig['listeners'][number]
 export type TlsConfig = z.output<typeof tls>
 export type HttpConfig = z.output<typeof http>
 export type Scope = z.output<typeof scope>
+export type ClusterConfig = z.output<typeof cluster>
 
 /** Identity function that gives mqtt.config.ts full types and completion. */
 export function defineConfig(config: UserConfig): UserConfig {

@@ -24,6 +24,8 @@ export interface Message {
   encoded?: (Buffer | undefined)[]
   /** The payload is the broker's own copy, not a view of a read buffer (see `own`). */
   owned?: boolean
+  /** Came from another node of the cluster (so it is not sent back to the cluster). */
+  remote?: boolean
 }
 
 /**

@@ -11,6 +11,7 @@ import type { QoS } from './protocol/codec.ts'
 import { Reason } from './protocol/reason.ts'
 import { topicNameError } from './protocol/validate.ts'
 import { startSysPublisher, VERSION } from './sys.ts'
+import { clusterPlugin } from './cluster/plugin.ts'
 import { listenHttp } from './http/server.ts'
 import { listenTcp } from './transport/tcp.ts'
 import { listenWebSocket } from './transport/websocket.ts'
@@ -53,8 +54,10 @@ export interface CreateBrokerOptions {
 export function createBroker(config: UserConfig = {}, options: CreateBrokerOptions = {}): Midge {
   const resolved = resolveConfig(config)
   const logger = options.logger ?? createLogger(resolved.log.level)
-  const broker = new Broker(resolved, logger, new PluginHost(resolved.plugins))
-  for (const plugin of resolved.plugins) subscribeNotifications(broker, plugin, logger)
+  // The cluster, when configured, is a built-in plugin placed first (it provides the retained store).
+  const plugins = resolved.cluster ? [clusterPlugin(() => broker, resolved.cluster), ...resolved.plugins] : resolved.plugins
+  const broker: Broker = new Broker(resolved, logger, new PluginHost(plugins))
+  for (const plugin of plugins) subscribeNotifications(broker, plugin, logger)
   let started: Plugin[] = []
   let listeners: Array<{ stop(closeActive: boolean): void }> = []
   let ready = false
@@ -68,8 +71,8 @@ export function createBroker(config: UserConfig = {}, options: CreateBrokerOptio
       return broker.stats
     },
     async listen() {
-      logger.info('broker.starting', { version: VERSION, pid: process.pid, plugins: resolved.plugins.map((p) => p.name) })
-      for (const plugin of resolved.plugins) {
+      logger.info('broker.starting', { version: VERSION, pid: process.pid, plugins: plugins.map((p) => p.name) })
+      for (const plugin of plugins) {
         await plugin.start?.(pluginContext(broker, plugin, logger))
         started.push(plugin)
       }

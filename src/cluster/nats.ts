@@ -1,0 +1,209 @@
+/**
+ * Several Midge nodes as one broker on NATS (JetStream for what must not be lost). What goes where:
+ *
+ * - `midge.<name>.m0` (core NATS): QoS 0 messages, to every node. Own messages are not echoed back.
+ * - stream `MIDGE_<name>`, subject `midge.<name>.m1` (JetStream): QoS 1/2 messages. The node that received
+ *   the PUBLISH acknowledges it only once JetStream has stored it (the broker waits on `flushed()`); every node
+ *   reads the stream with an ordered consumer from the moment it starts, and skips its own messages.
+ * - KV bucket `midge_<name>_retained`: retained messages, one key per topic; loaded by a node at start.
+ * - `midge.<name>.connect` (core NATS): a client connected on some node; any other node holding a live
+ *   connection with that client id closes it (DISCONNECT 0x8E), so a client id is unique cluster-wide.
+ *
+ * Each message carries its metadata in a `Midge-Meta` header (JSON) and its payload as the body.
+ */
+import { connect, credsAuthenticator, headers, type NatsConnection, type Subscription } from '@nats-io/transport-node'
+import { DeliverPolicy, jetstream, jetstreamManager, type JetStreamClient } from '@nats-io/jetstream'
+import { Kvm, type KV } from '@nats-io/kv'
+import { readFileSync } from 'node:fs'
+import { randomBytes } from 'node:crypto'
+import type { Broker } from '../broker.ts'
+import type { ClusterConfig } from '../config.ts'
+import type { Logger } from '../logger.ts'
+import type { Message, MessageProperties } from '../message.ts'
+import { Reason } from '../protocol/reason.ts'
+
+interface Meta {
+  node: string
+  topic: string
+  qos: 0 | 1 | 2
+  retain: boolean
+  origin?: string
+  expiresAt: number
+  properties?: Record<string, unknown>
+}
+
+export class NatsFabric {
+  connected = true
+  private readonly pending = new Set<Promise<unknown>>()
+  private readonly subscriptions: Subscription[] = []
+  private stopConsumer: (() => void) | null = null
+  private forwarded = 0
+  private received = 0
+
+  private constructor(
+    private readonly broker: Broker,
+    private readonly nc: NatsConnection,
+    private readonly js: JetStreamClient,
+    private readonly kv: KV,
+    private readonly node: string,
+    private readonly prefix: string,
+    private readonly logger: Logger,
+  ) {}
+
+  static async connect(broker: Broker, config: ClusterConfig, logger: Logger): Promise<NatsFabric> {
+    const { servers, credentials, name } = config.nats
+    const node = config.nodeId ?? `node-${randomBytes(4).toString('hex')}`
+    const nc = await connect({
+      servers,
+      name: `midge ${node}`,
+      noEcho: true,
+      maxReconnectAttempts: -1,
+      authenticator: credentials ? credsAuthenticator(readFileSync(credentials)) : undefined,
+    })
+    const jsm = await jetstreamManager(nc)
+    const stream = `MIDGE_${name}`
+    const subject = `midge.${name}.m1`
+    try {
+      await jsm.streams.info(stream)
+    } catch {
+      // Kept for a day: long enough for a node restart to catch up, bounded so the stream cannot grow for ever.
+      await jsm.streams.add({ name: stream, subjects: [subject], max_age: 24 * 60 * 60 * 1e9, duplicate_window: 2 * 60 * 1e9 })
+    }
+    const js = jetstream(nc)
+    const kv = await new Kvm(js).create(`midge_${name}_retained`, { history: 1 })
+    const fabric = new NatsFabric(broker, nc, js, kv, node, `midge.${name}`, logger)
+    await fabric.listen(stream)
+    logger.info('cluster.joined', { node, servers, name })
+    return fabric
+  }
+
+  private async listen(stream: string): Promise<void> {
+    this.subscriptions.push(
+      this.nc.subscribe(`${this.prefix}.m0`, {
+        callback: (error, msg) => {
+          if (!error) this.receive(msg.headers?.get('Midge-Meta'), msg.data)
+        },
+      }),
+      this.nc.subscribe(`${this.prefix}.connect`, {
+        callback: (error, msg) => {
+          if (error) return
+          const { clientId, node } = msg.json<{ clientId: string; node: string }>()
+          if (node === this.node) return
+          const live = this.broker.sessions.get(clientId)?.client
+          if (live) live.disconnect(Reason.SessionTakenOver, `session taken over on node ${node}`) // [MQTT-3.1.4-3]
+        },
+      }),
+    )
+    const consumer = await this.js.consumers.get(stream, { deliver_policy: DeliverPolicy.New })
+    const messages = await consumer.consume()
+    this.stopConsumer = () => messages.stop()
+    void (async () => {
+      for await (const m of messages) this.receive(m.headers?.get('Midge-Meta'), m.data)
+    })().catch((error: Error) => this.logger.error('cluster.consumer_failed', { error: error.message }))
+    void (async () => {
+      for await (const status of this.nc.status()) {
+        if (status.type === 'disconnect') {
+          this.connected = false
+          this.logger.warn('cluster.disconnected', { node: this.node })
+        } else if (status.type === 'reconnect') {
+          this.connected = true
+          this.logger.info('cluster.reconnected', { node: this.node })
+        }
+      }
+    })()
+  }
+
+  /** A message from another node: route it here as if it had been published here. */
+  private receive(metaText: string | undefined, data: Uint8Array): void {
+    if (!metaText) return
+    const meta = JSON.parse(metaText) as Meta
+    if (meta.node === this.node) return
+    this.received++
+    const message: Message = {
+      topic: meta.topic,
+      payload: Buffer.from(data),
+      qos: meta.qos,
+      retain: meta.retain,
+      properties: decodeProperties(meta.properties),
+      expiresAt: meta.expiresAt,
+      origin: meta.origin,
+      owned: true,
+      remote: true,
+    }
+    this.broker.route(message)
+    if (message.retain) this.broker.retain(message)
+  }
+
+  /** A message routed on this node: on to the other nodes. QoS 1/2 go through JetStream and are waited on. */
+  forward(message: Readonly<Message>): void {
+    const meta: Meta = { node: this.node, topic: message.topic, qos: message.qos, retain: message.retain, origin: message.origin, expiresAt: message.expiresAt, properties: encodeProperties(message.properties) }
+    const h = headers()
+    h.set('Midge-Meta', JSON.stringify(meta))
+    this.forwarded++
+    if (message.qos === 0) {
+      this.nc.publish(`${this.prefix}.m0`, message.payload, { headers: h })
+      return
+    }
+    this.track(this.js.publish(`${this.prefix}.m1`, message.payload, { headers: h }))
+  }
+
+  announceConnect(clientId: string): void {
+    this.nc.publish(`${this.prefix}.connect`, JSON.stringify({ clientId, node: this.node }))
+  }
+
+  async loadRetained(): Promise<Message[]> {
+    const out: Message[] = []
+    for await (const key of await this.kv.keys()) {
+      const entry = await this.kv.get(key)
+      if (!entry || entry.operation !== 'PUT' || entry.value.length === 0) continue
+      const stored = entry.json<Meta & { payload: string }>()
+      out.push({ topic: stored.topic, payload: Buffer.from(stored.payload, 'base64'), qos: stored.qos, retain: true, properties: decodeProperties(stored.properties), expiresAt: stored.expiresAt, origin: undefined })
+    }
+    return out
+  }
+
+  storeRetained(topic: string, message: Message | null): void {
+    const key = Buffer.from(topic).toString('base64url')
+    if (!message) {
+      this.track(this.kv.delete(key))
+      return
+    }
+    const stored = { topic, qos: message.qos, expiresAt: message.expiresAt, properties: encodeProperties(message.properties), payload: message.payload.toString('base64') }
+    this.track(this.kv.put(key, JSON.stringify(stored)))
+  }
+
+  /** Resolves when what was forwarded or stored so far is in JetStream; null when nothing is pending. */
+  flushed(): Promise<void> | null {
+    if (this.pending.size === 0) return null
+    return Promise.all([...this.pending]).then(() => undefined)
+  }
+
+  private track(promise: Promise<unknown>): void {
+    const tracked = promise.finally(() => this.pending.delete(tracked))
+    this.pending.add(tracked)
+    tracked.catch((error: Error) => this.logger.error('cluster.publish_failed', { error: error.message }))
+  }
+
+  metrics(): Record<string, number> {
+    return { forwarded: this.forwarded, received: this.received, connected: this.connected ? 1 : 0 }
+  }
+
+  async close(): Promise<void> {
+    this.stopConsumer?.()
+    for (const s of this.subscriptions) s.unsubscribe()
+    await Promise.allSettled([...this.pending])
+    await this.nc.drain().catch(() => this.nc.close())
+  }
+}
+
+function encodeProperties(p: MessageProperties | undefined): Record<string, unknown> | undefined {
+  if (!p) return undefined
+  const { correlationData, ...rest } = p
+  return correlationData ? { ...rest, correlationData: correlationData.toString('base64') } : rest
+}
+
+function decodeProperties(p: Record<string, unknown> | undefined): MessageProperties | undefined {
+  if (!p) return undefined
+  const { correlationData, ...rest } = p as MessageProperties & { correlationData?: string }
+  return correlationData === undefined ? rest : { ...rest, correlationData: Buffer.from(correlationData, 'base64') }
+}

@@ -1,0 +1,43 @@
+/**
+ * The cluster, as the broker sees it: a built-in plugin. Loading NATS waits until `start`, so a broker
+ * without a `cluster` section never loads it. The work is in ./nats.ts.
+ */
+import type { Broker } from '../broker.ts'
+import type { ClusterConfig } from '../config.ts'
+import type { Plugin } from '../plugin.ts'
+import { Reason } from '../protocol/reason.ts'
+import type { NatsFabric } from './nats.ts'
+
+export function clusterPlugin(broker: () => Broker, config: ClusterConfig): Plugin {
+  let fabric: NatsFabric | null = null
+  return {
+    name: 'cluster',
+    async start(ctx) {
+      const { NatsFabric } = await import('./nats.ts')
+      fabric = await NatsFabric.connect(broker(), config, ctx.logger)
+    },
+    async stop() {
+      await fabric?.close()
+      fabric = null
+    },
+    // Memory answers lookups; the cluster's KV bucket is the shared, durable copy loaded at start.
+    retainedStore: {
+      load: () => fabric?.loadRetained() ?? [],
+      set: (topic, message) => fabric?.storeRetained(topic, message),
+      flushed: () => fabric?.flushed() ?? null,
+    },
+    authorizePublish(_client, message) {
+      // A node cut off from NATS cannot deliver QoS 1/2 to the other nodes: it says so rather than accept it.
+      if (message.qos > 0 && fabric && !fabric.connected) return { decision: 'deny', reasonCode: Reason.UnspecifiedError, reasonString: 'the cluster (NATS) is unavailable' }
+      return 'abstain'
+    },
+    onPublish(message) {
+      if (!message.remote) fabric?.forward(message)
+    },
+    onConnect(client) {
+      fabric?.announceConnect(client.clientId)
+    },
+    flushed: () => fabric?.flushed() ?? null,
+    metrics: () => fabric?.metrics() ?? {},
+  }
+}
