@@ -87,10 +87,12 @@ export class NatsFabric {
       this.nc.subscribe(`${this.prefix}.connect`, {
         callback: (error, msg) => {
           if (error) return
-          const { clientId, node } = msg.json<{ clientId: string; node: string }>()
+          const { clientId, node, at } = msg.json<{ clientId: string; node: string; at: number }>()
           if (node === this.node) return
+          // Only a connection older than the announced one is taken over: an announcement that arrives late
+          // must not close the newer connection it raced with (node clocks are assumed close, as NTP keeps them).
           const live = this.broker.sessions.get(clientId)?.client
-          if (live) live.disconnect(Reason.SessionTakenOver, `session taken over on node ${node}`) // [MQTT-3.1.4-3]
+          if (live && live.connectedAt < at) live.disconnect(Reason.SessionTakenOver, `session taken over on node ${node}`) // [MQTT-3.1.4-3]
         },
       }),
     )
@@ -148,7 +150,7 @@ export class NatsFabric {
   }
 
   announceConnect(clientId: string): void {
-    this.nc.publish(`${this.prefix}.connect`, JSON.stringify({ clientId, node: this.node }))
+    this.nc.publish(`${this.prefix}.connect`, JSON.stringify({ clientId, node: this.node, at: Date.now() }))
   }
 
   async loadRetained(): Promise<Message[]> {

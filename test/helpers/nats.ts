@@ -1,0 +1,58 @@
+/** A real nats-server with JetStream on 127.0.0.1 and a free port, with a temporary store. */
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+
+export const natsServerPath = Bun.which('nats-server') ?? (Bun.which('/usr/sbin/nats-server') ? '/usr/sbin/nats-server' : null)
+
+export interface NatsServer {
+  url: string
+  port: number
+  stop(signal?: NodeJS.Signals | number): Promise<void>
+  /** Starts it again on the same port and store. */
+  restart(): Promise<void>
+  /** Stops it and removes its store. */
+  close(): Promise<void>
+}
+
+function freePort(): number {
+  const probe = Bun.listen({ hostname: '127.0.0.1', port: 0, socket: { data() {} } })
+  const port = probe.port
+  probe.stop(true)
+  return port
+}
+
+export async function startNats(): Promise<NatsServer> {
+  const port = freePort()
+  const store = mkdtempSync(join(tmpdir(), 'midge-nats-'))
+  let proc: ReturnType<typeof Bun.spawn>
+  const launch = async () => {
+    proc = Bun.spawn([natsServerPath!, '-js', '-a', '127.0.0.1', '-p', String(port), '-sd', store], { stdout: 'ignore', stderr: 'ignore' })
+    const deadline = Date.now() + 10_000
+    for (;;) {
+      try {
+        const s = await Bun.connect({ hostname: '127.0.0.1', port, socket: { data() {} } })
+        s.end()
+        return
+      } catch {
+        if (Date.now() > deadline) throw new Error('nats-server did not start')
+        await Bun.sleep(50)
+      }
+    }
+  }
+  await launch()
+  return {
+    url: `nats://127.0.0.1:${port}`,
+    port,
+    async stop(signal = 'SIGTERM') {
+      proc.kill(signal)
+      await proc.exited
+    },
+    restart: launch,
+    async close() {
+      proc.kill('SIGTERM')
+      await proc.exited
+      rmSync(store, { recursive: true, force: true })
+    },
+  }
+}
