@@ -23,7 +23,8 @@ export class Client implements ConnectionHandler, PacketSink {
   clientId = ''
   username: string | undefined = undefined
   session: Session | null = null
-  readonly connectedAt = Date.now()
+  /** When the socket was accepted, in epoch milliseconds with sub-millisecond precision (orders connections across nodes). */
+  readonly connectedAt = performance.timeOrigin + performance.now()
   lastSeen = this.connectedAt
   /** Keep alive in milliseconds; 0 = none. */
   keepAliveMs = 0

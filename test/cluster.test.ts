@@ -60,6 +60,17 @@ describe.skipIf(!natsServerPath)('cluster on NATS JetStream', () => {
     await c.close()
   })
 
+  test('wills published by the node that saw the client drop reach subscribers on other nodes; subscription ids are those of the subscriber\'s node', async () => {
+    const watcher = await connect(b.port, { protocolVersion: 5 })
+    await watcher.client.subscribeAsync('will/+', { qos: 1, properties: { subscriptionIdentifier: 42 } })
+    const dying = await RawClient.connected(a.port, 5, { will: { topic: 'will/a', payload: Buffer.from('gone'), qos: 1, retain: false } })
+    dying.end() // no DISCONNECT
+    const m = await watcher.next()
+    expect(m.payload).toBe('gone')
+    expect(m.packet.properties?.subscriptionIdentifier).toBe(42)
+    await watcher.end()
+  })
+
   test('a client id is unique across nodes: connecting to B takes over the connection on A (MQTT 5: 0x8E)', async () => {
     const first = await RawClient.connected(a.port, 5, { clientId: 'roamer' })
     const second = await RawClient.connected(b.port, 5, { clientId: 'roamer' })

@@ -150,7 +150,7 @@ export class NatsFabric {
   }
 
   announceConnect(clientId: string): void {
-    this.nc.publish(`${this.prefix}.connect`, JSON.stringify({ clientId, node: this.node, at: Date.now() }))
+    this.nc.publish(`${this.prefix}.connect`, JSON.stringify({ clientId, node: this.node, at: performance.timeOrigin + performance.now() }))
   }
 
   async loadRetained(): Promise<Message[]> {
