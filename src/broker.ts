@@ -62,6 +62,8 @@ export class Broker implements Acceptor {
   readonly clients = new Set<Client>()
   readonly subscriptions = new SubscriptionTrie()
   closing = false
+  /** Set by the cluster: share groups are served through it, not by local routing alone. */
+  sharedByFabric = false
   private readonly admission: Admission
   private readonly matches = new RouteMatches()
   private routing = false
@@ -360,20 +362,30 @@ export class Broker implements Acceptor {
         subscriptionIds: match.ids,
       })
     }
-    for (const group of matches.groups) {
-      const sub = this.pickMember(group)
-      const session = sub && this.sessions.get(sub.clientId)
-      if (!sub || !session) continue
-      reached++
-      this.deliver(session, {
-        message,
-        qos: minQoS(message.qos, sub.qos),
-        retain: sub.retainAsPublished && message.retain,
-        subscriptionIds: sub.identifier ? [sub.identifier] : undefined,
-      })
-    }
+    // In a cluster, shared groups span nodes: the fabric picks the node, then deliverShared() the member.
+    if (!this.sharedByFabric) for (const group of matches.groups) if (this.deliverToGroup(message, group)) reached++
     if (this.listeners.message.length > 0) this.emit('message', message)
     return reached
+  }
+
+  /** Delivers to one member of a share group; false when it has none. */
+  private deliverToGroup(message: Message, group: ShareGroup): boolean {
+    const sub = this.pickMember(group)
+    const session = sub && this.sessions.get(sub.clientId)
+    if (!sub || !session) return false
+    this.deliver(session, {
+      message,
+      qos: minQoS(message.qos, sub.qos),
+      retain: sub.retainAsPublished && message.retain,
+      subscriptionIds: sub.identifier ? [sub.identifier] : undefined,
+    })
+    return true
+  }
+
+  /** A message the cluster chose this node for, for one share group: delivered to one of its members here. */
+  deliverShared(message: Message, group: string, filter: string): boolean {
+    const shareGroup = this.subscriptions.group(filter, group)
+    return shareGroup !== undefined && this.deliverToGroup(message, shareGroup)
   }
 
   /** Round-robin over the group's connected members; an offline persistent member is chosen only when none is connected. */

@@ -71,6 +71,23 @@ describe.skipIf(!natsServerPath)('cluster on NATS JetStream', () => {
     await watcher.end()
   })
 
+  test('shared subscriptions span nodes: each message goes to exactly one member of the group, whichever node it is on', async () => {
+    const members = [await connect(a.port), await connect(a.port), await connect(b.port)]
+    for (const m of members) await subscribe(m.client, '$share/workers/jobs/#', { qos: 1 })
+    const plain = await connect(b.port)
+    await subscribe(plain.client, 'jobs/#', { qos: 1 })
+    await Bun.sleep(100) // queue subscriptions reach the NATS server
+    const pub = await connect(a.port)
+    const N = 40
+    for (let i = 0; i < N; i++) await pub.client.publishAsync(`jobs/${i % 3}`, String(i), { qos: i % 2 ? 1 : 0 })
+    await until(() => members.reduce((n, m) => n + m.messages.length, 0) >= N && plain.messages.length === N, 10_000, 'all delivered')
+    await Bun.sleep(200)
+    const got = members.flatMap((m) => m.messages.map((x) => x.payload)).sort((x, y) => Number(x) - Number(y))
+    expect(got).toEqual([...Array(N).keys()].map(String)) // once each
+    expect(members[2]!.messages.length).toBeGreaterThan(0) // the member on B takes part
+    await Promise.all([...members, plain, pub].map((c) => c.end()))
+  })
+
   test('a client id is unique across nodes: connecting to B takes over the connection on A (MQTT 5: 0x8E)', async () => {
     const first = await RawClient.connected(a.port, 5, { clientId: 'roamer' })
     const second = await RawClient.connected(b.port, 5, { clientId: 'roamer' })

@@ -6,6 +6,8 @@
  *   the PUBLISH acknowledges it only once JetStream has stored it (the broker waits on `flushed()`); every node
  *   reads the stream with an ordered consumer from the moment it starts, and skips its own messages.
  * - KV bucket `midge_<name>_retained`: retained messages, one key per topic; loaded by a node at start.
+ * - share groups: each node with a member of `$share/{group}/{filter}` joins a NATS queue group named after
+ *   it on both message subjects, so NATS gives each message to one such node, which gives it to one member.
  * - `midge.<name>.connect` (core NATS): a client connected on some node; any other node holding a live
  *   connection with that client id closes it (DISCONNECT 0x8E), so a client id is unique cluster-wide.
  *
@@ -21,6 +23,7 @@ import type { ClusterConfig } from '../config.ts'
 import type { Logger } from '../logger.ts'
 import type { Message, MessageProperties } from '../message.ts'
 import { Reason } from '../protocol/reason.ts'
+import { filterMatches as topicMatches } from '../topics/trie.ts'
 
 interface Meta {
   node: string
@@ -37,6 +40,8 @@ export class NatsFabric {
   private readonly pending = new Set<Promise<unknown>>()
   private readonly subscriptions: Subscription[] = []
   private stopConsumer: (() => void) | null = null
+  /** Queue subscriptions of the share groups with members on this node, by queue name. */
+  private readonly groups = new Map<string, Subscription[]>()
   private forwarded = 0
   private received = 0
 
@@ -56,7 +61,8 @@ export class NatsFabric {
     const nc = await connect({
       servers,
       name: `midge ${node}`,
-      noEcho: true,
+      // Echo on: a node must be able to be the one its own message is queued to (shared subscriptions);
+      // broadcast copies of its own messages are skipped by node id.
       maxReconnectAttempts: -1,
       authenticator: credentials ? credsAuthenticator(readFileSync(credentials)) : undefined,
     })
@@ -73,6 +79,9 @@ export class NatsFabric {
     const kv = await new Kvm(js).create(`midge_${name}_retained`, { history: 1 })
     const fabric = new NatsFabric(broker, nc, js, kv, node, `midge.${name}`, logger)
     await fabric.listen(stream)
+    broker.sharedByFabric = true
+    // Share groups of sessions that were already here (loaded from a session store).
+    for (const session of broker.sessions.values()) for (const sub of session.subscriptions.values()) if (sub.group !== undefined) fabric.ensureGroup(sub.group, sub.filter)
     logger.info('cluster.joined', { node, servers, name })
     return fabric
   }
@@ -115,13 +124,34 @@ export class NatsFabric {
     })()
   }
 
-  /** A message from another node: route it here as if it had been published here. */
-  private receive(metaText: string | undefined, data: Uint8Array): void {
+  /**
+   * A share group with a member here joins the NATS queue group named after it, on both message subjects:
+   * NATS then hands each message to one node per group, and that node to one of its members.
+   */
+  ensureGroup(group: string, filter: string): void {
+    const queue = Buffer.from(`${group}\n${filter}`).toString('base64url')
+    if (this.groups.has(queue)) return
+    const callback = (error: Error | null, msg: { headers?: { get(k: string): string }; data: Uint8Array }) => {
+      if (!error) this.receiveShared(queue, group, filter, msg.headers?.get('Midge-Meta'), msg.data)
+    }
+    this.groups.set(queue, [
+      this.nc.subscribe(`${this.prefix}.m0`, { queue, callback }),
+      this.nc.subscribe(`${this.prefix}.m1`, { queue, callback }),
+    ])
+  }
+
+  private receiveShared(queue: string, group: string, filter: string, metaText: string | undefined, data: Uint8Array): void {
     if (!metaText) return
     const meta = JSON.parse(metaText) as Meta
-    if (meta.node === this.node) return
-    this.received++
-    const message: Message = {
+    if (!topicMatches(filter, meta.topic)) return
+    if (this.broker.deliverShared(this.toMessage(meta, data), group, filter)) return
+    // No member here any more: leave the queue group, so NATS picks a node that has one next time.
+    for (const sub of this.groups.get(queue) ?? []) sub.unsubscribe()
+    this.groups.delete(queue)
+  }
+
+  private toMessage(meta: Meta, data: Uint8Array): Message {
+    return {
       topic: meta.topic,
       payload: Buffer.from(data),
       qos: meta.qos,
@@ -132,6 +162,15 @@ export class NatsFabric {
       owned: true,
       remote: true,
     }
+  }
+
+  /** A message from another node: route it here as if it had been published here. */
+  private receive(metaText: string | undefined, data: Uint8Array): void {
+    if (!metaText) return
+    const meta = JSON.parse(metaText) as Meta
+    if (meta.node === this.node) return
+    this.received++
+    const message = this.toMessage(meta, data)
     this.broker.route(message)
     if (message.retain) this.broker.retain(message)
   }

@@ -6,6 +6,7 @@ import type { Broker } from '../broker.ts'
 import type { ClusterConfig } from '../config.ts'
 import type { Plugin } from '../plugin.ts'
 import { Reason } from '../protocol/reason.ts'
+import { parseSharedFilter } from '../protocol/validate.ts'
 import type { NatsFabric } from './nats.ts'
 
 export function clusterPlugin(broker: () => Broker, config: ClusterConfig): Plugin {
@@ -36,6 +37,10 @@ export function clusterPlugin(broker: () => Broker, config: ClusterConfig): Plug
     },
     onConnect(client) {
       fabric?.announceConnect(client.clientId)
+    },
+    onSubscribe(_clientId, filter) {
+      const shared = parseSharedFilter(filter)
+      if (shared && typeof shared !== 'string') fabric?.ensureGroup(shared.group, shared.filter)
     },
     flushed: () => fabric?.flushed() ?? null,
     metrics: () => fabric?.metrics() ?? {},

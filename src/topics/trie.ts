@@ -111,6 +111,16 @@ export class SubscriptionTrie {
     return true
   }
 
+  /** The share group `name` on exactly `filter`, if it has members. */
+  group(filter: string, name: string): ShareGroup | undefined {
+    let node: TrieNode | undefined = this.root
+    for (const level of filter.split('/')) {
+      node = node.children.get(level)
+      if (!node) return undefined
+    }
+    return node.groups?.get(name)
+  }
+
   /** Calls the visitor for every subscription and share group whose filter matches `topic`. */
   match(topic: string, visitor: MatchVisitor): void {
     const levels = topic.split('/')
