@@ -7,7 +7,7 @@ import { Admission, REFUSED } from './admission.ts'
 import { Client } from './client.ts'
 import type { ResolvedConfig } from './config.ts'
 import type { Logger } from './logger.ts'
-import { PluginHost } from './plugin.ts'
+import { PluginHost, type StoredSession } from './plugin.ts'
 import { type Message, isExpired, own } from './message.ts'
 import type { QoS } from './protocol/codec.ts'
 import { Reason } from './protocol/reason.ts'
@@ -44,6 +44,8 @@ export interface BrokerEvents {
   unsubscribe: (clientId: string, filter: string) => void
   /** A message written to a client's connection. */
   deliver: (clientId: string, message: Readonly<Message>) => void
+  /** A session ended (expired, or replaced by a clean start). */
+  sessionEnded: (clientId: string) => void
   /** A message not delivered to a client (outbound buffer or offline queue full, too large, expired). */
   drop: (clientId: string, message: Readonly<Message>, reason: string) => void
 }
@@ -67,7 +69,7 @@ export class Broker implements Acceptor {
   private readonly admission: Admission
   private readonly matches = new RouteMatches()
   private routing = false
-  private readonly listeners: Listeners = { clientConnected: [], clientDisconnected: [], message: [], subscribe: [], unsubscribe: [], deliver: [], drop: [] }
+  private readonly listeners: Listeners = { clientConnected: [], clientDisconnected: [], message: [], subscribe: [], unsubscribe: [], deliver: [], drop: [], sessionEnded: [] }
   private readonly sweepTimer: ReturnType<typeof setInterval>
 
   constructor(
@@ -135,29 +137,45 @@ export class Broker implements Acceptor {
         store.deleteSession(stored.clientId)
         continue
       }
-      const session = new Session(stored.clientId, stored.expiryInterval)
-      for (const sub of stored.subscriptions) {
-        this.subscriptions.add(sub)
-        session.subscriptions.set(subscriptionKey(sub), sub)
-      }
-      for (const d of stored.deliveries) {
-        const delivery: Delivery = { message: { ...d.message, owned: true }, qos: d.qos, retain: d.retain, subscriptionIds: d.subscriptionIds, seq: d.seq }
-        session.lastSeq = Math.max(session.lastSeq, d.seq)
-        if (d.state === 'queued') {
-          session.queue.push(delivery)
-          session.queuedBytes += d.message.payload.length
-        } else {
-          session.inflight.set(d.packetId, { delivery, state: d.state })
-        }
-      }
-      for (const id of stored.awaitingRelease) session.awaitingRelease.add(id)
-      this.sessions.set(session.clientId, session)
+      const session = this.adoptSession(stored)
       // A session that was connected when the broker stopped starts its expiry now.
       const expiresAt = stored.expiresAt || (session.expiryInterval === NEVER_EXPIRES ? 0 : now + session.expiryInterval * 1000)
       this.scheduleExpiry(session, expiresAt)
       loaded++
     }
     return loaded
+  }
+
+  /** Makes a stored session (from a store at start-up, or from another node) a live session of this broker. */
+  adoptSession(stored: StoredSession): Session {
+    const session = new Session(stored.clientId, stored.expiryInterval)
+    for (const sub of stored.subscriptions) {
+      this.subscriptions.add(sub)
+      session.subscriptions.set(subscriptionKey(sub), sub)
+    }
+    for (const d of stored.deliveries) {
+      const delivery: Delivery = { message: { ...d.message, owned: true }, qos: d.qos, retain: d.retain, subscriptionIds: d.subscriptionIds, seq: d.seq }
+      session.lastSeq = Math.max(session.lastSeq, d.seq)
+      if (d.state === 'queued') {
+        session.queue.push(delivery)
+        session.queuedBytes += d.message.payload.length
+      } else {
+        session.inflight.set(d.packetId, { delivery, state: d.state })
+      }
+    }
+    for (const id of stored.awaitingRelease) session.awaitingRelease.add(id)
+    this.sessions.set(session.clientId, session)
+    return session
+  }
+
+  /** Drops a session that now lives on another node: no will, no store writes (that node has it). */
+  forgetSession(clientId: string): void {
+    const session = this.sessions.get(clientId)
+    if (!session || session.client) return
+    session.clearTimers()
+    session.will = undefined
+    for (const sub of session.subscriptions.values()) this.subscriptions.remove(sub)
+    this.sessions.delete(clientId)
   }
 
   // Connections.
@@ -278,6 +296,7 @@ export class Broker implements Acceptor {
     session.subscriptions.clear()
     this.sessions.delete(session.clientId)
     this.plugins.sessionStore?.deleteSession(session.clientId)
+    if (this.listeners.sessionEnded.length > 0) this.emit('sessionEnded', session.clientId)
   }
 
   // Subscriptions.

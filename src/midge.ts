@@ -184,6 +184,7 @@ const notifications = {
   onUnsubscribe: 'unsubscribe',
   onDeliver: 'deliver',
   onDrop: 'drop',
+  onSessionEnd: 'sessionEnded',
 } as const satisfies Record<string, keyof BrokerEvents>
 
 /** Each notification hook becomes a broker listener; a throw or rejection is logged with the plugin's name. */

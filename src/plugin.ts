@@ -142,11 +142,17 @@ export interface Plugin {
   onUnsubscribe?(clientId: string, filter: string): MaybePromise<void>
   onDeliver?(clientId: string, message: Readonly<Message>): MaybePromise<void>
   onDrop?(clientId: string, message: Readonly<Message>, reason: string): MaybePromise<void>
+  onSessionEnd?(clientId: string): MaybePromise<void>
 
   /** Provides the retained store (at most one plugin may). */
   retainedStore?: RetainedPersistence
   /** Provides the session store (at most one plugin may). */
   sessionStore?: SessionPersistence
+  /**
+   * For a plugin that shares sessions between nodes: the session of a client that connects here with clean
+   * start off and has no session here, or null. The client's CONNECT waits for it.
+   */
+  fetchSession?(clientId: string): Promise<StoredSession | null>
   /** Figures for GET /metrics, exported as `midge_plugin_<name>_<key>`. */
   metrics?(): Record<string, number>
   /**
@@ -212,6 +218,7 @@ export class PluginHost {
   readonly authorizeSubscribe: Array<HookFn<'authorizeSubscribe'>>
   readonly retainedStore: RetainedPersistence | undefined
   readonly sessionStore: SessionPersistence | undefined
+  readonly fetchSession: ((clientId: string) => Promise<StoredSession | null>) | undefined
   /** Everything the broker waits on before acknowledging a QoS 1/2 publish. */
   private readonly durables: Array<() => Promise<void> | null> = []
 
@@ -223,6 +230,8 @@ export class PluginHost {
     this.authorizeSubscribe = bound('authorizeSubscribe')
     this.retainedStore = only(plugins, 'retainedStore')
     this.sessionStore = only(plugins, 'sessionStore')
+    const fetcher = plugins.find((p) => p.fetchSession)
+    this.fetchSession = fetcher ? (clientId) => fetcher.fetchSession!(clientId) : undefined
     const retained = this.retainedStore
     const sessions = this.sessionStore
     if (retained?.flushed) this.durables.push(() => retained.flushed!())

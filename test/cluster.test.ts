@@ -88,6 +88,27 @@ describe.skipIf(!natsServerPath)('cluster on NATS JetStream', () => {
     await Promise.all([...members, plain, pub].map((c) => c.end()))
   })
 
+  test('persistent sessions are cluster-wide: reconnecting to another node finds the subscriptions and the QoS 1/2 messages queued meanwhile', async () => {
+    const first = await connect(a.port, { clientId: 'wanderer', clean: false })
+    await subscribe(first.client, 'sess/#', { qos: 1 })
+    await first.end()
+    await Bun.sleep(100) // the disconnect is recorded in KV
+    const pub = await connect(b.port)
+    for (let i = 0; i < 5; i++) await pub.client.publishAsync('sess/x', `m${i}`, { qos: i % 2 ? 2 : 1 })
+    await pub.client.publishAsync('sess/x', 'qos0 is not kept', { qos: 0 })
+    const back = await connect(b.port, { clientId: 'wanderer', clean: false })
+    const got: string[] = []
+    for (let i = 0; i < 5; i++) got.push((await back.next()).payload)
+    expect(got).toEqual(['m0', 'm1', 'm2', 'm3', 'm4'])
+    await until(() => !a.midge.broker.sessions.has('wanderer'), 5000, 'A dropped its copy')
+    // The subscription came along: a message published on A now reaches the client on B.
+    const onA = await connect(a.port)
+    await onA.client.publishAsync('sess/y', 'after', { qos: 1 })
+    expect((await back.next()).payload).toBe('after')
+    expect(await back.quiet(200)).toEqual([])
+    await Promise.all([pub.end(), back.end(), onA.end()])
+  })
+
   test('a client id is unique across nodes: connecting to B takes over the connection on A (MQTT 5: 0x8E)', async () => {
     const first = await RawClient.connected(a.port, 5, { clientId: 'roamer' })
     const second = await RawClient.connected(b.port, 5, { clientId: 'roamer' })

@@ -8,12 +8,14 @@
  * - KV bucket `midge_<name>_retained`: retained messages, one key per topic; loaded by a node at start.
  * - share groups: each node with a member of `$share/{group}/{filter}` joins a NATS queue group named after
  *   it on both message subjects, so NATS gives each message to one such node, which gives it to one member.
+ * - KV bucket `midge_<name>_sessions`: each persistent session's subscriptions and the stream sequence it was
+ *   served up to; a node that gets the client later replays the stream from there into the session's queue.
  * - `midge.<name>.connect` (core NATS): a client connected on some node; any other node holding a live
  *   connection with that client id closes it (DISCONNECT 0x8E), so a client id is unique cluster-wide.
  *
  * Each message carries its metadata in a `Midge-Meta` header (JSON) and its payload as the body.
  */
-import { connect, credsAuthenticator, headers, type NatsConnection, type Subscription } from '@nats-io/transport-node'
+import { connect, credsAuthenticator, headers, type NatsConnection, type Subscription as NatsSubscription } from '@nats-io/transport-node'
 import { DeliverPolicy, jetstream, jetstreamManager, type JetStreamClient } from '@nats-io/jetstream'
 import { Kvm, type KV } from '@nats-io/kv'
 import { readFileSync } from 'node:fs'
@@ -22,6 +24,8 @@ import type { Broker } from '../broker.ts'
 import type { ClusterConfig } from '../config.ts'
 import type { Logger } from '../logger.ts'
 import type { Message, MessageProperties } from '../message.ts'
+import type { StoredDelivery, StoredSession } from '../plugin.ts'
+import type { Subscription } from '../topics/trie.ts'
 import { Reason } from '../protocol/reason.ts'
 import { filterMatches as topicMatches } from '../topics/trie.ts'
 
@@ -38,18 +42,26 @@ interface Meta {
 export class NatsFabric {
   connected = true
   private readonly pending = new Set<Promise<unknown>>()
-  private readonly subscriptions: Subscription[] = []
+  private readonly subscriptions: NatsSubscription[] = []
   private stopConsumer: (() => void) | null = null
   /** Queue subscriptions of the share groups with members on this node, by queue name. */
-  private readonly groups = new Map<string, Subscription[]>()
+  private readonly groups = new Map<string, NatsSubscription[]>()
   private forwarded = 0
   private received = 0
+  /** Client ids whose session this node wrote to KV. */
+  private readonly savedSessions = new Set<string>()
+  /** The highest stream sequence this node has routed (or skipped as its own). */
+  appliedSeq = 0
+  /** The highest stream sequence of this node's own QoS 1/2 publishes, once JetStream acknowledged them. */
+  private ownSeq = 0
 
   private constructor(
     private readonly broker: Broker,
     private readonly nc: NatsConnection,
     private readonly js: JetStreamClient,
     private readonly kv: KV,
+    private readonly sessionsKv: KV,
+    private readonly stream: string,
     private readonly node: string,
     private readonly prefix: string,
     private readonly logger: Logger,
@@ -76,8 +88,12 @@ export class NatsFabric {
       await jsm.streams.add({ name: stream, subjects: [subject], max_age: 24 * 60 * 60 * 1e9, duplicate_window: 2 * 60 * 1e9 })
     }
     const js = jetstream(nc)
-    const kv = await new Kvm(js).create(`midge_${name}_retained`, { history: 1 })
-    const fabric = new NatsFabric(broker, nc, js, kv, node, `midge.${name}`, logger)
+    const kvm = new Kvm(js)
+    const kv = await kvm.create(`midge_${name}_retained`, { history: 1 })
+    const sessionsKv = await kvm.create(`midge_${name}_sessions`, { history: 1 })
+    const fabric = new NatsFabric(broker, nc, js, kv, sessionsKv, stream, node, `midge.${name}`, logger)
+    // The live consumer starts after the stream's last message: that is where this node stands now.
+    fabric.appliedSeq = (await jsm.streams.info(stream)).state.last_seq
     await fabric.listen(stream)
     broker.sharedByFabric = true
     // Share groups of sessions that were already here (loaded from a session store).
@@ -102,6 +118,9 @@ export class NatsFabric {
           // must not close the newer connection it raced with (node clocks are assumed close, as NTP keeps them).
           const live = this.broker.sessions.get(clientId)?.client
           if (live && live.connectedAt < at) live.disconnect(Reason.SessionTakenOver, `session taken over on node ${node}`) // [MQTT-3.1.4-3]
+          // The session now lives on that node (it fetched it, with what was queued): drop the copy here.
+          this.broker.forgetSession(clientId)
+          this.savedSessions.delete(clientId)
         },
       }),
     )
@@ -109,7 +128,10 @@ export class NatsFabric {
     const messages = await consumer.consume()
     this.stopConsumer = () => messages.stop()
     void (async () => {
-      for await (const m of messages) this.receive(m.headers?.get('Midge-Meta'), m.data)
+      for await (const m of messages) {
+        this.receive(m.headers?.get('Midge-Meta'), m.data)
+        this.appliedSeq = Math.max(this.appliedSeq, m.seq)
+      }
     })().catch((error: Error) => this.logger.error('cluster.consumer_failed', { error: error.message }))
     void (async () => {
       for await (const status of this.nc.status()) {
@@ -185,7 +207,72 @@ export class NatsFabric {
       this.nc.publish(`${this.prefix}.m0`, message.payload, { headers: h })
       return
     }
-    this.track(this.js.publish(`${this.prefix}.m1`, message.payload, { headers: h }))
+    this.track(this.js.publish(`${this.prefix}.m1`, message.payload, { headers: h }).then((ack) => (this.ownSeq = Math.max(this.ownSeq, ack.seq))))
+  }
+
+  // Sessions shared across nodes: KV holds each persistent session's subscriptions and the stream sequence up to
+  // which it was served; a node that gets the client later replays the stream from there.
+
+  private sessionKey(clientId: string): string {
+    return Buffer.from(clientId).toString('base64url')
+  }
+
+  /** Records a persistent session (on connect, on (un)subscribe, on disconnect). */
+  saveSession(clientId: string): void {
+    const session = this.broker.sessions.get(clientId)
+    if (!session?.persistent) return
+    const entry = { expiryInterval: session.expiryInterval, subscriptions: [...session.subscriptions.values()], seq: this.appliedSeq, node: this.node }
+    this.savedSessions.add(clientId)
+    this.track(this.sessionsKv.put(this.sessionKey(clientId), JSON.stringify(entry)))
+  }
+
+  /** A session ended here: remove it from KV, if it was ever written there. */
+  dropSession(clientId: string): void {
+    if (!this.savedSessions.delete(clientId)) return
+    this.track(this.sessionsKv.delete(this.sessionKey(clientId)))
+  }
+
+  /** The session of a client last seen on another node, with every QoS 1/2 message it has not been served since. */
+  async fetchSession(clientId: string): Promise<StoredSession | null> {
+    const entry = await this.sessionsKv.get(this.sessionKey(clientId))
+    if (!entry || entry.operation !== 'PUT' || entry.value.length === 0) return null
+    const stored = entry.json<{ expiryInterval: number; subscriptions: Subscription[]; seq: number }>()
+    const deliveries = await this.replay(stored.seq, stored.subscriptions.filter((s) => s.group === undefined))
+    this.logger.info('cluster.session_fetched', { clientId, from: entry.json<{ node: string }>().node, replayed: deliveries.length })
+    return { clientId, expiryInterval: stored.expiryInterval, expiresAt: 0, subscriptions: stored.subscriptions, deliveries, awaitingRelease: [] }
+  }
+
+  /** QoS 1/2 messages after `fromSeq` that match the subscriptions, up to what this node has routed itself. */
+  private async replay(fromSeq: number, subscriptions: Subscription[]): Promise<StoredDelivery[]> {
+    const out: StoredDelivery[] = []
+    await this.flushed() // this node's own publishes in flight get their sequence numbers first
+    const target = () => Math.max(this.appliedSeq, this.ownSeq)
+    if (subscriptions.length === 0 || target() <= fromSeq) return out
+    const consumer = await this.js.consumers.get(this.stream, { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: fromSeq + 1 })
+    const messages = await consumer.consume()
+    for await (const m of messages) {
+      const metaText = m.headers?.get('Midge-Meta')
+      if (metaText) {
+        const message = this.toMessage(JSON.parse(metaText) as Meta, m.data)
+        message.remote = undefined
+        let qos = -1
+        let retainAsPublished = false
+        const ids: number[] = []
+        for (const sub of subscriptions) {
+          if (!topicMatches(sub.filter, message.topic) || (sub.noLocal && sub.clientId === message.origin)) continue
+          qos = Math.max(qos, sub.qos)
+          retainAsPublished ||= sub.retainAsPublished
+          if (sub.identifier) ids.push(sub.identifier)
+        }
+        if (qos >= 0) {
+          const q = Math.min(qos, message.qos) as 0 | 1 | 2
+          out.push({ seq: out.length + 1, packetId: 0, state: 'queued', qos: q, retain: retainAsPublished && message.retain, subscriptionIds: ids.length ? ids : undefined, message })
+        }
+      }
+      if (m.seq >= target()) break
+    }
+    messages.stop()
+    return out
   }
 
   announceConnect(clientId: string): void {

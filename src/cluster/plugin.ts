@@ -37,11 +37,23 @@ export function clusterPlugin(broker: () => Broker, config: ClusterConfig): Plug
     },
     onConnect(client) {
       fabric?.announceConnect(client.clientId)
+      fabric?.saveSession(client.clientId)
     },
-    onSubscribe(_clientId, filter) {
+    onDisconnect(client) {
+      fabric?.saveSession(client.clientId) // still here only if persistent: served up to now
+    },
+    onSubscribe(clientId, filter) {
       const shared = parseSharedFilter(filter)
       if (shared && typeof shared !== 'string') fabric?.ensureGroup(shared.group, shared.filter)
+      fabric?.saveSession(clientId)
     },
+    onUnsubscribe(clientId) {
+      fabric?.saveSession(clientId)
+    },
+    onSessionEnd(clientId) {
+      fabric?.dropSession(clientId)
+    },
+    fetchSession: (clientId) => fabric?.fetchSession(clientId) ?? Promise.resolve(null),
     flushed: () => fabric?.flushed() ?? null,
     metrics: () => fabric?.metrics() ?? {},
   }

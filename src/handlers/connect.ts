@@ -107,19 +107,36 @@ export function handleConnect(client: Client, packet: ConnectPacket): void | Pro
     broker.connected(client, present)
   }
 
+  // A session that lives on another node is fetched first (cluster); the client's packets wait meanwhile.
+  const fetchSession = broker.plugins.fetchSession
+  const admitOrFetch = (): void | Promise<void> => {
+    if (!fetchSession || packet.clean !== false || broker.sessions.has(clientId)) return admit()
+    return fetchSession(clientId).then(
+      (stored) => {
+        if (client.state !== 'connecting') return
+        if (stored && !broker.sessions.has(clientId)) broker.adoptSession(stored)
+        admit()
+      },
+      (error: unknown) => {
+        broker.pluginError('fetchSession', error)
+        if (client.state === 'connecting') refuse(client, Reason.ServerUnavailable, 'could not fetch the session')
+      },
+    )
+  }
+
   // Authentication: the plugins' `authenticate` hooks, in order; none configured costs nothing.
   const hooks = broker.plugins.authenticate
-  if (hooks.length === 0) return admit()
+  if (hooks.length === 0) return admitOrFetch()
   const certificate = client.conn.certificateUsername !== undefined
   const request = { clientId, username: client.username, protocolVersion: version, address: client.remoteAddress, password: packet.password, certificate }
-  const settle = (verdict: Verdict): void => {
+  const settle = (verdict: Verdict): void | Promise<void> => {
     if (client.state !== 'connecting') return // the socket went away while we were deciding
-    if (verdict.allowed) return admit()
+    if (verdict.allowed) return admitOrFetch()
     refuse(client, verdict.reasonCode ?? Reason.NotAuthorized, verdict.reasonString ?? 'not authorized') // [MQTT-3.2.2-5]
   }
   const verdict = decide(hooks, [request], (error) => broker.pluginError('authenticate', error))
   if (verdict instanceof Promise) return verdict.then(settle)
-  settle(verdict)
+  return settle(verdict)
 }
 
 const ACCEPTED = [false, true].map((sessionPresent) => encode({ cmd: 'connack', sessionPresent, returnCode: 0 }, 4))

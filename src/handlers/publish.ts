@@ -72,8 +72,8 @@ function acknowledge(client: Client, packet: PublishPacket, verdict: Verdict): v
   // MQTT 5.0 section 3.4.2.2.2: a reason string only when the client has not asked us to leave them out.
   const properties = reasonString && client.requestProblemInformation ? { reasonString } : undefined
   const ack = (client.version === 5 ? { cmd, messageId: id, reasonCode, properties } : { cmd, messageId: id }) as PubackPacket | PubrecPacket
-  // With a persistent store, acknowledge only once what this message changed is on disk.
-  client.sendAck(ack, broker.plugins.flushed())
+  // With a persistent store, acknowledge only once what this message changed is on disk (a refusal changed nothing).
+  client.sendAck(ack, verdict.allowed ? broker.plugins.flushed() : null)
 }
 
 /** MQTT 5.0 section 3.3.2.3.4: alias 0 or above our maximum is invalid; an empty topic needs a known alias. */
