@@ -64,6 +64,8 @@ export class Broker implements Acceptor {
   readonly clients = new Set<Client>()
   readonly subscriptions = new SubscriptionTrie()
   closing = false
+  /** This node's name in a cluster (null when not clustered). */
+  nodeId: string | null = null
   /** Set by the cluster: share groups are served through it, not by local routing alone. */
   sharedByFabric = false
   private readonly admission: Admission

@@ -8,6 +8,7 @@ export function sysTopics(broker: Broker): Record<string, string> {
   let connected = 0
   for (const client of broker.clients) if (client.state === 'connected') connected++
   return {
+    ...(broker.nodeId ? { '$SYS/broker/node': broker.nodeId } : {}),
     '$SYS/broker/version': `midge ${VERSION}`,
     '$SYS/broker/uptime': `${Math.floor((Date.now() - broker.startedAt) / 1000)} seconds`,
     '$SYS/broker/clients/connected': String(connected),

@@ -5,6 +5,21 @@ import { startBroker, until, type TestBroker } from './helpers/broker.ts'
 import { connect, subscribe } from './helpers/mqttjs.ts'
 import { natsServerPath, type NatsServer, startNats } from './helpers/nats.ts'
 import { RawClient } from './helpers/raw.ts'
+import { spawnLines } from './helpers/process.ts'
+import { sysTopics } from '../src/sys.ts'
+import mqtt, { type IClientOptions, type MqttClient } from 'mqtt'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+
+function mqttOpen(url: string, options: IClientOptions): Promise<MqttClient> {
+  const client = mqtt.connect(url, { reconnectPeriod: 0, connectTimeout: 2000, ...options })
+  return new Promise((resolve, reject) => {
+    client.once('connect', () => resolve(client))
+    client.once('error', reject)
+    client.once('close', () => reject(new Error('closed')))
+  })
+}
 
 if (!natsServerPath && process.env.CI) throw new Error('nats-server is required in CI (apt-get install nats-server)')
 
@@ -109,6 +124,56 @@ describe.skipIf(!natsServerPath)('cluster on NATS JetStream', () => {
     await Promise.all([pub.end(), back.end(), onA.end()])
   })
 
+  test('kill -9 of a node under a steady QoS 1 stream: every acknowledged message reaches the persistent subscriber after it reconnects to a surviving node', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'midge-cluster-kill-'))
+    const port = 21000 + Math.floor(Math.random() * 20000)
+    const config = join(dir, 'node.config.ts')
+    writeFileSync(config, `export default { listeners: [{ type: 'tcp', port: ${port} }], log: { level: 'warn' }, sys: { intervalSeconds: 0 }, cluster: { nats: { servers: '${nats.url}', name: 'test' }, nodeId: 'doomed' } }\n`)
+    const doomed = spawnLines(['src/main.ts', '--config', config])
+    try {
+      const received = new Set<string>()
+      let subscriber!: MqttClient
+      for (let tries = 0; ; tries++) {
+        try {
+          subscriber = await mqttOpen(`mqtt://127.0.0.1:${port}`, { clientId: 'survivor', clean: false })
+          break
+        } catch (error) {
+          if (tries > 100) throw error
+          await Bun.sleep(100)
+        }
+      }
+      subscriber.on('message', (_t, p) => received.add(p.toString()))
+      await subscriber.subscribeAsync('stream/#', { qos: 1 })
+      await Bun.sleep(100)
+      const pub = await connect(a.port, { clientId: 'steady-publisher' })
+      const acked: string[] = []
+      let stop = false
+      const stream = (async () => {
+        for (let i = 0; !stop && i < 2000; i++) {
+          await pub.client.publishAsync('stream/x', String(i), { qos: 1 })
+          acked.push(String(i))
+        }
+      })()
+      await until(() => acked.length >= 100, 10_000, '100 acknowledged')
+      doomed.proc.kill(9)
+      await doomed.proc.exited
+      await until(() => acked.length >= 200, 10_000, 'the stream goes on')
+      stop = true
+      await stream
+      subscriber.end(true)
+      // The subscriber comes back through a surviving node.
+      const back = await connect(b.port, { clientId: 'survivor', clean: false })
+      await until(() => {
+        for (const m of back.messages) received.add(m.payload)
+        return acked.every((id) => received.has(id))
+      }, 10_000, 'every acknowledged message')
+      await Promise.all([back.end(), pub.end()])
+    } finally {
+      doomed.proc.kill(9)
+      rmSync(dir, { recursive: true, force: true })
+    }
+  }, 60_000)
+
   test('a client id is unique across nodes: connecting to B takes over the connection on A (MQTT 5: 0x8E)', async () => {
     const first = await RawClient.connected(a.port, 5, { clientId: 'roamer' })
     const second = await RawClient.connected(b.port, 5, { clientId: 'roamer' })
@@ -137,6 +202,16 @@ describe.skipIf(!natsServerPath)('cluster on NATS JetStream', () => {
     expect((await sub.next(10_000)).payload).toBe('back')
     await Promise.all([sub.end(), pub.end()])
   }, 60_000)
+
+  test('$SYS shows each node its own figures and name; they do not cross nodes', async () => {
+    const sysA = sysTopics(a.midge.broker)
+    expect(sysA['$SYS/broker/node']).toBe('a')
+    const onB = await connect(b.port)
+    await subscribe(onB.client, '$SYS/broker/node')
+    a.midge.publish({ topic: '$SYS/broker/node', payload: 'a', retain: true })
+    expect(await onB.quiet(300)).toEqual([]) // A's $SYS stays on A
+    await onB.end()
+  })
 
   test('without a cluster section nothing NATS-related is loaded', async () => {
     const plain = await startBroker()

@@ -96,6 +96,7 @@ export class NatsFabric {
     fabric.appliedSeq = (await jsm.streams.info(stream)).state.last_seq
     await fabric.listen(stream)
     broker.sharedByFabric = true
+    broker.nodeId = node
     // Share groups of sessions that were already here (loaded from a session store).
     for (const session of broker.sessions.values()) for (const sub of session.subscriptions.values()) if (sub.group !== undefined) fabric.ensureGroup(sub.group, sub.filter)
     logger.info('cluster.joined', { node, servers, name })
@@ -199,6 +200,7 @@ export class NatsFabric {
 
   /** A message routed on this node: on to the other nodes. QoS 1/2 go through JetStream and are waited on. */
   forward(message: Readonly<Message>): void {
+    if (message.topic.startsWith('$SYS/')) return // each node's own figures stay on that node
     const meta: Meta = { node: this.node, topic: message.topic, qos: message.qos, retain: message.retain, origin: message.origin, expiresAt: message.expiresAt, properties: encodeProperties(message.properties) }
     const h = headers()
     h.set('Midge-Meta', JSON.stringify(meta))

@@ -94,7 +94,8 @@ export function createHttpApp(view: BrokerView, config: HttpConfig, options: App
     return c.json({ topic, cleared: existed })
   })
 
-  app.get('/api/v1/clients', requireScope('read'), (c) => c.json({ clients: view.clients() }))
+  // In a cluster, each node lists its own clients and says which node it is.
+  app.get('/api/v1/clients', requireScope('read'), (c) => c.json({ node: view.stats().node, clients: view.clients() }))
   app.delete('/api/v1/clients/:id', requireScope('admin'), (c) => {
     const id = c.req.param('id')
     if (!view.disconnect(id)) return c.json({ error: 'not_found', message: `no connected client ${id}` }, 404)

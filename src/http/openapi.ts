@@ -43,7 +43,7 @@ export function openApiDocument() {
           responses: { 200: { description: 'cleared', content: json(z.object({ topic: z.string(), cleared: z.boolean() })) }, ...errors(400, 401, 403) },
         },
       },
-      '/api/v1/clients': { get: { summary: 'Sessions and their clients (scope: read).', security: secured, responses: { 200: { description: 'clients', content: json(z.object({ clients: z.array(ClientItem) })) }, ...errors(401, 403) } } },
+      '/api/v1/clients': { get: { summary: 'Sessions and their clients on this node (scope: read).', security: secured, responses: { 200: { description: 'clients', content: json(z.object({ node: z.string().nullable(), clients: z.array(ClientItem) })) }, ...errors(401, 403) } } },
       '/api/v1/clients/{id}': {
         delete: {
           summary: 'Disconnect a client (scope: admin); MQTT 5 clients get DISCONNECT 0x98.',

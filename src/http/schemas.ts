@@ -83,6 +83,7 @@ export const SubscriptionItem = z.object({
 
 export const Stats = z.object({
   version: z.string(),
+  node: z.string().nullable().describe('the cluster node these figures are for (null when not clustered)'),
   uptimeSeconds: z.number(),
   clientsConnected: z.number().int(),
   sessions: z.number().int(),

@@ -127,7 +127,7 @@ export class BrokerView {
     let connected = 0
     for (const c of b.clients) if (c.state === 'connected') connected++
     const { receivedByQoS: _r, sentByQoS: _s, ...counters } = b.stats
-    return { version: VERSION, uptimeSeconds: (Date.now() - b.startedAt) / 1000, clientsConnected: connected, sessions: b.sessions.size, subscriptions: b.subscriptions.size, retained: b.retained.size, ...counters }
+    return { version: VERSION, node: b.nodeId, uptimeSeconds: (Date.now() - b.startedAt) / 1000, clientsConnected: connected, sessions: b.sessions.size, subscriptions: b.subscriptions.size, retained: b.retained.size, ...counters }
   }
 
   /** Figures for /metrics that the stats above do not hold. */
