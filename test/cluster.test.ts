@@ -193,6 +193,11 @@ describe.skipIf(!natsServerPath)('cluster on NATS JetStream', () => {
     expect(ack.reasonCode).toBe(0x80)
     expect(ack.properties?.reasonString).toContain('cluster')
     c.end()
+    // 3.1.1 cannot be told "not accepted": the connection is closed rather than the message acknowledged.
+    const old = await RawClient.connected(a.port, 4)
+    old.send({ cmd: 'publish', topic: 'while/down', payload: Buffer.from('x'), qos: 1, messageId: 1, retain: false, dup: false })
+    await old.waitClosed()
+    expect(old.packets.filter((p) => p.cmd === 'puback')).toEqual([])
     await nats.restart()
     await until(() => a.logs.some((l) => l.event === 'cluster.reconnected') && b.logs.some((l) => l.event === 'cluster.reconnected'), 15_000, 'both reconnect')
     const sub = await connect(b.port)
@@ -202,6 +207,46 @@ describe.skipIf(!natsServerPath)('cluster on NATS JetStream', () => {
     expect((await sub.next(10_000)).payload).toBe('back')
     await Promise.all([sub.end(), pub.end()])
   }, 60_000)
+
+  test('NATS restarted under a steady QoS 1 stream: every message acknowledged to the publisher reaches the persistent subscriber', async () => {
+    const sub = await connect(b.port, { clientId: 'through-restart', clean: false, reconnectPeriod: 200 })
+    await subscribe(sub.client, 'load/#', { qos: 1 })
+    // The publisher reconnects by itself: a node that cannot store a message closes the connection instead of acking.
+    const pub = await connect(a.port, { protocolVersion: 5, reconnectPeriod: 200 })
+    const acked: string[] = []
+    let refused = 0
+    let stop = false
+    const stream = (async () => {
+      for (let i = 0; !stop && i < 5000; i++) {
+        const id = String(i)
+        const outcome = await Promise.race([pub.client.publishAsync('load/x', id, { qos: 1 }).then(() => 'acked', () => 'refused'), Bun.sleep(2000).then(() => 'timeout')])
+        if (outcome === 'acked') acked.push(id)
+        else {
+          refused++
+          await Bun.sleep(50)
+        }
+      }
+    })()
+    await until(() => acked.length >= 100, 10_000, 'flowing')
+    await nats.stop()
+    await until(() => refused > 0, 10_000, 'publishes refused while NATS is down')
+    await nats.restart()
+    await until(() => a.logs.some((l) => l.event === 'cluster.reconnected') && acked.length >= 300, 20_000, 'flowing again')
+    stop = true
+    await stream
+    try {
+      await until(() => {
+        const got = new Set(sub.messages.map((m) => m.payload))
+        return acked.every((id) => got.has(id))
+      }, 20_000, 'every acknowledged message')
+    } catch (e) {
+      const got = new Set(sub.messages.map((m) => m.payload))
+      console.log('MISSING', acked.filter((id) => !got.has(id)).join(','), 'acked', acked.length, 'refused', refused)
+      console.log(JSON.stringify([...a.logs, ...b.logs].filter((l) => String(l.event).startsWith('cluster') || l.level === 'error' || l.event === 'client.disconnected').slice(-20)))
+      throw e
+    }
+    await Promise.all([sub.end(), pub.end()])
+  }, 90_000)
 
   test('$SYS shows each node its own figures and name; they do not cross nodes', async () => {
     const sysA = sysTopics(a.midge.broker)

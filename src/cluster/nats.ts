@@ -44,6 +44,7 @@ export class NatsFabric {
   private readonly pending = new Set<Promise<unknown>>()
   private readonly subscriptions: NatsSubscription[] = []
   private stopConsumer: (() => void) | null = null
+  private closed = false
   /** Queue subscriptions of the share groups with members on this node, by queue name. */
   private readonly groups = new Map<string, NatsSubscription[]>()
   private forwarded = 0
@@ -125,15 +126,24 @@ export class NatsFabric {
         },
       }),
     )
-    const consumer = await this.js.consumers.get(stream, { deliver_policy: DeliverPolicy.New })
-    const messages = await consumer.consume()
-    this.stopConsumer = () => messages.stop()
+    // Reads the stream from where this node stands; if the consumer ends (NATS restarted, consumer lost), it is
+    // made again from the next sequence, so nothing stored meanwhile is skipped.
     void (async () => {
-      for await (const m of messages) {
-        this.receive(m.headers?.get('Midge-Meta'), m.data)
-        this.appliedSeq = Math.max(this.appliedSeq, m.seq)
+      while (!this.closed) {
+        try {
+          const consumer = await this.js.consumers.get(stream, { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: this.appliedSeq + 1 })
+          const messages = await consumer.consume()
+          this.stopConsumer = () => messages.stop()
+          for await (const m of messages) {
+            this.receive(m.headers?.get('Midge-Meta'), m.data)
+            this.appliedSeq = Math.max(this.appliedSeq, m.seq)
+          }
+        } catch (error) {
+          if (!this.closed) this.logger.warn('cluster.consumer_restart', { error: (error as Error).message })
+        }
+        if (!this.closed) await Bun.sleep(200)
       }
-    })().catch((error: Error) => this.logger.error('cluster.consumer_failed', { error: error.message }))
+    })()
     void (async () => {
       for await (const status of this.nc.status()) {
         if (status.type === 'disconnect') {
@@ -142,6 +152,8 @@ export class NatsFabric {
         } else if (status.type === 'reconnect') {
           this.connected = true
           this.logger.info('cluster.reconnected', { node: this.node })
+          // The server may have restarted and lost our ephemeral consumer: read on with a new one.
+          this.stopConsumer?.()
         }
       }
     })()
@@ -319,6 +331,7 @@ export class NatsFabric {
   }
 
   async close(): Promise<void> {
+    this.closed = true
     this.stopConsumer?.()
     for (const s of this.subscriptions) s.unsubscribe()
     await Promise.allSettled([...this.pending])

@@ -5,7 +5,7 @@
 import { Client } from '../client.ts'
 import { MqttError } from '../errors.ts'
 import type { PubackPacket, PublishPacket, PubrecPacket } from '../protocol/codec.ts'
-import { Reason } from '../protocol/reason.ts'
+import { Reason, type ReasonCode } from '../protocol/reason.ts'
 import { topicNameError } from '../protocol/validate.ts'
 import { decide, type Verdict } from '../plugin.ts'
 
@@ -66,6 +66,11 @@ function acknowledge(client: Client, packet: PublishPacket, verdict: Verdict): v
     broker.logger.debug('publish.denied', { clientId: client.clientId, topic: packet.topic, reasonCode })
   }
   if (packet.qos === 0) return
+  if (!verdict.allowed && client.version !== 5 && reasonCode !== Reason.NotAuthorized) {
+    // 3.1.1 has no way to say "not accepted" but to close: an ACL refusal is acknowledged and dropped (as
+    // Mosquitto does), but a broker that cannot take the message (e.g. its cluster is down) must not ack it.
+    throw new MqttError(reasonCode as ReasonCode, verdict.reasonString ?? 'the message could not be accepted')
+  }
   const id = packet.messageId!
   if (packet.qos === 2 && reasonCode < 0x80) broker.inboundQoS2(client.session!, id, true)
   const cmd: 'puback' | 'pubrec' = packet.qos === 1 ? 'puback' : 'pubrec' // [MQTT-4.3.2-2], [MQTT-4.3.3-8]
