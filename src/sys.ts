@@ -28,13 +28,19 @@ export function startSysPublisher(broker: Broker, intervalSeconds: number): () =
   if (intervalSeconds === 0) return () => {}
   const publish = () => {
     for (const [topic, value] of Object.entries(sysTopics(broker))) {
-      const message = { topic, payload: Buffer.from(value), qos: 0 as const, retain: true, properties: undefined, expiresAt: 0, origin: undefined }
-      broker.route(message)
-      broker.retain(message)
+      send(broker, topic, value)
+      // In a cluster each node's figures are also published under $SYS/nodes/<node>/..., which every node sees.
+      if (broker.nodeId) send(broker, `$SYS/nodes/${broker.nodeId}/${topic.slice('$SYS/broker/'.length)}`, value)
     }
   }
   publish()
   const timer = setInterval(publish, intervalSeconds * 1000)
   timer.unref()
   return () => clearInterval(timer)
+}
+
+function send(broker: Broker, topic: string, value: string): void {
+  const message = { topic, payload: Buffer.from(value), qos: 0 as const, retain: true, properties: undefined, expiresAt: 0, origin: undefined }
+  broker.route(message)
+  broker.retain(message)
 }

@@ -248,6 +248,20 @@ describe.skipIf(!natsServerPath)('cluster on NATS JetStream', () => {
     await Promise.all([sub.end(), pub.end()])
   }, 90_000)
 
+  test('$SYS/nodes/<node>/... shows every node\'s figures on every node', async () => {
+    const withSys = await startBroker({ sys: { intervalSeconds: 1 }, cluster: { nats: { servers: nats.url, name: 'test' }, nodeId: 'reporter' } })
+    const onB = await connect(b.port)
+    await subscribe(onB.client, '$SYS/nodes/reporter/#')
+    const seen = new Map<string, string>()
+    while (!seen.has('$SYS/nodes/reporter/clients/connected') || !seen.has('$SYS/nodes/reporter/node')) {
+      const m = await onB.next(5000)
+      seen.set(m.topic, m.payload)
+    }
+    expect(seen.get('$SYS/nodes/reporter/node')).toBe('reporter')
+    await onB.end()
+    await withSys.close()
+  })
+
   test('$SYS shows each node its own figures and name; they do not cross nodes', async () => {
     const sysA = sysTopics(a.midge.broker)
     expect(sysA['$SYS/broker/node']).toBe('a')
