@@ -6,8 +6,9 @@
  *   the PUBLISH acknowledges it only once JetStream has stored it (the broker waits on `flushed()`); every node
  *   reads the stream with an ordered consumer from the moment it starts, and skips its own messages.
  * - KV bucket `midge_<name>_retained`: retained messages, one key per topic; loaded by a node at start.
- * - share groups: each node with a member of `$share/{group}/{filter}` joins a NATS queue group named after
- *   it on both message subjects, so NATS gives each message to one such node, which gives it to one member.
+ * - share groups: each node with a member of `$share/{group}/{filter}` joins the group's NATS queue group on the
+ *   QoS 0 subject and pulls from the group's durable JetStream consumer for QoS 1/2: one node gets each message
+ *   and gives it to one of its members (acknowledging the JetStream message only once delivered).
  * - KV bucket `midge_<name>_sessions`: each persistent session's subscriptions and the stream sequence it was
  *   served up to; a node that gets the client later replays the stream from there into the session's queue.
  * - `midge.<name>.connect` (core NATS): a client connected on some node; any other node holding a live
@@ -16,10 +17,10 @@
  * Each message carries its metadata in a `Midge-Meta` header (JSON) and its payload as the body.
  */
 import { connect, credsAuthenticator, headers, type NatsConnection, type Subscription as NatsSubscription } from '@nats-io/transport-node'
-import { DeliverPolicy, jetstream, jetstreamManager, type JetStreamClient } from '@nats-io/jetstream'
+import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager, type JetStreamClient } from '@nats-io/jetstream'
 import { Kvm, type KV } from '@nats-io/kv'
 import { readFileSync } from 'node:fs'
-import { randomBytes } from 'node:crypto'
+import { createHash, randomBytes } from 'node:crypto'
 import type { Broker } from '../broker.ts'
 import type { ClusterConfig } from '../config.ts'
 import type { Logger } from '../logger.ts'
@@ -45,8 +46,8 @@ export class NatsFabric {
   private readonly subscriptions: NatsSubscription[] = []
   private stopConsumer: (() => void) | null = null
   private closed = false
-  /** Queue subscriptions of the share groups with members on this node, by queue name. */
-  private readonly groups = new Map<string, NatsSubscription[]>()
+  /** The share groups with members on this node (queue subscription and JetStream consumer), by queue name. */
+  private readonly groups = new Map<string, { stop: Array<() => void> }>()
   private forwarded = 0
   private received = 0
   /** Client ids whose session this node wrote to KV. */
@@ -160,28 +161,61 @@ export class NatsFabric {
   }
 
   /**
-   * A share group with a member here joins the NATS queue group named after it, on both message subjects:
-   * NATS then hands each message to one node per group, and that node to one of its members.
+   * A share group with a member here takes part in the group's cluster-wide delivery: QoS 0 through a NATS queue
+   * group on the QoS 0 subject (one node per message, at most once), QoS 1/2 through a durable JetStream consumer
+   * of the group that every such node pulls from (one node per message, acknowledged only once delivered to a
+   * member here, so a node that dies or has no member left lets JetStream give the message to another: at least once).
    */
   ensureGroup(group: string, filter: string): void {
     const queue = Buffer.from(`${group}\n${filter}`).toString('base64url')
     if (this.groups.has(queue)) return
-    const callback = (error: Error | null, msg: { headers?: { get(k: string): string }; data: Uint8Array }) => {
-      if (!error) this.receiveShared(queue, group, filter, msg.headers?.get('Midge-Meta'), msg.data)
+    const sub = this.nc.subscribe(`${this.prefix}.m0`, {
+      queue,
+      callback: (error, msg) => {
+        if (!error) this.receiveShared(queue, group, filter, msg.headers?.get('Midge-Meta'), msg.data)
+      },
+    })
+    const entry = { stop: [() => sub.unsubscribe()] }
+    this.groups.set(queue, entry)
+    void this.consumeGroup(queue, group, filter, entry).catch((error: Error) => this.logger.error('cluster.share_consumer_failed', { group, filter, error: error.message }))
+  }
+
+  private async consumeGroup(queue: string, group: string, filter: string, entry: { stop: Array<() => void> }): Promise<void> {
+    const durable = `share_${createHash('sha256').update(queue).digest('hex').slice(0, 24)}`
+    const jsm = await jetstreamManager(this.nc)
+    try {
+      await jsm.consumers.info(this.stream, durable)
+    } catch {
+      await jsm.consumers.add(this.stream, { durable_name: durable, filter_subject: `${this.prefix}.m1`, deliver_policy: DeliverPolicy.New, ack_policy: AckPolicy.Explicit, ack_wait: 10 * 1e9, inactive_threshold: 60 * 1e9 }) // gone a minute after the last member leaves
     }
-    this.groups.set(queue, [
-      this.nc.subscribe(`${this.prefix}.m0`, { queue, callback }),
-      this.nc.subscribe(`${this.prefix}.m1`, { queue, callback }),
-    ])
+    const consumer = await this.js.consumers.get(this.stream, durable)
+    const messages = await consumer.consume()
+    entry.stop.push(() => messages.stop())
+    for await (const m of messages) {
+      const metaText = m.headers?.get('Midge-Meta')
+      const meta = metaText ? (JSON.parse(metaText) as Meta) : null
+      if (!meta || !topicMatches(filter, meta.topic)) {
+        m.ack() // not for this group
+        continue
+      }
+      if (this.broker.deliverShared(this.toMessage(meta, m.data), group, filter)) m.ack()
+      else {
+        m.nak() // another node of the group takes it
+        this.leaveGroup(queue)
+      }
+    }
   }
 
   private receiveShared(queue: string, group: string, filter: string, metaText: string | undefined, data: Uint8Array): void {
     if (!metaText) return
     const meta = JSON.parse(metaText) as Meta
     if (!topicMatches(filter, meta.topic)) return
-    if (this.broker.deliverShared(this.toMessage(meta, data), group, filter)) return
-    // No member here any more: leave the queue group, so NATS picks a node that has one next time.
-    for (const sub of this.groups.get(queue) ?? []) sub.unsubscribe()
+    if (!this.broker.deliverShared(this.toMessage(meta, data), group, filter)) this.leaveGroup(queue)
+  }
+
+  /** No member here any more: leave the group, so NATS and JetStream pick a node that has one. */
+  private leaveGroup(queue: string): void {
+    for (const stop of this.groups.get(queue)?.stop ?? []) stop()
     this.groups.delete(queue)
   }
 
@@ -333,6 +367,7 @@ export class NatsFabric {
   async close(): Promise<void> {
     this.closed = true
     this.stopConsumer?.()
+    for (const queue of [...this.groups.keys()]) this.leaveGroup(queue)
     for (const s of this.subscriptions) s.unsubscribe()
     await Promise.allSettled([...this.pending])
     await this.nc.drain().catch(() => this.nc.close())
