@@ -2,7 +2,7 @@
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { HOST } from './client.ts'
+import { freePort, HOST } from './client.ts'
 
 export type BrokerName = 'midge' | 'mosquitto' | 'mosquitto-nq' | 'aedes'
 
@@ -15,13 +15,6 @@ export interface RunningBroker {
 
 const root = join(import.meta.dir, '..')
 
-/** A port that is free right now: bind port 0, note the port, close. */
-function freePort(): number {
-  const probe = Bun.listen({ hostname: HOST, port: 0, socket: { data() {} } })
-  const port = probe.port
-  probe.stop(true)
-  return port
-}
 
 export function available(name: BrokerName): boolean {
   if (name.startsWith('mosquitto')) return Bun.which('mosquitto') !== null || Bun.which('/usr/sbin/mosquitto') !== null

@@ -7,6 +7,14 @@ import mqttPacket, { type Packet } from 'mqtt-packet'
 
 export const HOST = '127.0.0.1' // load goes to this machine only
 
+/** A port that is free right now on 127.0.0.1: bind port 0, note the port, close. */
+export function freePort(): number {
+  const probe = Bun.listen({ hostname: HOST, port: 0, socket: { data() {} } })
+  const port = probe.port
+  probe.stop(true)
+  return port
+}
+
 export interface Incoming {
   type: number
   qos: number

@@ -9,19 +9,13 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { cpuSeconds } from './brokers.ts'
-import { BenchClient, HOST, now } from './client.ts'
+import { BenchClient, freePort, HOST, now } from './client.ts'
 
 const { values } = parseArgs({ args: Bun.argv.slice(2), options: { duration: { type: 'string', default: '5' }, nodes: { type: 'string', default: '1,2,3' }, out: { type: 'string', default: join(import.meta.dir, 'results') } } })
 const durationS = Number(values.duration)
 const root = join(import.meta.dir, '..')
 const natsServer = Bun.which('nats-server') ?? '/usr/sbin/nats-server'
 
-function freePort(): number {
-  const probe = Bun.listen({ hostname: HOST, port: 0, socket: { data() {} } })
-  const port = probe.port
-  probe.stop(true)
-  return port
-}
 
 async function waitPort(port: number): Promise<void> {
   const deadline = Date.now() + 10_000

@@ -3,6 +3,7 @@ import mqtt from 'mqtt'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { freePort } from '../bench/client.ts'
 import { until } from './helpers/broker.ts'
 import { spawnLines } from './helpers/process.ts'
 
@@ -60,7 +61,7 @@ describe('bun src/main.ts (npm start)', () => {
     expect(await bad.proc.exited).toBe(1)
     expect(await bad.stderr).toContain('listeners[0].port: expected a whole number from 0 to 65535, got "abc"')
     // log level warn from that file: no info lines, so check by connecting on the override port.
-    const port = 20000 + Math.floor(Math.random() * 20000)
+    const port = freePort()
     const ok = start(['--port', String(port)], { MQTT_CONFIG: file })
     const client = mqtt.connect(`mqtt://127.0.0.1:${port}`, { reconnectPeriod: 200, connectTimeout: 2000 })
     await new Promise((resolve) => client.once('connect', resolve))

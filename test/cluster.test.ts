@@ -7,6 +7,7 @@ import { natsServerPath, type NatsServer, startNats } from './helpers/nats.ts'
 import { RawClient } from './helpers/raw.ts'
 import { spawnLines } from './helpers/process.ts'
 import { sysTopics } from '../src/sys.ts'
+import { freePort } from '../bench/client.ts'
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -126,7 +127,7 @@ describe.skipIf(!natsServerPath)('cluster on NATS JetStream', () => {
 
   test('kill -9 of a node under a steady QoS 1 stream: every acknowledged message reaches the persistent subscriber after it reconnects to a surviving node', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'midge-cluster-kill-'))
-    const port = 21000 + Math.floor(Math.random() * 20000)
+    const port = freePort()
     const config = join(dir, 'node.config.ts')
     writeFileSync(config, `export default { listeners: [{ type: 'tcp', port: ${port} }], log: { level: 'warn' }, sys: { intervalSeconds: 0 }, cluster: { nats: { servers: '${nats.url}', name: 'test' }, nodeId: 'doomed' } }\n`)
     const doomed = spawnLines(['src/main.ts', '--config', config])
@@ -138,7 +139,7 @@ describe.skipIf(!natsServerPath)('cluster on NATS JetStream', () => {
           subscriber = await mqttOpen(`mqtt://127.0.0.1:${port}`, { clientId: 'survivor', clean: false })
           break
         } catch (error) {
-          if (tries > 100) throw error
+          if (tries > 100) throw new Error(`the node did not come up: ${(error as Error).message}; exit ${doomed.proc.exitCode}; ${doomed.lines.join(' | ')}`)
           await Bun.sleep(100)
         }
       }

@@ -5,6 +5,7 @@ import { join } from 'node:path'
 import type { IPublishPacket } from 'mqtt-packet'
 import mqtt from 'mqtt'
 import { sqlite } from '../plugins/sqlite.ts'
+import { freePort } from '../bench/client.ts'
 import { startBroker, until } from './helpers/broker.ts'
 import { connect, subscribe } from './helpers/mqttjs.ts'
 import { repoRoot, spawnLines } from './helpers/process.ts'
@@ -103,7 +104,7 @@ describe('sqlite plugin: persistent sessions', () => {
   for (const signal of ['SIGKILL', 'SIGTERM'] as const) {
   test(`${signal === 'SIGKILL' ? 'kill -9' : 'graceful shutdown (SIGTERM)'} under a steady QoS 1 stream: every message acknowledged to the publisher reaches the persistent subscribers`, async () => {
     const path = dbPath()
-    const port = 21000 + Math.floor(Math.random() * 20000)
+    const port = freePort()
     const config = join(dir, `kill-${n}.config.ts`)
     writeFileSync(
       config,

@@ -2,6 +2,7 @@
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { freePort } from '../../bench/client.ts'
 
 export const natsServerPath = Bun.which('nats-server') ?? (Bun.which('/usr/sbin/nats-server') ? '/usr/sbin/nats-server' : null)
 
@@ -15,12 +16,6 @@ export interface NatsServer {
   close(): Promise<void>
 }
 
-function freePort(): number {
-  const probe = Bun.listen({ hostname: '127.0.0.1', port: 0, socket: { data() {} } })
-  const port = probe.port
-  probe.stop(true)
-  return port
-}
 
 export async function startNats(): Promise<NatsServer> {
   const port = freePort()
