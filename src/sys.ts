@@ -32,6 +32,7 @@ export function startSysPublisher(broker: Broker, intervalSeconds: number): () =
       // In a cluster each node's figures are also published under $SYS/nodes/<node>/..., which every node sees.
       if (broker.nodeId) send(broker, `$SYS/nodes/${broker.nodeId}/${topic.slice('$SYS/broker/'.length)}`, value)
     }
+    if (broker.nodeId) for (const [topic, value] of Object.entries(clusterTotals(broker))) send(broker, topic, value)
   }
   publish()
   const timer = setInterval(publish, intervalSeconds * 1000)
@@ -43,4 +44,16 @@ function send(broker: Broker, topic: string, value: string): void {
   const message = { topic, payload: Buffer.from(value), qos: 0 as const, retain: true, properties: undefined, expiresAt: 0, origin: undefined }
   broker.route(message)
   broker.retain(message)
+}
+
+/** Counters summed over every node's latest $SYS/nodes/<node>/... figures: $SYS/cluster/... (and the node count). */
+export function clusterTotals(broker: Broker): Record<string, string> {
+  const counters = ['clients/connected', 'clients/total', 'messages/received', 'messages/sent', 'messages/dropped', 'bytes/received', 'bytes/sent', 'subscriptions/count']
+  const out: Record<string, string> = { '$SYS/cluster/nodes': String(broker.retained.match('$SYS/nodes/+/node').length) }
+  for (const counter of counters) {
+    let sum = 0
+    for (const m of broker.retained.match(`$SYS/nodes/+/${counter}`)) sum += Number(m.payload.toString()) || 0
+    out[`$SYS/cluster/${counter}`] = String(sum)
+  }
+  return out
 }

@@ -229,13 +229,15 @@ describe.skipIf(!natsServerPath)('cluster on NATS JetStream', () => {
       }
     })()
     await until(() => acked.length >= 100, 10_000, 'flowing')
+    const reconnects = () => a.logs.filter((l) => l.event === 'cluster.reconnected').length
+    const reconnectsBefore = reconnects()
     await nats.stop()
     await until(() => refused > 0, 10_000, 'publishes refused while NATS is down')
     await nats.restart()
-    await until(() => a.logs.some((l) => l.event === 'cluster.reconnected') && acked.length >= 300, 20_000, 'flowing again')
-    stop = true
-    await stream
     try {
+      await until(() => reconnects() > reconnectsBefore && acked.length >= 300, 20_000, 'flowing again')
+      stop = true
+      await stream
       await until(() => {
         const got = new Set(sub.messages.map((m) => m.payload))
         return acked.every((id) => got.has(id))
@@ -245,8 +247,10 @@ describe.skipIf(!natsServerPath)('cluster on NATS JetStream', () => {
       console.log('MISSING', acked.filter((id) => !got.has(id)).join(','), 'acked', acked.length, 'refused', refused)
       console.log(JSON.stringify([...a.logs, ...b.logs].filter((l) => String(l.event).startsWith('cluster') || l.level === 'error' || l.event === 'client.disconnected').slice(-20)))
       throw e
+    } finally {
+      stop = true
+      await Promise.all([sub.end(true), pub.end(true)]) // force: the publisher may hold unacknowledged messages
     }
-    await Promise.all([sub.end(), pub.end()])
   }, 90_000)
 
   test('$SYS/nodes/<node>/... shows every node\'s figures on every node', async () => {
@@ -259,6 +263,17 @@ describe.skipIf(!natsServerPath)('cluster on NATS JetStream', () => {
       seen.set(m.topic, m.payload)
     }
     expect(seen.get('$SYS/nodes/reporter/node')).toBe('reporter')
+    // The reporter sums what every node reports (its own figures at least) under $SYS/cluster/...
+    const totals = await connect(withSys.port)
+    await subscribe(totals.client, '$SYS/cluster/#')
+    const cluster = new Map<string, string>()
+    while (!cluster.has('$SYS/cluster/nodes') || !cluster.has('$SYS/cluster/clients/connected')) {
+      const m = await totals.next(5000)
+      cluster.set(m.topic, m.payload)
+    }
+    expect(Number(cluster.get('$SYS/cluster/nodes'))).toBeGreaterThanOrEqual(1)
+    expect(Number(cluster.get('$SYS/cluster/clients/connected'))).toBeGreaterThanOrEqual(0)
+    await totals.end()
     await onB.end()
     await withSys.close()
   })

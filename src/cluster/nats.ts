@@ -246,7 +246,8 @@ export class NatsFabric {
 
   /** A message routed on this node: on to the other nodes. QoS 1/2 go through JetStream and are waited on. */
   forward(message: Readonly<Message>): void {
-    if (message.topic.startsWith('$SYS/broker/')) return // each node's own figures stay on it; $SYS/nodes/... go to all
+    // Each node's own figures and its view of the totals stay on it; $SYS/nodes/<node>/... go to every node.
+    if (message.topic.startsWith('$SYS/broker/') || message.topic.startsWith('$SYS/cluster/')) return
     const meta: Meta = { node: this.node, topic: message.topic, qos: message.qos, retain: message.retain, origin: message.origin, expiresAt: message.expiresAt, properties: encodeProperties(message.properties) }
     const h = headers()
     h.set('Midge-Meta', JSON.stringify(meta))
