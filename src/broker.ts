@@ -333,12 +333,18 @@ export class Broker implements Acceptor {
   sendRetained(session: Session, sub: Subscription): void {
     const now = Date.now()
     const subscriptionIds = sub.identifier ? [sub.identifier] : undefined
+    // Queued rather than written at once, so a large retained set is paced by the socket, not dropped; but the
+    // queue may hold no more than one retained set beyond its bound, however often a client subscribes again.
+    const cap = this.config.limits.maxQueuedMessages + this.retained.size
     for (const message of this.retained.match(sub.filter)) {
       if (isExpired(message, now)) {
         this.retained.set(message.topic, null)
         continue
       }
-      // Queued rather than written at once, so a large retained set is paced by the socket, not dropped.
+      if (session.queue.length >= cap) {
+        this.dropped(session.clientId, message, 'session queue full (retained)')
+        continue
+      }
       session.queue.push({ message, qos: minQoS(message.qos, sub.qos), retain: true, subscriptionIds })
       session.queuedBytes += message.payload.length
     }

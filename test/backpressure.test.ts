@@ -108,6 +108,22 @@ describe('backpressure and slow consumers', () => {
     slow.destroy()
   })
 
+  test('subscribing again and again to a retained set while blocked does not grow the queue past one copy of it', async () => {
+    for (let i = 0; i < 20; i++) b.midge.publish({ topic: `kept/${i}`, payload: Buffer.alloc(1024), retain: true })
+    const slow = await stalledSubscriber('resubscriber', 'block/me', 0)
+    const filler = Buffer.alloc(16 * 1024)
+    for (let i = 0; i < 600; i++) {
+      b.midge.publish({ topic: 'block/me', payload: filler })
+      if (i % 50 === 0) await Bun.sleep(1)
+    }
+    const session = b.midge.broker.sessions.get('resubscriber')!
+    for (let i = 0; i < 200; i++) slow.write(mqttPacket.generate({ cmd: 'subscribe', messageId: 2 + i, subscriptions: [{ topic: 'kept/#', qos: 0 }] }))
+    await until(() => b.midge.broker.stats.messagesDropped > 0 && session.queue.length > 0, 5000, 'subscriptions handled')
+    await Bun.sleep(200)
+    expect(session.queue.length).toBeLessThanOrEqual(b.midge.config.limits.maxQueuedMessages + b.midge.broker.retained.size)
+    slow.destroy()
+  })
+
   test('a subscriber behind a full window still gets every QoS 1 message within the queue bound, in order', async () => {
     const sub = await connect(b.port, { clientId: 'steady' })
     await subscribe(sub.client, 'steady', { qos: 1 })
