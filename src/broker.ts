@@ -457,7 +457,7 @@ export class Broker implements Acceptor {
     if (!client || client.state !== 'connected') return
     const limit = this.config.limits.maxOutboundBufferBytes
     while (session.queue.length > 0 && client.outbound.bufferedBytes < limit) {
-      const next = session.queue[0]!
+      const next = session.queue.peek()!
       if (next.qos > 0 && session.inflight.size >= client.sendWindow) break // [MQTT-3.3.4-7]
       session.dequeue()
       this.transmit(session, client, next)

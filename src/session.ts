@@ -3,6 +3,7 @@
  * subscriptions, QoS 1/2 messages in flight and queued, inbound QoS 2 ids awaiting PUBREL, the will.
  */
 import type { Client } from './client.ts'
+import { Deque } from './delivery/deque.ts'
 import type { Message } from './message.ts'
 import type { QoS } from './protocol/codec.ts'
 import type { Subscription } from './topics/trie.ts'
@@ -41,7 +42,7 @@ export class Session {
   readonly inflight = new Map<number, InflightEntry>()
   /** Inbound QoS 2 packet ids received and not yet released: a duplicate is not routed twice [MQTT-4.3.3-10]. */
   readonly awaitingRelease = new Set<number>()
-  queue: Delivery[] = []
+  readonly queue = new Deque<Delivery>()
   queuedBytes = 0
   will: Will | undefined = undefined
   willTimer: ReturnType<typeof setTimeout> | undefined = undefined

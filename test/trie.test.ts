@@ -114,3 +114,22 @@ describe('topic validation', () => {
     expect(topicNameError('abcdef', { maxTopicLevels: 2, maxTopicLength: 5 })).toContain('longer')
   })
 })
+
+describe('deque', () => {
+  test('keeps FIFO order across growth and wrap-around', async () => {
+    const { Deque } = await import('../src/delivery/deque.ts')
+    const q = new Deque<number>()
+    const model: number[] = []
+    const r = rng(3)
+    for (let i = 0; i < 10_000; i++) {
+      if (r() < 0.6) {
+        q.push(i)
+        model.push(i)
+      } else {
+        expect(q.shift()).toBe(model.shift())
+      }
+      expect(q.length).toBe(model.length)
+      expect(q.peek()).toBe(model[0])
+    }
+  })
+})
