@@ -2,7 +2,7 @@
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { freePort, HOST } from './client.ts'
+import { freePort, HOST, waitForPort } from './client.ts'
 
 export type BrokerName = 'midge' | 'mosquitto' | 'mosquitto-nq' | 'aedes'
 
@@ -40,20 +40,12 @@ export async function startBroker(name: BrokerName, attempt = 1): Promise<Runnin
   }
   // BENCH_BROKER_STDERR=1 shows what a broker prints on stderr (for debugging a run).
   const proc = Bun.spawn(cmd, { cwd: root, stdout: 'ignore', stderr: process.env.BENCH_BROKER_STDERR ? 'inherit' : 'ignore' })
-  const deadline = Date.now() + 10_000
-  for (;;) {
-    try {
-      const s = await Bun.connect({ hostname: HOST, port, socket: { data() {} } })
-      s.end()
-      break
-    } catch {
-      if (proc.exitCode !== null && attempt < 3) return startBroker(name, attempt + 1) // the port was taken meanwhile
-      if (Date.now() > deadline) {
-        proc.kill('SIGKILL')
-        throw new Error(`${name} did not start on port ${port}`)
-      }
-      await Bun.sleep(50)
-    }
+  try {
+    // A broker that exits at once lost its port to someone else meanwhile: try another.
+    if (!(await waitForPort(port, () => proc.exitCode !== null)) && attempt < 3) return startBroker(name, attempt + 1)
+  } catch (error) {
+    proc.kill('SIGKILL')
+    throw new Error(`${name} did not start: ${(error as Error).message}`)
   }
   return {
     name,

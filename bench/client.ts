@@ -7,6 +7,25 @@ import mqttPacket, { type Packet } from 'mqtt-packet'
 
 export const HOST = '127.0.0.1' // load goes to this machine only
 
+/**
+ * Waits until something accepts connections on `port`; false if `gaveUp()` says to stop waiting (a process that
+ * exited), throws after 10 s.
+ */
+export async function waitForPort(port: number, gaveUp: () => boolean = () => false): Promise<boolean> {
+  const deadline = Date.now() + 10_000
+  for (;;) {
+    try {
+      const s = await Bun.connect({ hostname: HOST, port, socket: { data() {} } })
+      s.end()
+      return true
+    } catch {
+      if (gaveUp()) return false
+      if (Date.now() > deadline) throw new Error(`nothing listening on ${HOST}:${port}`)
+      await Bun.sleep(50)
+    }
+  }
+}
+
 /** A port that is free right now on 127.0.0.1: bind port 0, note the port, close. */
 export function freePort(): number {
   const probe = Bun.listen({ hostname: HOST, port: 0, socket: { data() {} } })

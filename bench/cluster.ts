@@ -9,27 +9,14 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { cpuSeconds } from './brokers.ts'
-import { BenchClient, freePort, HOST, now } from './client.ts'
+import { BenchClient, freePort, HOST, now, waitForPort } from './client.ts'
 
 const { values } = parseArgs({ args: Bun.argv.slice(2), options: { duration: { type: 'string', default: '5' }, nodes: { type: 'string', default: '1,2,3' }, out: { type: 'string', default: join(import.meta.dir, 'results') } } })
 const durationS = Number(values.duration)
 const root = join(import.meta.dir, '..')
 const natsServer = Bun.which('nats-server') ?? '/usr/sbin/nats-server'
 
-
-async function waitPort(port: number): Promise<void> {
-  const deadline = Date.now() + 10_000
-  for (;;) {
-    try {
-      const s = await Bun.connect({ hostname: HOST, port, socket: { data() {} } })
-      s.end()
-      return
-    } catch {
-      if (Date.now() > deadline) throw new Error(`nothing listening on ${port}`)
-      await Bun.sleep(50)
-    }
-  }
-}
+const waitPort = (port: number) => waitForPort(port)
 
 interface Cluster {
   ports: number[]

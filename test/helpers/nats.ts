@@ -2,7 +2,7 @@
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { freePort } from '../../bench/client.ts'
+import { freePort, waitForPort } from '../../bench/client.ts'
 
 export const natsServerPath = Bun.which('nats-server') ?? (Bun.which('/usr/sbin/nats-server') ? '/usr/sbin/nats-server' : null)
 
@@ -23,17 +23,7 @@ export async function startNats(): Promise<NatsServer> {
   let proc: ReturnType<typeof Bun.spawn>
   const launch = async () => {
     proc = Bun.spawn([natsServerPath!, '-js', '-a', '127.0.0.1', '-p', String(port), '-sd', store], { stdout: 'ignore', stderr: 'ignore' })
-    const deadline = Date.now() + 10_000
-    for (;;) {
-      try {
-        const s = await Bun.connect({ hostname: '127.0.0.1', port, socket: { data() {} } })
-        s.end()
-        return
-      } catch {
-        if (Date.now() > deadline) throw new Error('nats-server did not start')
-        await Bun.sleep(50)
-      }
-    }
+    await waitForPort(port)
   }
   await launch()
   return {
