@@ -4,7 +4,7 @@
  * of the nodes plus NATS, so the cluster path's cost can be compared with a single node.
  *   bun bench/cluster.ts [--duration 5] [--nodes 1,2,3]
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
@@ -134,5 +134,6 @@ for (const n of values.nodes!.split(',').map(Number)) {
   }
 }
 const md = [`# Midge cluster benchmark`, '', `${new Date().toISOString().slice(0, 10)} · ${durationS} s per run · one nats-server with JetStream; 1 node = no cluster section (plain Midge). CPU per message counts every node and NATS.`, '', '| nodes | scenario | figures |', '|---|---|---|', ...rows, '']
+mkdirSync(values.out!, { recursive: true })
 writeFileSync(join(values.out!, 'cluster.md'), md.join('\n'))
 console.log(md.join('\n'))
