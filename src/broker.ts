@@ -308,6 +308,13 @@ export class Broker implements Acceptor {
     return this.clients.size
   }
 
+  /** Clients past CONNECT (for $SYS, stats and metrics). */
+  get connectedCount(): number {
+    let n = 0
+    for (const client of this.clients) if (client.state === 'connected') n++
+    return n
+  }
+
   /** Adds or replaces a subscription; returns whether one already existed on that filter. */
   subscribe(session: Session, sub: Subscription): boolean {
     const key = subscriptionKey(sub)

@@ -161,9 +161,7 @@ function pluginContext(broker: Broker, plugin: Plugin, logger: Logger): PluginCo
         return broker.stats.bytesSent
       },
       get clientsConnected() {
-        let n = 0
-        for (const c of broker.clients) if (c.state === 'connected') n++
-        return n
+        return broker.connectedCount
       },
       get subscriptions() {
         return broker.subscriptions.size

@@ -5,13 +5,11 @@ export const VERSION = '0.1.0'
 
 export function sysTopics(broker: Broker): Record<string, string> {
   const { stats } = broker
-  let connected = 0
-  for (const client of broker.clients) if (client.state === 'connected') connected++
   return {
     ...(broker.nodeId ? { '$SYS/broker/node': broker.nodeId } : {}),
     '$SYS/broker/version': `midge ${VERSION}`,
     '$SYS/broker/uptime': `${Math.floor((Date.now() - broker.startedAt) / 1000)} seconds`,
-    '$SYS/broker/clients/connected': String(connected),
+    '$SYS/broker/clients/connected': String(broker.connectedCount),
     '$SYS/broker/clients/total': String(broker.sessions.size),
     '$SYS/broker/messages/received': String(stats.messagesReceived),
     '$SYS/broker/messages/sent': String(stats.messagesSent),

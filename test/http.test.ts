@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { auth } from '../plugins/auth.ts'
-import { startBroker, until, type TestBroker } from './helpers/broker.ts'
+import { startBroker, type TestBroker } from './helpers/broker.ts'
 import { connect, subscribe } from './helpers/mqttjs.ts'
 import { RawClient } from './helpers/raw.ts'
 

@@ -34,10 +34,6 @@ export class Outbound {
     return this.pendingBytes + (this.backlog ? this.backlog.length : 0)
   }
 
-  get blocked(): boolean {
-    return this.backlog !== null
-  }
-
   push(bytes: Buffer): void {
     if (this.closed) return
     this.pending.push(bytes)

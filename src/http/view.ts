@@ -124,10 +124,8 @@ export class BrokerView {
 
   stats(): z.input<typeof Stats> {
     const b = this.broker
-    let connected = 0
-    for (const c of b.clients) if (c.state === 'connected') connected++
     const { receivedByQoS: _r, sentByQoS: _s, ...counters } = b.stats
-    return { version: VERSION, node: b.nodeId, uptimeSeconds: (Date.now() - b.startedAt) / 1000, clientsConnected: connected, sessions: b.sessions.size, subscriptions: b.subscriptions.size, retained: b.retained.size, ...counters }
+    return { version: VERSION, node: b.nodeId, uptimeSeconds: (Date.now() - b.startedAt) / 1000, clientsConnected: b.connectedCount, sessions: b.sessions.size, subscriptions: b.subscriptions.size, retained: b.retained.size, ...counters }
   }
 
   /** Figures for /metrics that the stats above do not hold. */

@@ -48,12 +48,6 @@ interface MqttPacketParser {
 
 type ParserSettings = { protocolVersion?: number; bridgeMode?: boolean }
 
-/** Size of a whole packet: fixed-header byte, remaining-length bytes, body. */
-export function packetSize(remainingLength: number): number {
-  const lengthBytes = remainingLength < 128 ? 1 : remainingLength < 16_384 ? 2 : remainingLength < 2_097_152 ? 3 : 4
-  return 1 + lengthBytes + remainingLength
-}
-
 /** Decodes runs of whole packets for any connection; synchronous, so one instance serves them all. */
 class SharedDecoder {
   private parser = this.fresh()
