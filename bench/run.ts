@@ -26,8 +26,8 @@ const { values } = parseArgs({
 
 const smoke = values.smoke
 const params: Params = smoke
-  ? { durationS: 1, fanOutSubscribers: 20, fanOutRate: 500, latencyRate: 500, idleConnections: 200, retainedCount: 2000 }
-  : { durationS: Number(values.duration ?? 10), fanOutSubscribers: 200, fanOutRate: 1000, latencyRate: 2000, idleConnections: 10_000, retainedCount: 100_000 }
+  ? { durationS: 1, fanOutSubscribers: 20, fanOutRate: 500, latencyRate: 500, latencyWarmup: 1000, idleConnections: 200, retainedCount: 2000 }
+  : { durationS: Number(values.duration ?? 10), fanOutSubscribers: 200, fanOutRate: 1000, latencyRate: 2000, latencyWarmup: 20_000, idleConnections: 10_000, retainedCount: 100_000 }
 const reps = Number(values.reps ?? (smoke ? 1 : 3))
 const wanted = values.scenarios?.split(',')
 const chosen = scenarios.filter((s) => !wanted || wanted.includes(s.id))
