@@ -6,8 +6,34 @@
  * one mqtt-packet parser shared by every connection. mqtt-packet still decodes every packet; since it only ever
  * sees whole packets it ends each call with no state, and an idle connection costs no parser of its own.
  */
-import mqttPacket from 'mqtt-packet'
+import { createRequire } from 'node:module'
 import type { Packet } from 'mqtt-packet'
+
+const mqttPacket = loadMqttPacket()
+
+/**
+ * mqtt-packet calls its `debug` logger (npm `debug`) about 15 times per packet parsed and 5 per packet generated.
+ * Even disabled, each call allocates an array for its arguments and runs a getter: about 30 short-lived arrays
+ * per routed message, the larger part of the hot path's garbage. Unless DEBUG asks for logs, mqtt-packet is
+ * loaded with a logger that does nothing (the stand-in lives in the require cache only while mqtt-packet loads,
+ * so every other module still gets the real `debug`).
+ */
+function loadMqttPacket(): typeof import('mqtt-packet') {
+  const require = createRequire(import.meta.url)
+  const packetPath = require.resolve('mqtt-packet')
+  if (process.env.DEBUG || require.cache[packetPath]) return require('mqtt-packet')
+  const debugPath = createRequire(packetPath).resolve('debug')
+  const real = require.cache[debugPath]
+  const silent = () => {}
+  const createDebug = () => Object.assign(silent, { enabled: false })
+  require.cache[debugPath] = { id: debugPath, filename: debugPath, loaded: true, exports: createDebug } as unknown as NodeJS.Module
+  try {
+    return require('mqtt-packet')
+  } finally {
+    if (real) require.cache[debugPath] = real
+    else delete require.cache[debugPath]
+  }
+}
 
 export type {
   IAuthPacket as AuthPacket,
