@@ -385,8 +385,8 @@ export class Broker implements Acceptor {
   private deliverMatches(message: Message, matches: RouteMatches): number {
     this.subscriptions.match(message.topic, matches)
     let reached = 0
-    for (const [clientId, match] of matches.clients) {
-      const session = this.sessions.get(clientId)
+    for (const match of matches.clients) {
+      const session = this.sessions.get(match.clientId)
       if (!session) continue
       reached++
       this.deliver(session, {
@@ -567,21 +567,27 @@ export class Broker implements Acceptor {
 
 /** Collects one message's matches, merged per client: highest QoS, every subscription identifier [MQTT-3.3.4-2, -3]. */
 class RouteMatches implements MatchVisitor {
-  readonly clients = new Map<string, { qos: QoS; retainAsPublished: boolean; ids: number[] | undefined }>()
+  /** One entry per client, in the order first matched. */
+  readonly clients: ClientMatch[] = []
   readonly groups: ShareGroup[] = []
+  /** Index of `clients` by client id, built only once a second subscription matches (most messages reach each client once). */
+  private byClient: Map<string, ClientMatch> | null = null
   private origin: string | undefined = undefined
 
   reset(origin: string | undefined): void {
-    this.clients.clear()
+    this.clients.length = 0
+    this.byClient?.clear()
     this.groups.length = 0
     this.origin = origin
   }
 
   subscription(sub: Subscription): void {
     if (sub.noLocal && sub.clientId === this.origin) return // [MQTT-3.8.3-3]
-    const seen = this.clients.get(sub.clientId)
+    const seen = this.find(sub.clientId)
     if (!seen) {
-      this.clients.set(sub.clientId, { qos: sub.qos, retainAsPublished: sub.retainAsPublished, ids: sub.identifier ? [sub.identifier] : undefined })
+      const match = { clientId: sub.clientId, qos: sub.qos, retainAsPublished: sub.retainAsPublished, ids: sub.identifier ? [sub.identifier] : undefined }
+      this.clients.push(match)
+      this.byClient?.set(sub.clientId, match)
       return
     }
     if (sub.qos > seen.qos) seen.qos = sub.qos
@@ -592,6 +598,23 @@ class RouteMatches implements MatchVisitor {
   group(group: ShareGroup): void {
     this.groups.push(group)
   }
+
+  private find(clientId: string): ClientMatch | undefined {
+    if (this.clients.length === 0) return undefined
+    if (!this.byClient) {
+      if (this.clients.length === 1) return this.clients[0]!.clientId === clientId ? this.clients[0] : undefined
+      this.byClient = new Map()
+    }
+    if (this.byClient.size < this.clients.length) for (const match of this.clients) this.byClient.set(match.clientId, match)
+    return this.byClient.get(clientId)
+  }
+}
+
+interface ClientMatch {
+  clientId: string
+  qos: QoS
+  retainAsPublished: boolean
+  ids: number[] | undefined
 }
 
 function minQoS(a: QoS, b: QoS): QoS {

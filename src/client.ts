@@ -104,7 +104,12 @@ export class Client implements ConnectionHandler, PacketSink {
    */
   sendAck(ack: PubackPacket | PubrecPacket, durable: Promise<void> | null): void {
     const wait = durable && this.ackChain ? Promise.all([this.ackChain, durable]) : (durable ?? this.ackChain)
-    if (!wait) return this.send(ack)
+    if (wait) this.sendAckAfter(ack, wait)
+    else this.send(ack)
+  }
+
+  /** sendAck() when something must be written first (apart, so sendAck itself creates no closures). */
+  private sendAckAfter(ack: PubackPacket | PubrecPacket, wait: Promise<unknown>): void {
     const chain: Promise<void> = wait.then(
       () => {
         if (this.ackChain === chain) this.ackChain = null
@@ -242,13 +247,19 @@ export class Client implements ConnectionHandler, PacketSink {
   private run(packet: Packet): void {
     try {
       const pending = dispatch(this, packet)
-      if (pending) {
-        this.held = []
-        pending.then(() => this.release(), (error: unknown) => this.fail(error))
-      }
+      if (pending) this.hold(pending)
     } catch (error) {
       this.fail(error)
     }
+  }
+
+  /** Holds later packets until a plugin decision settles (apart from run(), which then creates no closures). */
+  private hold(pending: Promise<void>): void {
+    this.held = []
+    pending.then(
+      () => this.release(),
+      (error: unknown) => this.fail(error),
+    )
   }
 
   /** The pending decision settled: handle the packets that waited, until one waits again. */

@@ -123,10 +123,24 @@ export class SubscriptionTrie {
 
   /** Calls the visitor for every subscription and share group whose filter matches `topic`. */
   match(topic: string, visitor: MatchVisitor): void {
+    // The two frontier arrays are reused from call to call (new ones only if a visitor matches again meanwhile).
+    const scratch = this.scratch ?? [[], []]
+    this.scratch = null
+    try {
+      this.walk(topic, visitor, scratch[0], scratch[1])
+    } finally {
+      scratch[0].length = 0
+      scratch[1].length = 0
+      this.scratch = scratch
+    }
+  }
+
+  private scratch: [TrieNode[], TrieNode[]] | null = [[], []]
+
+  private walk(topic: string, visitor: MatchVisitor, current: TrieNode[], next: TrieNode[]): void {
     const levels = topic.split('/')
     const dollar = topic.charCodeAt(0) === 36 /* $ */
-    let current: TrieNode[] = [this.root]
-    let next: TrieNode[] = []
+    current.push(this.root)
     for (let depth = 0; depth < levels.length && current.length > 0; depth++) {
       const level = levels[depth]!
       // [MQTT-4.7.2-1] wildcards in the first level never match a topic starting with `$`.
@@ -156,8 +170,9 @@ export class SubscriptionTrie {
 }
 
 function visit(node: TrieNode, visitor: MatchVisitor): void {
-  if (node.subscriptions) for (const sub of node.subscriptions.values()) visitor.subscription(sub)
-  if (node.groups) for (const group of node.groups.values()) visitor.group(group)
+  // forEach with the visitor's own methods: no iterator object per node visited.
+  node.subscriptions?.forEach(visitor.subscription, visitor)
+  node.groups?.forEach(visitor.group, visitor)
 }
 
 /** Reference matcher, used by tests to check the trie: does `filter` match `topic`? */
