@@ -3,7 +3,7 @@
  * the subscription trie, the retained index, framing + decoding with mqtt-packet, and encoding.
  *   bun bench/micro.ts
  */
-import mqttPacket from 'mqtt-packet'
+// The codec first: it loads mqtt-packet the way the broker does (see codec.ts).
 import { encode, PacketReader } from '../src/protocol/codec.ts'
 import { MemoryRetainedStore } from '../src/topics/retained.ts'
 import { type Subscription, SubscriptionTrie } from '../src/topics/trie.ts'
@@ -38,11 +38,11 @@ time('retained.match "#" (100k messages)', 10, () => {
 })
 
 const payload = Buffer.alloc(64, 120)
-const one = mqttPacket.generate({ cmd: 'publish', topic: 'bench/1', payload, qos: 0, retain: false, dup: false })
+const one = encode({ cmd: 'publish', topic: 'bench/1', payload, qos: 0, retain: false, dup: false }, 4)
 const chunk = Buffer.concat(Array(1000).fill(one))
 let packets = 0
 const reader = new PacketReader(1 << 20, { onPacket: () => void packets++, onParseError: (e) => console.error(e) })
-reader.feed(mqttPacket.generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clientId: 'm', clean: true, keepalive: 0 }))
+reader.feed(encode({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clientId: 'm', clean: true, keepalive: 0 }, 4))
 time('frame + decode QoS 0 PUBLISH (64 B), 1000 per chunk', 200_000, () => {
   for (let i = 0; i < 200; i++) reader.feed(chunk)
 })
