@@ -17,7 +17,7 @@ export function listenTcp(acceptor: Acceptor, host: string, port: number, tls?: 
     tls: tls ? bunTls(tls) : undefined,
     socket: {
       open(socket) {
-        socket.setNoDelay(true) // small MQTT packets go out at once, not held back by Nagle
+        // No setNoDelay here: Bun sets TCP_NODELAY on every accepted socket already (small MQTT packets go out at once).
         let conn: Connection = socket
         if (tls?.certificateAsUsername) {
           // The socket is the connection; only a certificate-named one needs a wrapper carrying the name,
