@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { freePort, HOST, waitForPort } from './client.ts'
 
-export type BrokerName = 'midge' | 'mosquitto' | 'mosquitto-nq' | 'aedes' | 'relay'
+export type BrokerName = 'midge' | 'mosquitto' | 'mosquitto-nq' | 'aedes' | 'relay' | 'relay-codec'
 
 export interface RunningBroker {
   name: BrokerName
@@ -27,8 +27,8 @@ export async function startBroker(name: BrokerName, attempt = 1): Promise<Runnin
   let cmd: string[]
   if (name === 'midge') {
     cmd = [process.execPath, join(root, 'src/main.ts'), '--config', join(import.meta.dir, 'midge.config.ts'), '--port', String(port)]
-  } else if (name === 'relay') {
-    cmd = [process.execPath, join(import.meta.dir, 'relay.ts'), String(port)]
+  } else if (name.startsWith('relay')) {
+    cmd = [process.execPath, join(import.meta.dir, 'relay.ts'), String(port), ...(name === 'relay-codec' ? ['--codec'] : [])]
   } else if (name === 'aedes') {
     cmd = ['node', join(import.meta.dir, 'aedes-server.mjs'), String(port)]
   } else {

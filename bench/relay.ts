@@ -1,16 +1,30 @@
 /**
- * Bun's own floor, for comparison only (`--brokers relay`): the least an MQTT broker on Bun.listen can do.
- * It frames packets by hand, answers CONNECT, SUBSCRIBE and PINGREQ, and copies every PUBLISH as-is to every
- * other subscribed connection (PUBACK for QoS 1). No sessions, no topic matching, no mqtt-packet: not a broker,
- * just the runtime's cost of reading and writing the same bytes, so Midge's own cost can be told from Bun's.
+ * Bun's own floor, for comparison only (`--brokers relay,relay-codec`): the least an MQTT broker on Bun.listen
+ * can do. It frames packets by hand, answers CONNECT, SUBSCRIBE and PINGREQ, and copies every PUBLISH as-is to
+ * every other subscribed connection (PUBACK for QoS 1). No sessions, no topic matching: not a broker, just the
+ * runtime's cost of reading and writing the same bytes, so Midge's own cost can be told from Bun's. With
+ * `--codec` it also decodes each PUBLISH and encodes it again with mqtt-packet (through Midge's codec), which
+ * is the floor for any broker built on that codec.
  *
- *   bun bench/relay.ts <port>
+ *   bun bench/relay.ts <port> [--codec]
  */
 import type { Socket } from 'bun'
+import { encode, type Packet, PacketReader } from '../src/protocol/codec.ts'
 
 type Conn = Socket<{ pending: Uint8Array }>
 
 const port = Number(Bun.argv[2])
+const codec = Bun.argv.includes('--codec')
+let decoded: Packet | null = null
+const reader = new PacketReader(1 << 20, { onPacket: (packet) => (decoded = packet), onParseError: (error) => console.error(error) })
+if (codec) reader.feed(encode({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clientId: 'relay', clean: true, keepalive: 0 }, 4))
+
+/** The PUBLISH to forward: as received, or (with --codec) decoded and encoded again by mqtt-packet. */
+function forwarded(bytes: Uint8Array): Uint8Array {
+  if (!codec) return bytes
+  reader.feed(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length))
+  return encode(decoded!, 4)
+}
 const subscribers = new Set<Conn>()
 const CONNACK = new Uint8Array([0x20, 2, 0, 0])
 const PINGRESP = new Uint8Array([0xd0, 0])
@@ -23,7 +37,8 @@ function onPacket(socket: Conn, bytes: Uint8Array, bodyAt: number): void {
     subscribers.add(socket) // SUBACK granting the requested QoS of the last filter
     socket.write(new Uint8Array([0x90, 3, bytes[bodyAt]!, bytes[bodyAt + 1]!, bytes[bytes.length - 1]! & 3]))
   } else if (type === 3) {
-    for (const other of subscribers) if (other !== socket) other.write(bytes)
+    const out = forwarded(bytes)
+    for (const other of subscribers) if (other !== socket) other.write(out)
     if (((bytes[0]! >> 1) & 3) === 1) {
       const idAt = bodyAt + 2 + ((bytes[bodyAt]! << 8) | bytes[bodyAt + 1]!)
       socket.write(new Uint8Array([0x40, 2, bytes[idAt]!, bytes[idAt + 1]!]))
