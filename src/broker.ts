@@ -13,8 +13,10 @@ import type { QoS } from './protocol/codec.ts'
 import { Reason } from './protocol/reason.ts'
 import { type Delivery, NEVER_EXPIRES, Session } from './session.ts'
 import { MemoryRetainedStore, type RetainedStore } from './topics/retained.ts'
-import { type MatchVisitor, type ShareGroup, type Subscription, SubscriptionTrie, subscriptionKey } from './topics/trie.ts'
+import { type ShareGroup, type Subscription, SubscriptionTrie, subscriptionKey } from './topics/trie.ts'
 import type { Acceptor, Connection, ConnectionHandler } from './transport/types.ts'
+import { Deliverer } from './delivery/deliverer.ts'
+import { minQoS, RouteMatches } from './delivery/matches.ts'
 
 export interface BrokerStats {
   messagesReceived: number
@@ -68,6 +70,8 @@ export class Broker implements Acceptor {
   nodeId: string | null = null
   /** Set by the cluster: share groups are served through it, not by local routing alone. */
   sharedByFabric = false
+  /** When and how each session gets what is routed to it (windows, queues, the session store's record). */
+  readonly deliverer: Deliverer
   private readonly admission: Admission
   private readonly matches = new RouteMatches()
   private routing = false
@@ -81,6 +85,7 @@ export class Broker implements Acceptor {
     readonly retained: RetainedStore = new MemoryRetainedStore(),
   ) {
     this.admission = new Admission(config.limits)
+    this.deliverer = new Deliverer(config.limits, plugins, this)
     this.sweepTimer = setInterval(() => this.sweep(), SWEEP_INTERVAL_MS)
     this.sweepTimer.unref()
   }
@@ -238,13 +243,7 @@ export class Broker implements Acceptor {
 
   /** CONNACK has been sent: resend what the client had not acknowledged, then what was queued. */
   connected(client: Client, sessionPresent: boolean): void {
-    const session = client.session!
-    for (const [id, entry] of session.inflight) {
-      // [MQTT-4.4.0-1] resend unacknowledged PUBLISH with DUP set, and PUBREL, in the original order.
-      if (entry.state === 'pubcomp') client.send({ cmd: 'pubrel', messageId: id })
-      else if (!client.sendPublish(entry.delivery, id, true)) this.forget(session, id)
-    }
-    this.pump(session)
+    this.deliverer.resend(client.session!, client)
     if (this.logger.isInfo) this.logger.info('client.connected', { ...client.info, sessionPresent, keepAlive: client.keepAliveMs / 1000 })
     if (this.listeners.clientConnected.length > 0) this.emit('clientConnected', { ...client.info, sessionPresent })
   }
@@ -355,7 +354,7 @@ export class Broker implements Acceptor {
       session.queue.push({ message, qos: minQoS(message.qos, sub.qos), retain: true, subscriptionIds })
       session.queuedBytes += message.payload.length
     }
-    this.pump(session)
+    this.deliverer.pump(session)
   }
 
   // Routing.
@@ -389,7 +388,7 @@ export class Broker implements Acceptor {
       const session = this.sessions.get(match.clientId)
       if (!session) continue
       reached++
-      this.deliver(session, {
+      this.deliverer.deliver(session, {
         message,
         qos: minQoS(message.qos, match.qos), // [MQTT-3.8.4-8]
         retain: match.retainAsPublished && message.retain, // [MQTT-3.3.1-12, -13]
@@ -407,7 +406,7 @@ export class Broker implements Acceptor {
     const sub = this.pickMember(group)
     const session = sub && this.sessions.get(sub.clientId)
     if (!sub || !session) return false
-    this.deliver(session, {
+    this.deliverer.deliver(session, {
       message,
       qos: minQoS(message.qos, sub.qos),
       retain: sub.retainAsPublished && message.retain,
@@ -436,89 +435,6 @@ export class Broker implements Acceptor {
     const sub = group.members[group.next % n]
     group.next = (group.next + 1) % n
     return sub
-  }
-
-  /** Hands one delivery to a session: written now when the client can take it, else queued (QoS>0) or dropped. */
-  deliver(session: Session, delivery: Delivery): void {
-    const client = session.client
-    const limit = this.config.limits.maxOutboundBufferBytes
-    const connected = client !== null && client.state === 'connected'
-    if (delivery.qos === 0) {
-      if (!connected) return // QoS 0 is not kept for offline sessions
-      if (client.outbound.bufferedBytes >= limit) return this.dropped(client.clientId, delivery.message, 'outbound buffer full')
-      client.sendPublish(delivery, 0, false)
-      return
-    }
-    if (connected && session.queue.length === 0 && session.inflight.size < client.sendWindow && client.outbound.bufferedBytes < limit) {
-      return this.transmit(session, client, delivery)
-    }
-    own(delivery.message)
-    const { maxQueuedMessages, maxQueuedBytes } = this.config.limits
-    if (!session.enqueue(delivery, maxQueuedMessages, maxQueuedBytes)) return this.dropped(session.clientId, delivery.message, 'session queue full')
-    this.storeDelivery(session, delivery, 0, 'queued')
-  }
-
-  /** Moves queued deliveries to the client while its receive window and outbound buffer have room. */
-  pump(session: Session): void {
-    const client = session.client
-    if (!client || client.state !== 'connected') return
-    const limit = this.config.limits.maxOutboundBufferBytes
-    while (session.queue.length > 0 && client.outbound.bufferedBytes < limit) {
-      const next = session.queue.peek()!
-      if (next.qos > 0 && session.inflight.size >= client.sendWindow) break // [MQTT-3.3.4-7]
-      session.dequeue()
-      this.transmit(session, client, next)
-    }
-  }
-
-  private transmit(session: Session, client: Client, delivery: Delivery): void {
-    if (delivery.qos === 0) {
-      client.sendPublish(delivery, 0, false)
-      return
-    }
-    const id = session.nextPacketId()
-    const state = delivery.qos === 1 ? 'puback' : 'pubrec'
-    session.inflight.set(id, { delivery, state })
-    if (client.sendPublish(delivery, id, false)) this.storeDelivery(session, delivery, id, state)
-    else this.forget(session, id)
-  }
-
-  /** Records a queued or in-flight QoS 1/2 delivery of a persistent session in the session store. */
-  private storeDelivery(session: Session, delivery: Delivery, packetId: number, state: 'queued' | 'puback' | 'pubrec' | 'pubcomp'): void {
-    const store = this.plugins.sessionStore
-    if (!store || !session.persistent) return
-    delivery.seq ||= ++session.lastSeq
-    const { message, qos, retain, subscriptionIds, seq } = delivery
-    store.saveDelivery(session.clientId, { seq, packetId, state, qos, retain, subscriptionIds, message: own(message) })
-  }
-
-  /** The client acknowledged (or can never get) the message with this packet id: the slot is free again. */
-  forget(session: Session, packetId: number): void {
-    const entry = session.inflight.get(packetId)
-    if (!entry) return
-    session.inflight.delete(packetId)
-    if (entry.delivery.seq) this.plugins.sessionStore?.deleteDelivery(session.clientId, entry.delivery.seq)
-  }
-
-  /** PUBREC arrived for a QoS 2 message: now waiting for PUBCOMP. */
-  received(session: Session, packetId: number): void {
-    const entry = session.inflight.get(packetId)
-    if (!entry) return
-    entry.state = 'pubcomp'
-    if (entry.delivery.seq) this.storeDelivery(session, entry.delivery, packetId, 'pubcomp')
-  }
-
-  /** An inbound QoS 2 message was accepted (PUBREC sent) or released (PUBREL received). */
-  inboundQoS2(session: Session, packetId: number, open: boolean): boolean {
-    const store = session.persistent ? this.plugins.sessionStore : undefined
-    if (open) {
-      session.awaitingRelease.add(packetId)
-      store?.saveReceived(session.clientId, packetId)
-      return true
-    }
-    const known = session.awaitingRelease.delete(packetId)
-    if (known) store?.deleteReceived(session.clientId, packetId)
-    return known
   }
 
   /** Counts a PUBLISH written to a client; tells `deliver` listeners when there are any. */
@@ -563,62 +479,6 @@ export class Broker implements Acceptor {
     }
     for (const session of this.sessions.values()) session.clearTimers()
   }
-}
-
-/** Collects one message's matches, merged per client: highest QoS, every subscription identifier [MQTT-3.3.4-2, -3]. */
-class RouteMatches implements MatchVisitor {
-  /** One entry per client, in the order first matched. */
-  readonly clients: ClientMatch[] = []
-  readonly groups: ShareGroup[] = []
-  /** Index of `clients` by client id, built only once a second subscription matches (most messages reach each client once). */
-  private byClient: Map<string, ClientMatch> | null = null
-  private origin: string | undefined = undefined
-
-  reset(origin: string | undefined): void {
-    this.clients.length = 0
-    this.byClient?.clear()
-    this.groups.length = 0
-    this.origin = origin
-  }
-
-  subscription(sub: Subscription): void {
-    if (sub.noLocal && sub.clientId === this.origin) return // [MQTT-3.8.3-3]
-    const seen = this.find(sub.clientId)
-    if (!seen) {
-      const match = { clientId: sub.clientId, qos: sub.qos, retainAsPublished: sub.retainAsPublished, ids: sub.identifier ? [sub.identifier] : undefined }
-      this.clients.push(match)
-      this.byClient?.set(sub.clientId, match)
-      return
-    }
-    if (sub.qos > seen.qos) seen.qos = sub.qos
-    seen.retainAsPublished ||= sub.retainAsPublished
-    if (sub.identifier) (seen.ids ??= []).push(sub.identifier)
-  }
-
-  group(group: ShareGroup): void {
-    this.groups.push(group)
-  }
-
-  private find(clientId: string): ClientMatch | undefined {
-    if (this.clients.length === 0) return undefined
-    if (!this.byClient) {
-      if (this.clients.length === 1) return this.clients[0]!.clientId === clientId ? this.clients[0] : undefined
-      this.byClient = new Map()
-    }
-    if (this.byClient.size < this.clients.length) for (const match of this.clients) this.byClient.set(match.clientId, match)
-    return this.byClient.get(clientId)
-  }
-}
-
-interface ClientMatch {
-  clientId: string
-  qos: QoS
-  retainAsPublished: boolean
-  ids: number[] | undefined
-}
-
-function minQoS(a: QoS, b: QoS): QoS {
-  return a < b ? a : b
 }
 
 /**

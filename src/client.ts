@@ -53,7 +53,7 @@ export class Client implements ConnectionHandler, PacketSink {
   ) {
     this.sendWindow = broker.config.limits.maxInflight
     this.outbound = new Outbound(conn, broker.stats, () => {
-      if (this.session) broker.pump(this.session)
+      if (this.session) broker.deliverer.pump(this.session)
     })
     this.reader = new PacketReader(broker.config.limits.maxPacketSize, this)
   }

@@ -80,7 +80,7 @@ function acknowledge(client: Client, packet: PublishPacket, verdict: Verdict): v
     throw new MqttError(reasonCode as ReasonCode, verdict.reasonString ?? 'the message could not be accepted')
   }
   const id = packet.messageId!
-  if (packet.qos === 2 && reasonCode < 0x80) broker.inboundQoS2(client.session!, id, true)
+  if (packet.qos === 2 && reasonCode < 0x80) broker.deliverer.inboundQoS2(client.session!, id, true)
   const cmd: 'puback' | 'pubrec' = packet.qos === 1 ? 'puback' : 'pubrec' // [MQTT-4.3.2-2], [MQTT-4.3.3-8]
   // MQTT 5.0 section 3.4.2.2.2: a reason string only when the client has not asked us to leave them out.
   const properties = reasonString && client.requestProblemInformation ? { reasonString } : undefined

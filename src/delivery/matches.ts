@@ -1,0 +1,63 @@
+/**
+ * One message's matches from the subscription trie, merged per client (a client with several matching
+ * subscriptions gets the message once: highest QoS, every subscription identifier [MQTT-3.3.4-2, -3]),
+ * and the share groups it reaches. The broker reuses one collector for every message it routes.
+ */
+import type { QoS } from '../protocol/codec.ts'
+import type { MatchVisitor, ShareGroup, Subscription } from '../topics/trie.ts'
+
+export class RouteMatches implements MatchVisitor {
+  /** One entry per client, in the order first matched. */
+  readonly clients: ClientMatch[] = []
+  readonly groups: ShareGroup[] = []
+  /** Index of `clients` by client id, built only once a second subscription matches (most messages reach each client once). */
+  private byClient: Map<string, ClientMatch> | null = null
+  private origin: string | undefined = undefined
+
+  reset(origin: string | undefined): void {
+    this.clients.length = 0
+    this.byClient?.clear()
+    this.groups.length = 0
+    this.origin = origin
+  }
+
+  subscription(sub: Subscription): void {
+    if (sub.noLocal && sub.clientId === this.origin) return // [MQTT-3.8.3-3]
+    const seen = this.find(sub.clientId)
+    if (!seen) {
+      const match = { clientId: sub.clientId, qos: sub.qos, retainAsPublished: sub.retainAsPublished, ids: sub.identifier ? [sub.identifier] : undefined }
+      this.clients.push(match)
+      this.byClient?.set(sub.clientId, match)
+      return
+    }
+    if (sub.qos > seen.qos) seen.qos = sub.qos
+    seen.retainAsPublished ||= sub.retainAsPublished
+    if (sub.identifier) (seen.ids ??= []).push(sub.identifier)
+  }
+
+  group(group: ShareGroup): void {
+    this.groups.push(group)
+  }
+
+  private find(clientId: string): ClientMatch | undefined {
+    if (this.clients.length === 0) return undefined
+    if (!this.byClient) {
+      if (this.clients.length === 1) return this.clients[0]!.clientId === clientId ? this.clients[0] : undefined
+      this.byClient = new Map()
+    }
+    if (this.byClient.size < this.clients.length) for (const match of this.clients) this.byClient.set(match.clientId, match)
+    return this.byClient.get(clientId)
+  }
+}
+
+interface ClientMatch {
+  clientId: string
+  qos: QoS
+  retainAsPublished: boolean
+  ids: number[] | undefined
+}
+
+/** The QoS a subscriber gets: the lower of the message's and the subscription's [MQTT-3.8.4-8]. */
+export function minQoS(a: QoS, b: QoS): QoS {
+  return a < b ? a : b
+}
