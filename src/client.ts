@@ -4,7 +4,7 @@
  */
 import type { Broker, ClientInfo } from './broker.ts'
 import { MqttError } from './errors.ts'
-import { Outbound } from './delivery/outbound.ts'
+import { Outbound, type OutboundOwner } from './delivery/outbound.ts'
 import { dispatch } from './handlers/index.ts'
 import { type Message, isExpired, remainingExpiry } from './message.ts'
 import { encode, PacketReader, PacketTooLargeError, type Packet, type PacketSink, type ProtocolVersion, type PubackPacket, type PublishPacket, type PubrecPacket } from './protocol/codec.ts'
@@ -17,7 +17,7 @@ type State = 'connecting' | 'connected' | 'closed'
 /** Held packets past which the socket stops being read until the pending decision settles. */
 const HOLD_PAUSE_AT = 64
 
-export class Client implements ConnectionHandler, PacketSink {
+export class Client implements ConnectionHandler, PacketSink, OutboundOwner {
   state: State = 'connecting'
   version: ProtocolVersion = 4
   clientId = ''
@@ -52,9 +52,7 @@ export class Client implements ConnectionHandler, PacketSink {
     readonly conn: Connection,
   ) {
     this.sendWindow = broker.config.limits.maxInflight
-    this.outbound = new Outbound(conn, broker.stats, () => {
-      if (this.session) broker.deliverer.pump(this.session)
-    })
+    this.outbound = new Outbound(conn, broker.stats, this)
     this.reader = new PacketReader(broker.config.limits.maxPacketSize, this)
   }
 
@@ -83,6 +81,11 @@ export class Client implements ConnectionHandler, PacketSink {
   drain(): void {
     if (this.state === 'closed') return
     this.outbound.drain()
+  }
+
+  /** OutboundOwner: the socket took everything; the session may send what it queued. */
+  onWritable(): void {
+    if (this.session) this.broker.deliverer.pump(this.session)
   }
 
   closed(error?: Error): void {

@@ -1,7 +1,8 @@
 /**
- * One connection's outbound bytes. Packets queued during a tick are coalesced into one write
- * at the end of that tick (a microtask). Bun's `socket.write` may take only part of a buffer:
- * the rest waits here for `drain`, and while it waits, nothing more is written.
+ * One connection's outbound bytes. Packets queued during a tick are coalesced into one write at the end of
+ * that tick: every connection written to in a tick is flushed by one shared microtask (a fan-out to 200
+ * subscribers schedules one, not 200). Bun's `socket.write` may take only part of a buffer: the rest waits
+ * here for `drain`, and while it waits, nothing more is written.
  */
 import type { Connection } from '../transport/types.ts'
 
@@ -10,6 +11,31 @@ import type { Connection } from '../transport/types.ts'
  * within one tick goes to the kernel as it comes and `bufferedBytes` counts only what the socket refused.
  */
 const INLINE_FLUSH_BYTES = 64 * 1024
+
+/** Who owns the buffer: told when everything queued has been taken by the socket, so more can be queued. */
+export interface OutboundOwner {
+  onWritable(): void
+}
+
+/** Connections with bytes pending until the end of this tick, flushed by one microtask. */
+const due: Outbound[] = []
+let flushScheduled = false
+
+function flushDue(): void {
+  flushScheduled = false
+  // A flush may queue more (a pumped session): those join `due` and are flushed in this same loop.
+  for (let i = 0; i < due.length; i++) {
+    try {
+      due[i]!.endOfTick()
+    } catch (error) {
+      // A bug in one connection's flush must not leave the others unflushed: report it as its own microtask would have.
+      queueMicrotask(() => {
+        throw error
+      })
+    }
+  }
+  due.length = 0
+}
 
 export class Outbound {
   private pending: Buffer[] = []
@@ -23,11 +49,8 @@ export class Outbound {
     private readonly conn: Connection,
     /** Counts the bytes the socket has taken (the broker's `bytesSent`). */
     private readonly counter: { bytesSent: number },
-    /** Called when everything queued has been taken by the socket, so more can be queued. */
-    private readonly onWritable: () => void,
-  ) {
-    this.tick = this.tick.bind(this)
-  }
+    private readonly owner: OutboundOwner,
+  ) {}
 
   /** Bytes accepted but not yet taken by the socket. */
   get bufferedBytes(): number {
@@ -43,15 +66,19 @@ export class Outbound {
       this.flush()
     } else if (!this.scheduled) {
       this.scheduled = true
-      queueMicrotask(this.tick)
+      due.push(this)
+      if (!flushScheduled) {
+        flushScheduled = true
+        queueMicrotask(flushDue)
+      }
     }
   }
 
   /** End of the tick: write what the tick queued, then let the session queue more if the socket took it all. */
-  private tick(): void {
+  endOfTick(): void {
     this.scheduled = false
     this.flush()
-    if (!this.backlog && !this.closed) this.onWritable()
+    if (!this.backlog && !this.closed) this.owner.onWritable()
   }
 
   /** Writes everything pending now (also used before closing the socket). */
@@ -71,7 +98,7 @@ export class Outbound {
     this.write(backlog)
     if (this.backlog) return
     this.flush()
-    if (!this.backlog) this.onWritable()
+    if (!this.backlog) this.owner.onWritable()
   }
 
   close(): void {
