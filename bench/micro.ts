@@ -1,10 +1,15 @@
 /**
  * Microbenchmarks of the hot path's pieces, in-process, timed with Bun.nanoseconds():
- * the subscription trie, the retained index, framing + decoding with mqtt-packet, and encoding.
+ * the subscription trie, the retained index, framing + decoding with mqtt-packet, encoding, and one message
+ * routed through the whole broker (time and objects allocated per message).
  *   bun bench/micro.ts
  */
 // The codec first: it loads mqtt-packet the way the broker does (see codec.ts).
 import { encode, PacketReader } from '../src/protocol/codec.ts'
+import { heapStats } from 'bun:jsc'
+import { Broker } from '../src/broker.ts'
+import { resolveConfig } from '../src/config.ts'
+import { createLogger } from '../src/logger.ts'
 import { MemoryRetainedStore } from '../src/topics/retained.ts'
 import { type Subscription, SubscriptionTrie } from '../src/topics/trie.ts'
 
@@ -52,3 +57,38 @@ time('encode QoS 0 PUBLISH (64 B), MQTT 3.1.1', 200_000, () => {
 time('encode QoS 1 PUBLISH (64 B) with user properties, MQTT 5', 100_000, () => {
   for (let i = 0; i < 100_000; i++) encode({ cmd: 'publish', topic: 'bench/1', payload, qos: 1, messageId: 1 + (i % 60000), retain: false, dup: false, properties: { userProperties: { a: 'b' } } }, 5)
 })
+
+// One message through the whole broker (parse, route, encode, write) between two in-process clients whose
+// "socket" takes every byte: time and heap objects allocated per message (the garbage the hot path makes).
+async function routed(qos: 0 | 1): Promise<void> {
+  const config = resolveConfig({ listeners: [{ type: 'tcp', host: '127.0.0.1', port: 1 }], log: { level: 'warn' }, sys: { intervalSeconds: 0 } })
+  const broker = new Broker(config, createLogger('warn'))
+  const connection = () => ({ write: (bytes: Uint8Array) => bytes.length, end() {}, remoteAddress: '127.0.0.1' })
+  const pub = broker.accept(connection())
+  const sub = broker.accept(connection())
+  for (const [client, clientId] of [[pub, 'pub'], [sub, 'sub']] as const) client.data(encode({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clientId, clean: true, keepalive: 0 }, 4))
+  sub.data(encode({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'lat', qos }] }, 4))
+  const N = 2000
+  const publishes = Array.from({ length: N }, (_, i) => encode({ cmd: 'publish', topic: 'lat', payload: Buffer.alloc(16, i), qos, messageId: qos ? i + 1 : undefined, retain: false, dup: false }, 4))
+  const pubacks = Array.from({ length: N }, (_, i) => encode({ cmd: 'puback', messageId: i + 1 }, 4))
+  const run = async (n: number) => {
+    for (let i = 0; i < n; i++) {
+      pub.data(publishes[i]!)
+      if (qos) sub.data(pubacks[i]!)
+      await 0 // the end-of-tick flush
+    }
+  }
+  await run(N) // warm up (JIT)
+  Bun.gc(true)
+  const before = heapStats().objectTypeCounts as Record<string, number>
+  const t0 = Bun.nanoseconds()
+  await run(1000)
+  const ns = Bun.nanoseconds() - t0
+  const after = heapStats().objectTypeCounts as Record<string, number>
+  const count = (type: string) => ((after[type] ?? 0) - (before[type] ?? 0)) / 1000
+  const objects = Object.keys(after).reduce((sum, type) => sum + Math.max(0, count(type)), 0)
+  console.log(`${`route QoS ${qos}: PUBLISH in, PUBLISH out${qos ? ', PUBACK both ways' : ''}`.padEnd(52)} ${(ns / 1000 / 1000).toFixed(1).padStart(12)} µs/msg ${objects.toFixed(0).padStart(4)} objects/msg (arrays ${count('Array').toFixed(0)}, closures ${count('JSLexicalEnvironment').toFixed(0)})`)
+  broker.close()
+}
+await routed(0)
+await routed(1)

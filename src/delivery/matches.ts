@@ -10,24 +10,23 @@ export class RouteMatches implements MatchVisitor {
   /** One entry per client, in the order first matched. */
   readonly clients: ClientMatch[] = []
   readonly groups: ShareGroup[] = []
-  /** Index of `clients` by client id, built only once a second subscription matches (most messages reach each client once). */
-  private byClient: Map<string, ClientMatch> | null = null
+  private readonly byClient = new Map<string, ClientMatch>()
   private origin: string | undefined = undefined
 
   reset(origin: string | undefined): void {
     this.clients.length = 0
-    this.byClient?.clear()
+    this.byClient.clear()
     this.groups.length = 0
     this.origin = origin
   }
 
   subscription(sub: Subscription): void {
     if (sub.noLocal && sub.clientId === this.origin) return // [MQTT-3.8.3-3]
-    const seen = this.find(sub.clientId)
+    const seen = this.byClient.get(sub.clientId)
     if (!seen) {
       const match = { clientId: sub.clientId, qos: sub.qos, retainAsPublished: sub.retainAsPublished, ids: sub.identifier ? [sub.identifier] : undefined }
       this.clients.push(match)
-      this.byClient?.set(sub.clientId, match)
+      this.byClient.set(sub.clientId, match)
       return
     }
     if (sub.qos > seen.qos) seen.qos = sub.qos
@@ -37,16 +36,6 @@ export class RouteMatches implements MatchVisitor {
 
   group(group: ShareGroup): void {
     this.groups.push(group)
-  }
-
-  private find(clientId: string): ClientMatch | undefined {
-    if (this.clients.length === 0) return undefined
-    if (!this.byClient) {
-      if (this.clients.length === 1) return this.clients[0]!.clientId === clientId ? this.clients[0] : undefined
-      this.byClient = new Map()
-    }
-    if (this.byClient.size < this.clients.length) for (const match of this.clients) this.byClient.set(match.clientId, match)
-    return this.byClient.get(clientId)
   }
 }
 

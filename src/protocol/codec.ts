@@ -21,8 +21,8 @@ const mqttPacket = loadMqttPacket()
 function loadMqttPacket(): typeof import('mqtt-packet') {
   const require = createRequire(import.meta.url)
   const packetPath = require.resolve('mqtt-packet')
-  if (process.env.DEBUG || require.cache[packetPath]) return require('mqtt-packet')
-  const debugPath = createRequire(packetPath).resolve('debug')
+  const debugPath = process.env.DEBUG || require.cache[packetPath] ? null : resolveFrom(packetPath, 'debug')
+  if (!debugPath) return require('mqtt-packet') // logs asked for, loaded already, or a version without `debug`
   const real = require.cache[debugPath]
   const silent = () => {}
   const createDebug = () => Object.assign(silent, { enabled: false })
@@ -32,6 +32,14 @@ function loadMqttPacket(): typeof import('mqtt-packet') {
   } finally {
     if (real) require.cache[debugPath] = real
     else delete require.cache[debugPath]
+  }
+}
+
+function resolveFrom(from: string, id: string): string | null {
+  try {
+    return createRequire(from).resolve(id)
+  } catch {
+    return null
   }
 }
 
