@@ -92,3 +92,32 @@ async function routed(qos: 0 | 1): Promise<void> {
 }
 await routed(0)
 await routed(1)
+
+// One connection accepted and CONNECTed (clean, 3.1.1): time and objects per connection, and what stays on the
+// heap while it idles (the broker's share of scenario 5's memory; the socket's own is Bun's).
+async function connects(): Promise<void> {
+  const config = resolveConfig({ listeners: [{ type: 'tcp', host: '127.0.0.1', port: 1 }], log: { level: 'warn' }, sys: { intervalSeconds: 0 } })
+  const broker = new Broker(config, createLogger('warn'))
+  const connection = () => ({ write: (bytes: Uint8Array) => bytes.length, end() {}, remoteAddress: '127.0.0.1' })
+  const N = 5000
+  const packets = Array.from({ length: 2 * N }, (_, i) => encode({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clientId: `idle-${i}`, clean: true, keepalive: 60 }, 4))
+  const open = (from: number, n: number) => {
+    for (let i = from; i < from + n; i++) broker.accept(connection()).data(packets[i]!)
+  }
+  open(0, N) // warm up (JIT)
+  await 0
+  Bun.gc(true)
+  const before = heapStats()
+  const t0 = Bun.nanoseconds()
+  open(N, N)
+  await 0
+  const ns = Bun.nanoseconds() - t0
+  Bun.gc(true)
+  const after = heapStats()
+  const counts = (s: typeof before) => s.objectTypeCounts as Record<string, number>
+  const kept = Object.keys(counts(after)).reduce((sum, type) => sum + Math.max(0, (counts(after)[type] ?? 0) - (counts(before)[type] ?? 0)), 0) / N
+  const bytes = (after.heapSize - before.heapSize) / N
+  console.log(`${'connect: accept + CONNECT + CONNACK, kept open'.padEnd(52)} ${(ns / N / 1000).toFixed(1).padStart(12)} µs/conn ${kept.toFixed(0).padStart(4)} objects and ${bytes.toFixed(0)} B heap kept per connection`)
+  broker.close()
+}
+await connects()
