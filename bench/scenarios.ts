@@ -286,14 +286,18 @@ const idle: Scenario['run'] = (broker, p) =>
     return { connectsPerSec: clients.length / elapsed, bytesPerConnection: (rss1 - rss0) / clients.length }
   })
 
-/** Opens `count` connections, 100 at a time. */
+/**
+ * Opens `count` connections, keeping 100 handshakes under way at all times (a new one starts as each is
+ * accepted, rather than in batches that wait for their slowest member and leave both sides idle meanwhile).
+ */
 async function connectMany(port: number, prefix: string, count: number): Promise<BenchClient[]> {
   const clients: BenchClient[] = []
   const CONCURRENCY = 100
-  for (let i = 0; i < count; i += CONCURRENCY) {
-    const n = Math.min(CONCURRENCY, count - i)
-    clients.push(...(await Promise.all(Array.from({ length: n }, (_, k) => BenchClient.connect(port, `${prefix}-${i + k}`)))))
+  let next = 0
+  const lane = async () => {
+    while (next < count) clients.push(await BenchClient.connect(port, `${prefix}-${next++}`))
   }
+  await Promise.all(Array.from({ length: Math.min(CONCURRENCY, count) }, lane))
   return clients
 }
 

@@ -324,6 +324,7 @@ export class Client implements ConnectionHandler, PacketSink, OutboundOwner {
       }
     }
     const payload = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload
-    return { topic: packet.topic, payload, qos: packet.qos, retain: packet.retain, properties, expiresAt, origin: clientId }
+    // Every field the message may get later is set now: one object shape, no out-of-line storage added on the hot path.
+    return { topic: packet.topic, payload, qos: packet.qos, retain: packet.retain, properties, expiresAt, origin: clientId, encoded: undefined, owned: false, remote: false }
   }
 }

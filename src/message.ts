@@ -20,7 +20,7 @@ export interface Message {
   expiresAt: number
   /** Client id of the publisher, for No Local; undefined for messages the broker itself publishes. */
   origin: string | undefined
-  /** Encoded QoS 0 PUBLISH bytes shared by every subscriber with the same settings (see delivery/publish.ts). */
+  /** Encoded QoS 0 PUBLISH bytes shared by every subscriber with the same settings (see Client.sendPublish). */
   encoded?: (Buffer | undefined)[]
   /** The payload is the broker's own copy, not a view of a read buffer (see `own`). */
   owned?: boolean

@@ -85,7 +85,7 @@ export class Outbound {
   flush(): void {
     if (this.closed || this.backlog || this.pendingBytes === 0) return
     const data = this.pending.length === 1 ? this.pending[0]! : Buffer.concat(this.pending, this.pendingBytes)
-    this.pending = []
+    this.pending.length = 0
     this.pendingBytes = 0
     this.write(data)
   }
