@@ -57,6 +57,20 @@ describe('topics and subscriptions', () => {
     await sub.end()
   })
 
+  test('[MQTT-3.3.4-2] overlapping subscriptions deliver once per client, with many clients matching', async () => {
+    // More clients than the router merges by scanning (8): the later ones are merged through its index.
+    const subs = await Promise.all(Array.from({ length: 20 }, () => connect(b.port)))
+    for (const [i, sub] of subs.entries()) await subscribe(sub.client, i % 2 ? ['many/+', 'many/#'] : ['many/#', 'many/x', 'many/+'], { qos: 1 })
+    b.midge.publish({ topic: 'many/x', payload: 'p', qos: 1 })
+    b.midge.publish({ topic: 'many/y', payload: 'q', qos: 1 })
+    for (const sub of subs) {
+      expect((await sub.next()).payload).toBe('p')
+      expect((await sub.next()).payload).toBe('q')
+    }
+    for (const sub of subs) expect(await sub.quiet(50)).toEqual([])
+    await Promise.all(subs.map((s) => s.end()))
+  })
+
   test('[MQTT-3.3.4-3] MQTT 5: every matching subscription identifier is sent', async () => {
     const sub = await connect(b.port, { protocolVersion: 5 })
     await sub.client.subscribeAsync('ids/+', { qos: 1, properties: { subscriptionIdentifier: 7 } })

@@ -6,32 +6,46 @@
 import type { QoS } from '../protocol/codec.ts'
 import type { MatchVisitor, ShareGroup, Subscription } from '../topics/trie.ts'
 
+/** Up to this many clients, a repeat is found by scanning the list; past it, by a Map (built then). */
+const SCAN_UP_TO = 8
+
 export class RouteMatches implements MatchVisitor {
   /** One entry per client, in the order first matched. */
   readonly clients: ClientMatch[] = []
   readonly groups: ShareGroup[] = []
+  /** The clients by id, once there are more than SCAN_UP_TO (most messages reach a few and never need it). */
   private readonly byClient = new Map<string, ClientMatch>()
   private origin: string | undefined = undefined
 
   reset(origin: string | undefined): void {
+    if (this.clients.length > SCAN_UP_TO) this.byClient.clear()
     this.clients.length = 0
-    this.byClient.clear()
     this.groups.length = 0
     this.origin = origin
   }
 
   subscription(sub: Subscription): void {
     if (sub.noLocal && sub.clientId === this.origin) return // [MQTT-3.8.3-3]
-    const seen = this.byClient.get(sub.clientId)
+    const seen = this.find(sub.clientId)
     if (!seen) {
       const match = { clientId: sub.clientId, qos: sub.qos, retainAsPublished: sub.retainAsPublished, ids: sub.identifier ? [sub.identifier] : undefined }
       this.clients.push(match)
-      this.byClient.set(sub.clientId, match)
+      if (this.clients.length > SCAN_UP_TO) {
+        if (this.clients.length === SCAN_UP_TO + 1) for (const m of this.clients) this.byClient.set(m.clientId, m)
+        else this.byClient.set(sub.clientId, match)
+      }
       return
     }
     if (sub.qos > seen.qos) seen.qos = sub.qos
     seen.retainAsPublished ||= sub.retainAsPublished
     if (sub.identifier) (seen.ids ??= []).push(sub.identifier)
+  }
+
+  private find(clientId: string): ClientMatch | undefined {
+    const clients = this.clients
+    if (clients.length > SCAN_UP_TO) return this.byClient.get(clientId)
+    for (let i = 0; i < clients.length; i++) if (clients[i]!.clientId === clientId) return clients[i]
+    return undefined
   }
 
   group(group: ShareGroup): void {

@@ -26,13 +26,36 @@ export class ShareGroup {
 }
 
 class TrieNode {
+  /** Children by exact level; the `+` and `#` children are fields of their own, so the walk reads them without a lookup. */
   readonly children = new Map<string, TrieNode>()
+  plus: TrieNode | null = null
+  hash: TrieNode | null = null
   subscriptions: Map<string, Subscription> | null = null
   groups: Map<string, ShareGroup> | null = null
   constructor(readonly parent: TrieNode | null, readonly level: string) {}
 
+  child(level: string): TrieNode | undefined {
+    if (level === '+') return this.plus ?? undefined
+    if (level === '#') return this.hash ?? undefined
+    return this.children.get(level)
+  }
+
+  addChild(level: string): TrieNode {
+    const child = new TrieNode(this, level)
+    if (level === '+') this.plus = child
+    else if (level === '#') this.hash = child
+    else this.children.set(level, child)
+    return child
+  }
+
+  removeChild(level: string): void {
+    if (level === '+') this.plus = null
+    else if (level === '#') this.hash = null
+    else this.children.delete(level)
+  }
+
   get empty(): boolean {
-    return this.children.size === 0 && !this.subscriptions?.size && !this.groups?.size
+    return this.children.size === 0 && !this.plus && !this.hash && !this.subscriptions?.size && !this.groups?.size
   }
 }
 
@@ -53,14 +76,7 @@ export class SubscriptionTrie {
   /** Adds or replaces the client's subscription on `sub.filter`. */
   add(sub: Subscription): void {
     let node = this.root
-    for (const level of sub.filter.split('/')) {
-      let child = node.children.get(level)
-      if (!child) {
-        child = new TrieNode(node, level)
-        node.children.set(level, child)
-      }
-      node = child
-    }
+    for (const level of sub.filter.split('/')) node = node.child(level) ?? node.addChild(level)
     if (sub.group === undefined) {
       node.subscriptions ??= new Map()
       if (!node.subscriptions.has(sub.clientId)) this.count++
@@ -85,7 +101,7 @@ export class SubscriptionTrie {
     const { clientId, group } = sub
     let node: TrieNode | undefined = this.root
     for (const level of sub.filter.split('/')) {
-      node = node.children.get(level)
+      node = node.child(level)
       if (!node) return false
     }
     let removed = false
@@ -105,7 +121,7 @@ export class SubscriptionTrie {
     this.count--
     // Prune empty branches so churn does not grow the trie.
     while (node.parent && node.empty) {
-      node.parent.children.delete(node.level)
+      node.parent.removeChild(node.level)
       node = node.parent
     }
     return true
@@ -115,7 +131,7 @@ export class SubscriptionTrie {
   group(filter: string, name: string): ShareGroup | undefined {
     let node: TrieNode | undefined = this.root
     for (const level of filter.split('/')) {
-      node = node.children.get(level)
+      node = node.child(level)
       if (!node) return undefined
     }
     return node.groups?.get(name)
@@ -147,13 +163,13 @@ export class SubscriptionTrie {
       const wildcards = !(depth === 0 && dollar)
       for (const node of current) {
         if (wildcards) {
-          const hash = node.children.get('#')
-          if (hash) visit(hash, visitor)
-          const plus = node.children.get('+')
-          if (plus) next.push(plus)
+          if (node.hash) visit(node.hash, visitor)
+          if (node.plus) next.push(node.plus)
         }
-        const exact = node.children.get(level)
-        if (exact) next.push(exact)
+        if (node.children.size > 0) {
+          const exact = node.children.get(level)
+          if (exact) next.push(exact)
+        }
       }
       const swap = current
       current = next
@@ -163,8 +179,7 @@ export class SubscriptionTrie {
     for (const node of current) {
       visit(node, visitor)
       // "sport/#" also matches "sport" [MQTT-4.7.1-2 note]
-      const hash = node.children.get('#')
-      if (hash) visit(hash, visitor)
+      if (node.hash) visit(node.hash, visitor)
     }
   }
 }
