@@ -20,6 +20,11 @@ export class Admission {
 
   constructor(private readonly limits: AdmissionLimits) {}
 
+  /** Whether any limit is set; when none is, connections are not counted (nor their address read, a syscall). */
+  get enabled(): boolean {
+    return this.limits.maxConnectionsPerIp > 0 || this.limits.connectRatePerIp > 0
+  }
+
   /** Null when the connection may proceed (and is counted), else why not. */
   admit(ip: string, now: number): string | null {
     const { maxConnectionsPerIp, connectRatePerIp } = this.limits

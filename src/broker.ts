@@ -188,12 +188,14 @@ export class Broker implements Acceptor {
   // Connections.
 
   accept(conn: Connection): ConnectionHandler {
-    const now = Date.now()
-    const refused = this.admission.admit(conn.remoteAddress, now)
-    if (refused) {
-      if (this.admission.shouldLog(conn.remoteAddress, now)) this.logger.warn('client.rejected', { address: conn.remoteAddress, reason: refused })
-      conn.end()
-      return REFUSED
+    if (this.admission.enabled) {
+      const now = Date.now()
+      const refused = this.admission.admit(conn.remoteAddress, now)
+      if (refused) {
+        if (this.admission.shouldLog(conn.remoteAddress, now)) this.logger.warn('client.rejected', { address: conn.remoteAddress, reason: refused })
+        conn.end()
+        return REFUSED
+      }
     }
     const client = new Client(this, conn)
     this.clients.add(client)
@@ -250,7 +252,7 @@ export class Broker implements Acceptor {
 
   /** The connection is gone (any cause). Publishes or schedules the will and starts session expiry. */
   clientClosed(client: Client, wasConnected: boolean): void {
-    if (this.clients.delete(client)) this.admission.released(client.remoteAddress)
+    if (this.clients.delete(client) && this.admission.enabled) this.admission.released(client.remoteAddress)
     const session = client.session
     client.session = null
     if (session && session.client === client) this.detach(session)

@@ -42,6 +42,7 @@ export class Client implements ConnectionHandler, PacketSink, OutboundOwner {
   /** Packets that arrived while a plugin decision was pending; null when none is. */
   private held: Packet[] | null = null
   private infoCache: ClientInfo | null = null
+  private address: string | undefined = undefined
   /** The last acknowledgement still waiting for a store flush, if any. */
   private ackChain: Promise<void> | null = null
   readonly outbound: Outbound
@@ -56,13 +57,14 @@ export class Client implements ConnectionHandler, PacketSink, OutboundOwner {
     this.reader = new PacketReader(broker.config.limits.maxPacketSize, this)
   }
 
+  /** Read from the socket when first needed (a syscall), then kept: a closed socket may no longer tell. */
   get remoteAddress(): string {
-    return this.conn.remoteAddress
+    return (this.address ??= this.conn.remoteAddress)
   }
 
   /** Who this client is, as plugins and events see it (fixed once CONNECT is accepted). */
   get info(): ClientInfo {
-    return (this.infoCache ??= { clientId: this.clientId, username: this.username, protocolVersion: this.version, address: this.conn.remoteAddress })
+    return (this.infoCache ??= { clientId: this.clientId, username: this.username, protocolVersion: this.version, address: this.remoteAddress })
   }
 
   // ConnectionHandler: called by the transport.

@@ -3,7 +3,8 @@
  * hurts once a session has queued many thousands of messages).
  */
 export class Deque<T> {
-  private items: (T | undefined)[] = new Array(16)
+  /** Storage, allocated on the first push (most sessions never queue anything). */
+  private items: (T | undefined)[] = EMPTY as T[]
   private head = 0
   private count = 0
 
@@ -32,9 +33,11 @@ export class Deque<T> {
   }
 
   private grow(): void {
-    const next: (T | undefined)[] = new Array(this.items.length * 2)
+    const next: (T | undefined)[] = new Array(Math.max(16, this.items.length * 2))
     for (let i = 0; i < this.count; i++) next[i] = this.items[(this.head + i) & (this.items.length - 1)]
     this.items = next
     this.head = 0
   }
 }
+
+const EMPTY: never[] = []
