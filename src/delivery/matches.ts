@@ -15,6 +15,8 @@ export class RouteMatches implements MatchVisitor {
   readonly groups: ShareGroup[] = []
   /** The clients by id, once there are more than SCAN_UP_TO (most messages reach a few and never need it). */
   private readonly byClient = new Map<string, ClientMatch>()
+  /** Every entry made so far, in `clients` order: as many as the most clients one message has reached. */
+  private readonly pool: ClientMatch[] = []
   private origin: string | undefined = undefined
 
   reset(origin: string | undefined): void {
@@ -28,7 +30,7 @@ export class RouteMatches implements MatchVisitor {
     if (sub.noLocal && sub.clientId === this.origin) return // [MQTT-3.8.3-3]
     const seen = this.find(sub.clientId)
     if (!seen) {
-      const match = { clientId: sub.clientId, qos: sub.qos, retainAsPublished: sub.retainAsPublished, ids: sub.identifier ? [sub.identifier] : undefined }
+      const match = this.nextMatch(sub)
       this.clients.push(match)
       if (this.clients.length > SCAN_UP_TO) {
         if (this.clients.length === SCAN_UP_TO + 1) for (const m of this.clients) this.byClient.set(m.clientId, m)
@@ -39,6 +41,22 @@ export class RouteMatches implements MatchVisitor {
     if (sub.qos > seen.qos) seen.qos = sub.qos
     seen.retainAsPublished ||= sub.retainAsPublished
     if (sub.identifier) (seen.ids ??= []).push(sub.identifier)
+  }
+
+  /** Entries are reused from message to message (one object per client matched was the router's main garbage). */
+  private nextMatch(sub: Subscription): ClientMatch {
+    const ids = sub.identifier ? [sub.identifier] : undefined
+    const match = this.pool[this.clients.length]
+    if (!match) {
+      const fresh = { clientId: sub.clientId, qos: sub.qos, retainAsPublished: sub.retainAsPublished, ids }
+      this.pool.push(fresh)
+      return fresh
+    }
+    match.clientId = sub.clientId
+    match.qos = sub.qos
+    match.retainAsPublished = sub.retainAsPublished
+    match.ids = ids
+    return match
   }
 
   private find(clientId: string): ClientMatch | undefined {
