@@ -54,18 +54,32 @@ time('frame + decode QoS 0 PUBLISH (64 B), 1000 per chunk', 200_000, () => {
 time('encode QoS 0 PUBLISH (64 B), MQTT 3.1.1', 200_000, () => {
   for (let i = 0; i < 200_000; i++) encode({ cmd: 'publish', topic: 'bench/1', payload, qos: 0, retain: false, dup: false }, 4)
 })
-time('encode QoS 1 PUBLISH (64 B) with user properties, MQTT 5', 100_000, () => {
-  for (let i = 0; i < 100_000; i++) encode({ cmd: 'publish', topic: 'bench/1', payload, qos: 1, messageId: 1 + (i % 60000), retain: false, dup: false, properties: { userProperties: { a: 'b' } } }, 5)
+// MQTT 5 as scenario 7 sends it: a topic alias (empty topic) and two user properties.
+const userProperties = { source: 'pub-0', unit: 'C' }
+const chunk5 = Buffer.concat(Array(1000).fill(encode({ cmd: 'publish', topic: '', payload, qos: 0, retain: false, dup: false, properties: { topicAlias: 1, userProperties } }, 5)))
+const reader5 = new PacketReader(1 << 20, { onPacket: () => void packets++, onParseError: (e) => console.error(e) })
+reader5.feed(encode({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 5, clientId: 'm', clean: true, keepalive: 0 }, 5))
+reader5.connected(5, false)
+time('frame + decode, MQTT 5 with alias + 2 user properties', 200_000, () => {
+  for (let i = 0; i < 200; i++) reader5.feed(chunk5)
 })
+time('encode, MQTT 5 with 2 user properties', 200_000, () => {
+  for (let i = 0; i < 200_000; i++) encode({ cmd: 'publish', topic: 'bench/1', payload, qos: 0, retain: false, dup: false, properties: { userProperties } }, 5)
+})
+
+/** A broker with no listener, and a "socket" that takes every byte, for clients driven in-process. */
+function inProcessBroker(): Broker {
+  const config = resolveConfig({ listeners: [{ type: 'tcp', host: '127.0.0.1', port: 1 }], log: { level: 'warn' }, sys: { intervalSeconds: 0 } })
+  return new Broker(config, createLogger('warn'))
+}
+const sink = () => ({ write: (bytes: Uint8Array) => bytes.length, end() {}, remoteAddress: '127.0.0.1' })
 
 // One message through the whole broker (parse, route, encode, write) between two in-process clients whose
 // "socket" takes every byte: time and heap objects allocated per message (the garbage the hot path makes).
 async function routed(qos: 0 | 1): Promise<void> {
-  const config = resolveConfig({ listeners: [{ type: 'tcp', host: '127.0.0.1', port: 1 }], log: { level: 'warn' }, sys: { intervalSeconds: 0 } })
-  const broker = new Broker(config, createLogger('warn'))
-  const connection = () => ({ write: (bytes: Uint8Array) => bytes.length, end() {}, remoteAddress: '127.0.0.1' })
-  const pub = broker.accept(connection())
-  const sub = broker.accept(connection())
+  const broker = inProcessBroker()
+  const pub = broker.accept(sink())
+  const sub = broker.accept(sink())
   for (const [client, clientId] of [[pub, 'pub'], [sub, 'sub']] as const) client.data(encode({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clientId, clean: true, keepalive: 0 }, 4))
   sub.data(encode({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'lat', qos }] }, 4))
   const N = 2000
@@ -96,13 +110,11 @@ await routed(1)
 // One connection accepted and CONNECTed (clean, 3.1.1): time and objects per connection, and what stays on the
 // heap while it idles (the broker's share of scenario 5's memory; the socket's own is Bun's).
 async function connects(): Promise<void> {
-  const config = resolveConfig({ listeners: [{ type: 'tcp', host: '127.0.0.1', port: 1 }], log: { level: 'warn' }, sys: { intervalSeconds: 0 } })
-  const broker = new Broker(config, createLogger('warn'))
-  const connection = () => ({ write: (bytes: Uint8Array) => bytes.length, end() {}, remoteAddress: '127.0.0.1' })
+  const broker = inProcessBroker()
   const N = 5000
   const packets = Array.from({ length: 2 * N }, (_, i) => encode({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clientId: `idle-${i}`, clean: true, keepalive: 60 }, 4))
   const open = (from: number, n: number) => {
-    for (let i = from; i < from + n; i++) broker.accept(connection()).data(packets[i]!)
+    for (let i = from; i < from + n; i++) broker.accept(sink()).data(packets[i]!)
   }
   open(0, N) // warm up (JIT)
   await 0

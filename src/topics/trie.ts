@@ -1,5 +1,5 @@
 /**
- * The subscription trie: one node per topic level, `+` and `#` as ordinary children.
+ * The subscription trie: one node per topic level; a node's `+` and `#` children are fields of their own.
  * A topic is split once and the trie walked iteratively; each matching node's subscriptions are
  * handed to the caller, who merges them per client.
  */
