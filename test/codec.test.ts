@@ -3,8 +3,10 @@
  * unless DEBUG asks for logs. Run in fresh processes: in this one MQTT.js may have loaded mqtt-packet already.
  */
 import { describe, expect, test } from 'bun:test'
-import { generate, type Packet } from 'mqtt-packet'
-import { encode } from '../src/protocol/codec.ts'
+import mqttPacket, { generate, type Packet } from 'mqtt-packet'
+import BufferList from 'bl'
+import { ContiguousBytes } from '../src/protocol/bytes.ts'
+import { encode, readInPlace } from '../src/protocol/codec.ts'
 import { repoRoot } from './helpers/process.ts'
 
 async function run(script: string, env: Record<string, string | undefined> = {}) {
@@ -67,5 +69,119 @@ describe('encode', () => {
     expect(() => encode({ cmd: 'publish', topic: 't', payload: Buffer.alloc(0), qos: 1, retain: false, dup: false } as never, 4)).toThrow('Invalid messageId')
     expect(() => encode({ cmd: 'publish', topic: 't', payload: Buffer.alloc(0), qos: 0, retain: false, dup: false, properties: { topicAlias: 'x' } } as never, 5)).toThrow('Invalid topicAlias')
     expect(encode(packets[1]![0], 4)).toEqual(generate(packets[1]![0], { protocolVersion: 4 }))
+  })
+})
+
+// The parser reads its input in place (ContiguousBytes) instead of from a bl BufferList: it must decode and
+// refuse exactly what stock mqtt-packet does, so both parse the same inputs and their outcomes are compared.
+describe('decode in place', () => {
+  type Outcome = { packets: unknown[]; errors: string[]; thrown: string | null; left: number | null }
+  const outcome = (inPlace: boolean, bytes: Buffer, protocolVersion: 3 | 4 | 5): Outcome => {
+    const parser = mqttPacket.parser({ protocolVersion })
+    if (inPlace) readInPlace(parser)
+    const result: Outcome = { packets: [], errors: [], thrown: null, left: null }
+    parser.on('packet', (p) => result.packets.push({ ...p }))
+    parser.on('error', (e) => result.errors.push(e.message))
+    try {
+      result.left = parser.parse(bytes)
+    } catch (error) {
+      result.thrown = `${(error as Error).name}`
+    }
+    return result
+  }
+  const same = (bytes: Buffer, protocolVersion: 3 | 4 | 5) => expect(outcome(true, bytes, protocolVersion)).toEqual(outcome(false, bytes, protocolVersion))
+
+  const will = { topic: 'w/t', payload: Buffer.from('bye'), qos: 1 as const, retain: true }
+  const corpus: [Packet, 3 | 4 | 5][] = [
+    [{ cmd: 'connect', protocolId: 'MQIsdp', protocolVersion: 3, clientId: 'c3', clean: true, keepalive: 30, username: 'u', password: Buffer.from('p'), will }, 3],
+    [{ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clientId: 'c4', clean: false, keepalive: 0 }, 4],
+    [{ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 5, clientId: 'c5', clean: true, keepalive: 60, username: 'ü', password: Buffer.from([0, 255]), will: { ...will, properties: { willDelayInterval: 5, contentType: 'x', userProperties: { k: 'v' } } }, properties: { sessionExpiryInterval: 300, receiveMaximum: 10, maximumPacketSize: 1000, topicAliasMaximum: 5, requestProblemInformation: false, userProperties: { a: ['1', '2'] }, authenticationMethod: 'm', authenticationData: Buffer.from([9]) } }, 5],
+    [{ cmd: 'connack', sessionPresent: true, returnCode: 0 }, 4],
+    [{ cmd: 'connack', sessionPresent: false, reasonCode: 0x87, properties: { reasonString: 'no', assignedClientIdentifier: 'x', serverKeepAlive: 10 } }, 5],
+    [{ cmd: 'publish', topic: 'a/b', payload: Buffer.from('x'), qos: 0, retain: false, dup: false }, 4],
+    [{ cmd: 'publish', topic: 'zürich/温度/🌡', payload: Buffer.alloc(300, 1), qos: 2, messageId: 65535, retain: true, dup: true }, 4],
+    [{ cmd: 'publish', topic: '', payload: Buffer.alloc(0), qos: 1, messageId: 1, retain: false, dup: false, properties: { topicAlias: 3, userProperties: { a: 'b' }, correlationData: Buffer.from([1, 2]), messageExpiryInterval: 60, subscriptionIdentifier: 268435455, payloadFormatIndicator: true, responseTopic: 'r' } }, 5],
+    [{ cmd: 'puback', messageId: 7 }, 4],
+    [{ cmd: 'pubrec', messageId: 8, reasonCode: 0x10, properties: { reasonString: 'none' } }, 5],
+    [{ cmd: 'pubrel', messageId: 9 }, 4],
+    [{ cmd: 'pubcomp', messageId: 10, reasonCode: 0x92 }, 5],
+    [{ cmd: 'subscribe', messageId: 2, subscriptions: [{ topic: 'a/+', qos: 1 }, { topic: '#', qos: 0 }] }, 4],
+    [{ cmd: 'subscribe', messageId: 3, subscriptions: [{ topic: '$share/g/t', qos: 2, nl: true, rap: true, rh: 2 }], properties: { subscriptionIdentifier: 5, userProperties: { s: 't' } } }, 5],
+    [{ cmd: 'suback', messageId: 2, granted: [0, 1, 0x80] }, 4],
+    [{ cmd: 'unsubscribe', messageId: 4, unsubscriptions: ['a/+', 'b'] }, 4],
+    [{ cmd: 'unsuback', messageId: 4, granted: [0, 17], properties: { reasonString: 'r' } }, 5],
+    [{ cmd: 'pingreq' }, 4],
+    [{ cmd: 'pingresp' }, 4],
+    [{ cmd: 'disconnect' }, 4],
+    [{ cmd: 'disconnect', reasonCode: 0x8e, properties: { reasonString: 'taken over', sessionExpiryInterval: 0 } }, 5],
+    [{ cmd: 'auth', reasonCode: 0x18, properties: { authenticationMethod: 'm', authenticationData: Buffer.from([1]) } }, 5],
+  ]
+  const encoded = corpus.map(([packet, v]) => [generate(packet, { protocolVersion: v }), v] as const)
+
+  test('every packet type, alone and several in one buffer, whole and cut short at every byte', () => {
+    for (const [bytes, v] of encoded) {
+      same(bytes, v)
+      for (let cut = 0; cut < bytes.length; cut++) same(bytes.subarray(0, cut), v)
+      expect(outcome(true, bytes, v).packets.length).toBe(1) // the comparison is not vacuous
+    }
+    for (const v of [4, 5] as const) same(Buffer.concat(encoded.filter(([, pv]) => pv === v).map(([b]) => b)), v)
+  })
+
+  test('mutated packets: the same packets, the same errors, the same throws', () => {
+    let seed = 42
+    const random = (n: number) => {
+      seed = (seed * 1103515245 + 12345) & 0x7fffffff
+      return seed % n
+    }
+    let refused = 0
+    for (let round = 0; round < 40; round++) {
+      for (const [bytes, v] of encoded) {
+        const mutated = Buffer.from(bytes)
+        for (let k = 1 + random(3); k > 0; k--) mutated[random(mutated.length)] = random(256)
+        const extra = random(4) === 0 ? Buffer.from([random(256), random(256)]) : Buffer.alloc(0)
+        const input = Buffer.concat([mutated, extra])
+        same(input, v)
+        const o = outcome(true, input, v)
+        if (o.errors.length > 0 || o.thrown) refused++
+      }
+    }
+    expect(refused).toBeGreaterThan(50) // the mutations do reach the parser's error paths
+  })
+})
+
+describe('ContiguousBytes', () => {
+  test('answers as bl does for every call the parser makes, in range and out of it', () => {
+    let seed = 7
+    const random = (n: number) => {
+      seed = (seed * 1103515245 + 12345) & 0x7fffffff
+      return seed % n
+    }
+    const call = (target: Record<string, (...a: unknown[]) => unknown>, method: string, args: unknown[]) => {
+      try {
+        const result = target[method]!(...args)
+        return result === target ? 'this' : result
+      } catch (error) {
+        return `throws ${(error as Error).name}`
+      }
+    }
+    for (let round = 0; round < 200; round++) {
+      const bytes = Buffer.from(Array.from({ length: random(12) }, () => random(256)))
+      const ours = new ContiguousBytes() as unknown as Record<string, (...a: unknown[]) => unknown> & { length: number }
+      const theirs = new BufferList() as unknown as Record<string, (...a: unknown[]) => unknown> & { length: number }
+      for (const list of [ours, theirs]) list.append!(bytes)
+      for (let step = 0; step < 20; step++) {
+        const at = () => (random(5) === 0 ? undefined : random(bytes.length + 6) - 3)
+        const [method, args] = [
+          ['readUInt8', [random(bytes.length + 2)]],
+          ['readUInt16BE', [random(bytes.length + 2)]],
+          ['readUInt32BE', [random(bytes.length + 2)]],
+          ['slice', [at(), at()]],
+          ['toString', ['utf8', at(), at()]],
+          ['consume', [random(4)]],
+        ][random(6)] as [string, unknown[]]
+        expect(call(ours, method, args)).toEqual(call(theirs, method, args))
+        expect(ours.length).toBe(theirs.length)
+      }
+    }
   })
 })

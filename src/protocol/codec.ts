@@ -8,6 +8,7 @@
  */
 import { createRequire } from 'node:module'
 import type { Packet } from 'mqtt-packet'
+import { ContiguousBytes } from './bytes.ts'
 
 const mqttPacket = loadMqttPacket()
 
@@ -78,6 +79,25 @@ interface MqttPacketParser {
   on(event: 'error', fn: (e: Error) => void): void
   /** mqtt-packet internals: what it knows of the connection (protocolVersion, bridgeMode); CONNECT replaces it. */
   settings: ParserSettings
+  /** mqtt-packet internals: its input (a `bl` BufferList), made anew by `_resetState`. */
+  _list: unknown
+  _resetState(): void
+}
+
+/**
+ * Has the parser read its input from a ContiguousBytes instead of bl (see bytes.ts), now and after every reset.
+ * Left as it is if this mqtt-packet keeps its input some other way.
+ */
+export function readInPlace(mqttPacketParser: object): void {
+  const parser = mqttPacketParser as MqttPacketParser
+  const list = parser._list as { consume?: unknown; readUInt8?: unknown } | undefined
+  if (typeof parser._resetState !== 'function' || typeof list?.consume !== 'function' || typeof list.readUInt8 !== 'function') return
+  const reset = parser._resetState
+  parser._resetState = function (this: MqttPacketParser) {
+    reset.call(this)
+    this._list = new ContiguousBytes()
+  }
+  parser._list = new ContiguousBytes()
 }
 
 type ParserSettings = { protocolVersion?: number; bridgeMode?: boolean }
@@ -91,6 +111,7 @@ class SharedDecoder {
 
   private fresh(): MqttPacketParser {
     const parser = mqttPacket.parser() as unknown as MqttPacketParser
+    readInPlace(parser)
     parser.on('packet', (packet) => {
       if (!this.failed) this.sink!.onPacket(packet)
     })

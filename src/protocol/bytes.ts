@@ -1,0 +1,94 @@
+/**
+ * What mqtt-packet's parser reads its input from, in place of npm `bl` (a list of buffers).
+ *
+ * mqtt-packet keeps its input in a `bl` BufferList and reads every field through it: each `readUInt8` makes a
+ * Buffer view and a two-element array, and each `append` a view of the ArrayBuffer. That was about half the
+ * garbage of a routed message. Midge only ever hands the parser runs of whole packets in one buffer, so the
+ * input is always contiguous, and this reads it in place: one buffer, a start and a length.
+ *
+ * It keeps exactly the part of bl's contract the parser uses (mqtt-packet 9: append, length, readUInt8,
+ * readUInt16BE, readUInt32BE, slice, toString, consume), with bl's results, including a RangeError for a read
+ * past the end and views (not copies) for slices. `test/codec.test.ts` checks that the parser decodes and
+ * refuses the same packets either way. mqtt-packet still decodes every packet: this only holds its bytes.
+ */
+
+const EMPTY = Buffer.alloc(0)
+
+export class ContiguousBytes {
+  private bytes: Buffer = EMPTY
+  private start = 0
+  /** Bytes not yet consumed (mqtt-packet reads it as a field, like bl's). */
+  length = 0
+
+  append(buf: Buffer): this {
+    if (buf.length === 0) return this
+    if (this.length === 0) {
+      this.bytes = buf
+      this.start = 0
+    } else {
+      // Not reached by Midge (every run of packets is consumed whole), kept so the contract holds.
+      this.bytes = Buffer.concat([this.bytes.subarray(this.start, this.start + this.length), buf])
+      this.start = 0
+    }
+    this.length = this.bytes.length - this.start
+    return this
+  }
+
+  readUInt8(offset: number): number {
+    this.check(offset, 1)
+    return this.bytes[this.start + offset]!
+  }
+
+  readUInt16BE(offset: number): number {
+    this.check(offset, 2)
+    const at = this.start + offset
+    return (this.bytes[at]! << 8) | this.bytes[at + 1]!
+  }
+
+  readUInt32BE(offset: number): number {
+    this.check(offset, 4)
+    const at = this.start + offset
+    return this.bytes[at]! * 0x1000000 + ((this.bytes[at + 1]! << 16) | (this.bytes[at + 2]! << 8) | this.bytes[at + 3]!)
+  }
+
+  /** A view of [start, end), clamped to what is held, as bl's slice (empty when nothing is in range). */
+  slice(start?: number, end?: number): Buffer {
+    const [from, to] = this.range(start, end)
+    return from === to ? EMPTY : this.bytes.subarray(this.start + from, this.start + to)
+  }
+
+  toString(encoding: BufferEncoding, start?: number, end?: number): string {
+    const [from, to] = this.range(start, end)
+    return this.bytes.toString(encoding, this.start + from, this.start + to)
+  }
+
+  consume(bytes: number): this {
+    const n = Math.trunc(bytes)
+    if (Number.isNaN(n) || n <= 0) return this
+    if (n >= this.length) {
+      this.bytes = EMPTY
+      this.start = 0
+      this.length = 0
+    } else {
+      this.start += n
+      this.length -= n
+    }
+    return this
+  }
+
+  /** bl's arithmetic: negative start/end count from the end, then both are clamped; an empty range is [x, x]. */
+  private range(start: number | undefined, end: number | undefined): [number, number] {
+    let from = typeof start === 'number' ? (start < 0 ? start + this.length : start) : 0
+    let to = typeof end === 'number' ? (end < 0 ? end + this.length : end) : this.length
+    if (from < 0) from = 0
+    if (to > this.length) to = this.length
+    if (from >= this.length || to <= 0 || to <= from) return [0, 0]
+    return [from, to]
+  }
+
+  private check(offset: number, size: number): void {
+    if (offset < 0 || offset + size > this.length) {
+      throw new RangeError(`The value of "offset" is out of range. It must be >= 0 and <= ${this.length - size}. Received ${offset}`)
+    }
+  }
+}
