@@ -286,14 +286,20 @@ const idle: Scenario['run'] = (broker, p) =>
     const warm = await connectMany(broker.port, 'idle-warmup', Math.ceil(p.idleConnections / 10))
     await Bun.sleep(1000)
     const rss0 = rssBytes(broker.pid)
+    const brokerCpu0 = cpuSeconds(broker.pid)
+    const loadCpu0 = process.cpuUsage()
     const start = now()
     const clients = await connectMany(broker.port, 'idle', p.idleConnections)
     const elapsed = (now() - start) / 1000
+    // CPU per connection while connecting, broker and generator: the rate is bounded by whichever is at a core.
+    const brokerUs = ((cpuSeconds(broker.pid) - brokerCpu0) * 1e6) / clients.length
+    const load = process.cpuUsage(loadCpu0)
+    const loadUs = (load.user + load.system) / clients.length
     await Bun.sleep(1000)
     const rss1 = rssBytes(broker.pid)
     for (const c of [...warm, ...clients]) c.end()
     await Bun.sleep(200)
-    return { connectsPerSec: clients.length / elapsed, bytesPerConnection: (rss1 - rss0) / clients.length }
+    return { connectsPerSec: clients.length / elapsed, bytesPerConnection: (rss1 - rss0) / clients.length, brokerUsPerConnect: brokerUs, loadUsPerConnect: loadUs }
   })
 
 /**
