@@ -1,7 +1,8 @@
 /**
  * Microbenchmarks of the hot path's pieces, in-process, timed with Bun.nanoseconds():
- * the subscription trie, the retained index, framing + decoding with mqtt-packet, encoding, and one message
- * routed through the whole broker (time and objects allocated per message).
+ * the subscription trie, the retained index, framing + decoding with mqtt-packet, encoding, one message
+ * routed through the whole broker (time and objects allocated per message), scenario 1's fan-in and one
+ * accepted connection.
  *   bun bench/micro.ts
  */
 // The codec first: it loads mqtt-packet the way the broker does (see codec.ts).
@@ -106,6 +107,33 @@ async function routed(qos: 0 | 1): Promise<void> {
 }
 await routed(0)
 await routed(1)
+
+// Scenario 1 in-process: four publishers, 500 PUBLISHes per read, to `subscribers` clients of bench/#.
+async function fanIn(subscribers: number): Promise<void> {
+  const broker = inProcessBroker()
+  const connect = (clientId: string) => {
+    const client = broker.accept(sink())
+    client.data(encode({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clientId, clean: true, keepalive: 0 }, 4))
+    return client
+  }
+  for (let i = 0; i < subscribers; i++) connect(`s${i}`).data(encode({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'bench/#', qos: 0 }] }, 4))
+  const pubs = [0, 1, 2, 3].map((i) => connect(`p${i}`))
+  const reads = pubs.map((_, i) => Buffer.concat(Array(500).fill(encode({ cmd: 'publish', topic: `bench/${i}`, payload, qos: 0, retain: false, dup: false }, 4))))
+  const run = async (rounds: number) => {
+    for (let r = 0; r < rounds; r++) {
+      for (let i = 0; i < 4; i++) pubs[i]!.data(reads[i]!)
+      await 0 // the end-of-tick flush
+    }
+  }
+  await run(500) // warm up (JIT)
+  const t0 = Bun.nanoseconds()
+  await run(500)
+  const ns = (Bun.nanoseconds() - t0) / (500 * 4 * 500)
+  console.log(`${`fan-in: 4 publishers, 500 per read, ${subscribers} subscriber${subscribers > 1 ? 's' : ''}`.padEnd(52)} ${(1e9 / ns).toFixed(0).padStart(12)} msg/s ${ns.toFixed(0).padStart(6)} ns/msg`)
+  broker.close()
+}
+await fanIn(1)
+await fanIn(20)
 
 // One connection accepted and CONNECTed (clean, 3.1.1): time and objects per connection, and what stays on the
 // heap while it idles (the broker's share of scenario 5's memory; the socket's own is Bun's).

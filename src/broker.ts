@@ -16,7 +16,7 @@ import { MemoryRetainedStore, type RetainedStore } from './topics/retained.ts'
 import { type ShareGroup, type Subscription, SubscriptionTrie, subscriptionKey } from './topics/trie.ts'
 import type { Acceptor, Connection, ConnectionHandler } from './transport/types.ts'
 import { Deliverer } from './delivery/deliverer.ts'
-import { minQoS, RouteMatches } from './delivery/matches.ts'
+import { type ClientMatch, minQoS, RouteCache, RouteMatches } from './delivery/matches.ts'
 
 export interface BrokerStats {
   messagesReceived: number
@@ -370,21 +370,35 @@ export class Broker implements Acceptor {
     if (!message.topic.startsWith('$SYS/') && !message.remote) this.plugins.retainedStore?.set(message.topic, kept)
   }
 
-  /** Delivers a message to every matching subscription; returns how many sessions it reached. */
-  route(message: Message): number {
+  /**
+   * Delivers a message to every matching subscription; returns how many sessions it reached. A publishing
+   * client passes its RouteCache: a message to the topic it last routed, with no subscription changed since,
+   * is delivered to the same matches without walking the trie again.
+   */
+  route(message: Message, cache?: RouteCache): number {
+    const version = this.subscriptions.version
+    if (cache && !cache.busy && cache.holds(message.topic, version)) {
+      cache.busy = true
+      try {
+        return this.deliverMatches(message, cache)
+      } finally {
+        cache.busy = false
+      }
+    }
     // One collector reused for every message (a new one only if a listener publishes while we route).
     const matches = this.routing ? new RouteMatches() : this.matches
     this.routing = true
     matches.reset(message.origin)
     try {
+      this.subscriptions.match(message.topic, matches)
+      if (cache && !cache.busy) cache.keep(message.topic, version, matches)
       return this.deliverMatches(message, matches)
     } finally {
       if (matches === this.matches) this.routing = false
     }
   }
 
-  private deliverMatches(message: Message, matches: RouteMatches): number {
-    this.subscriptions.match(message.topic, matches)
+  private deliverMatches(message: Message, matches: { readonly clients: readonly ClientMatch[]; readonly groups: readonly ShareGroup[] }): number {
     let reached = 0
     for (const match of matches.clients) {
       const session = this.sessions.get(match.clientId)

@@ -4,6 +4,7 @@
  */
 import type { Broker, ClientInfo } from './broker.ts'
 import { MqttError } from './errors.ts'
+import type { RouteCache } from './delivery/matches.ts'
 import { Outbound, type OutboundOwner } from './delivery/outbound.ts'
 import { dispatch } from './handlers/index.ts'
 import { type Message, isExpired, remainingExpiry } from './message.ts'
@@ -39,6 +40,8 @@ export class Client implements ConnectionHandler, PacketSink, OutboundOwner {
   requestProblemInformation = true
   /** Why the connection ended, for the log line. */
   closeReason = 'connection lost'
+  /** The matches of the topic this client last published to (see Broker.route); made at its first PUBLISH. */
+  routeCache: RouteCache | null = null
   /** Packets that arrived while a plugin decision was pending; null when none is. */
   private held: Packet[] | null = null
   private infoCache: ClientInfo | null = null

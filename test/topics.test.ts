@@ -93,6 +93,51 @@ describe('topics and subscriptions', () => {
     await sub.end()
   })
 
+  test('a publisher sending to one topic while subscriptions change reaches exactly those in place (route cache)', async () => {
+    // Midge keeps each publisher's last route; every subscribe, resubscribe and unsubscribe must invalidate it.
+    const pub = await connect(b.port, { protocolVersion: 5 })
+    const send = (payload: string, qos: 0 | 1 = 1) => pub.client.publishAsync('rc/t', payload, { qos })
+    const a = await connect(b.port)
+    await subscribe(a.client, 'rc/t')
+    await send('m1')
+    expect((await a.next()).payload).toBe('m1')
+
+    const c = await connect(b.port)
+    await subscribe(c.client, 'rc/+')
+    await send('m2')
+    expect((await a.next()).payload).toBe('m2')
+    expect((await c.next()).payload).toBe('m2')
+
+    await a.client.unsubscribeAsync('rc/t')
+    await send('m3')
+    expect((await c.next()).payload).toBe('m3')
+
+    await subscribe(c.client, 'rc/+', { qos: 1 }) // [MQTT-3.8.4-3] replaces the QoS 0 subscription
+    await send('m4')
+    const m4 = await c.next()
+    expect([m4.payload, m4.packet.qos]).toEqual(['m4', 1])
+
+    // The publisher's own No Local subscription, then a share group that grows after routing started.
+    await subscribe(pub.client, 'rc/t', { qos: 0, nl: true })
+    const [s1, s2] = [await connect(b.port), await connect(b.port)]
+    await subscribe(s1.client, '$share/g/rc/t')
+    await send('m5')
+    expect((await s1.next()).payload).toBe('m5')
+    await subscribe(s2.client, '$share/g/rc/t')
+    for (const n of [6, 7, 8, 9]) await send(`m${n}`)
+    await c.quiet(200)
+    expect(s1.messages.length + s2.messages.length).toBe(5)
+    expect(s2.messages.length).toBeGreaterThan(0)
+    expect(c.messages.map((m) => m.payload)).toEqual(['m2', 'm3', 'm4', 'm5', 'm6', 'm7', 'm8', 'm9'])
+    expect(a.messages.map((m) => m.payload)).toEqual(['m1', 'm2']) // none after its UNSUBACK
+    expect(pub.messages).toEqual([])
+    // A second publisher has its own route: the No Local subscription is for the first one only.
+    const other = await connect(b.port)
+    await other.client.publishAsync('rc/t', 'from other', { qos: 1 })
+    expect((await pub.next()).payload).toBe('from other')
+    for (const client of [pub, a, c, s1, s2, other]) await client.end()
+  })
+
   test('[MQTT-3.8.4-6] invalid filters get 0x80 (3.1.1) / 0x8F (5.0) in their SUBACK slot, valid ones are granted', async () => {
     const filters = ['ok/+', 'bad/#/x', 'a+b', 'ok/#', '$share/g', '']
     for (const version of [4, 5] as const) {

@@ -9,6 +9,9 @@ import type { MatchVisitor, ShareGroup, Subscription } from '../topics/trie.ts'
 /** Up to this many clients, a repeat is found by scanning the list; past it, by a Map (built then). */
 const SCAN_UP_TO = 8
 
+/** A publisher's route cache keeps a topic's matches only up to this many clients (it holds one entry per client). */
+const CACHE_UP_TO = 32
+
 export class RouteMatches implements MatchVisitor {
   /** One entry per client, in the order first matched. */
   readonly clients: ClientMatch[] = []
@@ -71,7 +74,50 @@ export class RouteMatches implements MatchVisitor {
   }
 }
 
-interface ClientMatch {
+/**
+ * One publisher's last route: the matches of the topic it last published to, as long as no subscription has
+ * changed anywhere since (the trie's version). A publisher mostly sends to the same few topics, so most of its
+ * messages skip the trie walk and the merge. Kept only while the topic reaches few clients: a large fan-out is
+ * routed through the shared collector each time (its walk costs little next to its deliveries).
+ */
+export class RouteCache {
+  /** Being delivered from: a route nested in that delivery (a listener publishing) must not refill it. */
+  busy = false
+  private topic: string | null = null
+  private version = -1
+  readonly clients: ClientMatch[] = []
+  readonly groups: ShareGroup[] = []
+  /** Entries kept for reuse, as in RouteMatches. */
+  private readonly pool: ClientMatch[] = []
+
+  holds(topic: string, version: number): boolean {
+    return this.version === version && this.topic === topic
+  }
+
+  /** Keeps `matches` for `topic`, or forgets the last route when they reach too many clients to keep. */
+  keep(topic: string, version: number, matches: RouteMatches): void {
+    this.clients.length = 0
+    this.groups.length = 0
+    if (matches.clients.length > CACHE_UP_TO) {
+      this.topic = null
+      return
+    }
+    for (let i = 0; i < matches.clients.length; i++) {
+      const from = matches.clients[i]!
+      const entry = (this.pool[i] ??= { clientId: '', qos: 0, retainAsPublished: false, ids: undefined })
+      entry.clientId = from.clientId
+      entry.qos = from.qos
+      entry.retainAsPublished = from.retainAsPublished
+      entry.ids = from.ids
+      this.clients.push(entry)
+    }
+    for (const group of matches.groups) this.groups.push(group)
+    this.topic = topic
+    this.version = version
+  }
+}
+
+export interface ClientMatch {
   clientId: string
   qos: QoS
   retainAsPublished: boolean

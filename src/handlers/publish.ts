@@ -3,6 +3,7 @@
  * route, then acknowledge (QoS 1: PUBACK, QoS 2: PUBREC; delivery happens on PUBLISH, "method A" of 4.3.3).
  */
 import { Client } from '../client.ts'
+import { RouteCache } from '../delivery/matches.ts'
 import { MqttError } from '../errors.ts'
 import type { PubackPacket, PublishPacket, PubrecPacket } from '../protocol/codec.ts'
 import { Reason, type ReasonCode } from '../protocol/reason.ts'
@@ -65,7 +66,7 @@ function acknowledge(client: Client, packet: PublishPacket, verdict: Verdict): v
   let reasonString: string | undefined
   if (verdict.allowed) {
     const message = Client.message(client.clientId, packet, Date.now(), broker.config.limits.maxMessageExpirySeconds)
-    const reached = broker.route(message)
+    const reached = broker.route(message, (client.routeCache ??= new RouteCache()))
     if (message.retain) broker.retain(message)
     reasonCode = reached === 0 ? Reason.NoMatchingSubscribers : Reason.Success
   } else {

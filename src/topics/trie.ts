@@ -67,6 +67,8 @@ export interface MatchVisitor {
 export class SubscriptionTrie {
   private readonly root = new TrieNode(null, '')
   private count = 0
+  /** Changes whenever a subscription is added, replaced or removed: what any topic matches may have changed. */
+  version = 0
 
   /** Number of subscriptions held (shared ones included). */
   get size(): number {
@@ -75,6 +77,7 @@ export class SubscriptionTrie {
 
   /** Adds or replaces the client's subscription on `sub.filter`. */
   add(sub: Subscription): void {
+    this.version++
     let node = this.root
     for (const level of sub.filter.split('/')) node = node.child(level) ?? node.addChild(level)
     if (sub.group === undefined) {
@@ -118,6 +121,7 @@ export class SubscriptionTrie {
       }
     }
     if (!removed) return false
+    this.version++
     this.count--
     // Prune empty branches so churn does not grow the trie.
     while (node.parent && node.empty) {
