@@ -270,6 +270,9 @@ function checkFixedHeader(first: number, beforeConnect: boolean): string | null 
  * every packet, which then leaves as one exact-size copy. (mqtt-packet's own generate() builds an
  * EventEmitter, two arrays and a list of the chunks for every packet, then concatenates them.)
  */
+/** Chunks up to this many bytes (or characters) are copied by a loop. */
+const SMALL = 16
+
 class PacketWriter {
   private static readonly SIZE = 16 * 1024
   private scratch = Buffer.allocUnsafe(PacketWriter.SIZE)
@@ -290,14 +293,30 @@ class PacketWriter {
     return bytes
   }
 
-  /** writeToStream's chunks: header bytes, cached numbers, strings (UTF-8), payloads. */
+  /**
+   * writeToStream's chunks: header bytes, cached numbers, strings (UTF-8), payloads. Most are a few bytes, and a
+   * byte loop copies those faster than TypedArray.set or Buffer.write, which cost ~12-25 ns each call.
+   */
   write(chunk: Buffer | string): boolean {
     if (typeof chunk === 'string') {
       this.reserve(chunk.length * 3) // the most UTF-8 bytes a JS string of that length can take
-      this.at += this.scratch.write(chunk, this.at)
+      if (chunk.length <= SMALL) {
+        let i = 0
+        for (; i < chunk.length; i++) {
+          const code = chunk.charCodeAt(i)
+          if (code >= 0x80) break
+          this.scratch[this.at + i] = code
+        }
+        if (i === chunk.length) {
+          this.at += i
+          return true
+        }
+      }
+      this.at += this.scratch.write(chunk, this.at) // non-ASCII (from the start again) or long
     } else {
       this.reserve(chunk.length)
-      this.scratch.set(chunk, this.at)
+      if (chunk.length <= SMALL) for (let i = 0; i < chunk.length; i++) this.scratch[this.at + i] = chunk[i]!
+      else this.scratch.set(chunk, this.at)
       this.at += chunk.length
     }
     return true
