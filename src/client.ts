@@ -40,6 +40,8 @@ export class Client implements ConnectionHandler, PacketSink, OutboundOwner {
   requestProblemInformation = true
   /** Why the connection ended, for the log line. */
   closeReason = 'connection lost'
+  /** The topic name of this client's last valid PUBLISH (not checked again while it repeats). */
+  lastTopicName: string | undefined = undefined
   /** The matches of the topic this client last published to (see Broker.route); made at its first PUBLISH. */
   routeCache: RouteCache | null = null
   /** Packets that arrived while a plugin decision was pending; null when none is. */

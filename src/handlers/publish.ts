@@ -17,8 +17,12 @@ export function handlePublish(client: Client, packet: PublishPacket): void | Pro
   broker.stats.receivedByQoS[packet.qos]++
   if (client.version === 5) resolveTopicAlias(client, packet)
 
-  const error = topicNameError(packet.topic, broker.config.limits)
-  if (error) throw new MqttError(Reason.TopicNameInvalid, `invalid topic name: ${error}`) // [MQTT-3.3.2-2]
+  // A client mostly publishes to the topic it published to last: that one was valid then and is valid now.
+  if (packet.topic !== client.lastTopicName) {
+    const error = topicNameError(packet.topic, broker.config.limits)
+    if (error) throw new MqttError(Reason.TopicNameInvalid, `invalid topic name: ${error}`) // [MQTT-3.3.2-2]
+    client.lastTopicName = packet.topic
+  }
 
   const id = packet.messageId ?? 0
   if (packet.qos > 0 && id === 0) throw new MqttError(Reason.MalformedPacket, 'packet identifier 0') // [MQTT-2.2.1-2]
