@@ -56,6 +56,9 @@ type Listeners = { [E in keyof BrokerEvents]: BrokerEvents[E][] }
 
 /** How often keep alive, CONNECT timeouts and blocked sockets are checked. */
 const SWEEP_INTERVAL_MS = 250
+/** What the reused QoS 0 Delivery points at between deliveries. */
+const NO_MESSAGE: Message = { topic: '', payload: Buffer.alloc(0), qos: 0, retain: false, properties: undefined, expiresAt: 0, origin: undefined }
+
 /** setTimeout cannot wait longer than this. */
 const MAX_TIMEOUT_MS = 2 ** 31 - 1
 
@@ -75,6 +78,8 @@ export class Broker implements Acceptor {
   private readonly admission: Admission
   private readonly matches = new RouteMatches()
   private routing = false
+  /** The Delivery every QoS 0 delivery of a routed message reuses (null while in use: a nested route makes its own). */
+  private qos0Delivery: Delivery | null = { message: NO_MESSAGE, qos: 0, retain: false, subscriptionIds: undefined }
   private readonly listeners: Listeners = { clientConnected: [], clientDisconnected: [], message: [], subscribe: [], unsubscribe: [], deliver: [], drop: [], sessionEnded: [] }
   private readonly sweepTimer: ReturnType<typeof setInterval>
 
@@ -404,12 +409,22 @@ export class Broker implements Acceptor {
       const session = this.sessions.get(match.clientId)
       if (!session) continue
       reached++
-      this.deliverer.deliver(session, {
-        message,
-        qos: minQoS(message.qos, match.qos), // [MQTT-3.8.4-8]
-        retain: match.retainAsPublished && message.retain, // [MQTT-3.3.1-12, -13]
-        subscriptionIds: match.ids,
-      })
+      const qos = minQoS(message.qos, match.qos) // [MQTT-3.8.4-8]
+      const retain = match.retainAsPublished && message.retain // [MQTT-3.3.1-12, -13]
+      const reuse = qos === 0 ? this.qos0Delivery : null
+      if (reuse) {
+        // A QoS 0 delivery is written at once or dropped, never kept: one object serves them all. It is taken
+        // while in use, so a route nested in this delivery (a listener publishing) makes its own.
+        this.qos0Delivery = null
+        reuse.message = message
+        reuse.retain = retain
+        reuse.subscriptionIds = match.ids
+        this.deliverer.deliver(session, reuse)
+        reuse.message = NO_MESSAGE // pins no payload meanwhile
+        this.qos0Delivery = reuse
+      } else {
+        this.deliverer.deliver(session, { message, qos, retain, subscriptionIds: match.ids })
+      }
     }
     // In a cluster, shared groups span nodes: the fabric picks the node, then deliverShared() the member.
     if (!this.sharedByFabric) for (const group of matches.groups) if (this.deliverToGroup(message, group)) reached++
