@@ -4,7 +4,9 @@
  */
 import type { Packet } from 'mqtt-packet'
 import { BenchClient, now } from './client.ts'
+import { cpus } from 'node:os'
 import { cpuSeconds, type RunningBroker, rssBytes } from './brokers.ts'
+import { Connectors } from './connector.ts'
 
 export interface Params {
   durationS: number
@@ -278,44 +280,37 @@ async function warmUp(pub: BenchClient, sub: BenchClient, qos: 0 | 1, count: num
   sub.onPublish = () => {}
 }
 
-/** Scenario 5: idle connections: how fast they connect and what each costs the broker in memory. */
+/**
+ * Scenario 5: idle connections: how fast they connect and what each costs the broker in memory. The generator
+ * opens them on one thread per core (bench/connector.ts): on one thread, the handshakes' kernel work put the
+ * generator at a full core before the broker.
+ */
 const idle: Scenario['run'] = (broker, p) =>
   measured(broker, async () => {
-    // Warm up first, alike for every broker: a tenth as many connections, kept open (so the measured ones do
-    // not reuse their memory), pay one-time costs: code paths, a JIT's compilation, mqtt-packet's number cache.
-    const warm = await connectMany(broker.port, 'idle-warmup', Math.ceil(p.idleConnections / 10))
-    await Bun.sleep(1000)
-    const rss0 = rssBytes(broker.pid)
-    const brokerCpu0 = cpuSeconds(broker.pid)
-    const loadCpu0 = process.cpuUsage()
-    const start = now()
-    const clients = await connectMany(broker.port, 'idle', p.idleConnections)
-    const elapsed = (now() - start) / 1000
-    // CPU per connection while connecting, broker and generator: the rate is bounded by whichever is at a core.
-    const brokerUs = ((cpuSeconds(broker.pid) - brokerCpu0) * 1e6) / clients.length
-    const load = process.cpuUsage(loadCpu0)
-    const loadUs = (load.user + load.system) / clients.length
-    await Bun.sleep(1000)
-    const rss1 = rssBytes(broker.pid)
-    for (const c of [...warm, ...clients]) c.end()
-    await Bun.sleep(200)
-    return { connectsPerSec: clients.length / elapsed, bytesPerConnection: (rss1 - rss0) / clients.length, brokerUsPerConnect: brokerUs, loadUsPerConnect: loadUs }
+    const connectors = new Connectors(Math.max(1, Math.min(2, cpus().length)))
+    try {
+      // Warm up first, alike for every broker: a tenth as many connections, kept open (so the measured ones do
+      // not reuse their memory), pay one-time costs: code paths, a JIT's compilation, mqtt-packet's number cache.
+      await connectors.connect(broker.port, 'idle-warmup', Math.ceil(p.idleConnections / 10))
+      await Bun.sleep(1000)
+      const rss0 = rssBytes(broker.pid)
+      const brokerCpu0 = cpuSeconds(broker.pid)
+      const loadCpu0 = process.cpuUsage() // the whole generator process, its connection threads included
+      const start = now()
+      const opened = await connectors.connect(broker.port, 'idle', p.idleConnections)
+      const elapsed = (now() - start) / 1000
+      // CPU per connection while connecting, broker and generator.
+      const brokerUs = ((cpuSeconds(broker.pid) - brokerCpu0) * 1e6) / opened
+      const load = process.cpuUsage(loadCpu0)
+      const loadUs = (load.user + load.system) / opened
+      await Bun.sleep(1000)
+      const rss1 = rssBytes(broker.pid)
+      return { connectsPerSec: opened / elapsed, bytesPerConnection: (rss1 - rss0) / opened, brokerUsPerConnect: brokerUs, loadUsPerConnect: loadUs }
+    } finally {
+      await connectors.closeAll()
+      await Bun.sleep(200)
+    }
   })
-
-/**
- * Opens `count` connections, keeping 100 handshakes under way at all times (a new one starts as each is
- * accepted, rather than in batches that wait for their slowest member and leave both sides idle meanwhile).
- */
-async function connectMany(port: number, prefix: string, count: number): Promise<BenchClient[]> {
-  const clients: BenchClient[] = []
-  const CONCURRENCY = 100
-  let next = 0
-  const lane = async () => {
-    while (next < count) clients.push(await BenchClient.connect(port, `${prefix}-${next++}`))
-  }
-  await Promise.all(Array.from({ length: Math.min(CONCURRENCY, count) }, lane))
-  return clients
-}
 
 /** Scenario 6: many retained messages: how fast they are stored, and how fast a fresh `#` subscriber gets them all. */
 const retained: Scenario['run'] = (broker, p) =>
