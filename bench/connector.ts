@@ -44,9 +44,14 @@ export class Connectors {
     return done.reduce((sum, r) => sum + (r.op === 'connected' ? r.opened : 0), 0)
   }
 
+  /** Closes every connection the threads hold. */
+  async closeHeld(): Promise<void> {
+    await Promise.all(this.workers.map((worker) => this.ask(worker, { op: 'close' })))
+  }
+
   /** Closes every held connection, then stops the threads. */
   async closeAll(): Promise<void> {
-    await Promise.all(this.workers.map((worker) => this.ask(worker, { op: 'close' })))
+    await this.closeHeld()
     for (const worker of this.workers) worker.terminate()
   }
 
