@@ -11,7 +11,7 @@ type Request = { op: 'connect'; port: number; prefix: string; from: number; coun
 type Reply = { op: 'connected'; opened: number } | { op: 'closed' }
 
 /** Opens `count` connections keeping `lanes` handshakes under way (a new one starts as each is accepted). */
-export async function connectLanes(port: number, prefix: string, from: number, count: number, lanes: number): Promise<BenchClient[]> {
+async function connectLanes(port: number, prefix: string, from: number, count: number, lanes: number): Promise<BenchClient[]> {
   const clients: BenchClient[] = []
   let next = 0
   const lane = async () => {

@@ -2,9 +2,9 @@
  * The benchmark scenarios. Each runs against one broker on 127.0.0.1, is bounded in count and time,
  * and returns its figures, including the CPU the broker and this load generator used.
  */
+import { cpus } from 'node:os'
 import type { Packet } from 'mqtt-packet'
 import { BenchClient, now } from './client.ts'
-import { cpus } from 'node:os'
 import { cpuSeconds, type RunningBroker, rssBytes } from './brokers.ts'
 import { Connectors } from './connector.ts'
 

@@ -265,14 +265,14 @@ function checkFixedHeader(first: number, beforeConnect: boolean): string | null 
   return flags === required ? null : `invalid flags for packet type ${type}`
 }
 
+/** Chunks up to this many bytes (or characters) are copied by a loop. */
+const SMALL = 16
+
 /**
  * The stream mqtt-packet's writeToStream writes a packet into, chunk by chunk: one scratch buffer reused for
  * every packet, which then leaves as one exact-size copy. (mqtt-packet's own generate() builds an
  * EventEmitter, two arrays and a list of the chunks for every packet, then concatenates them.)
  */
-/** Chunks up to this many bytes (or characters) are copied by a loop. */
-const SMALL = 16
-
 class PacketWriter {
   private static readonly SIZE = 16 * 1024
   private scratch = Buffer.allocUnsafe(PacketWriter.SIZE)
