@@ -134,6 +134,12 @@ export class BenchClient {
     this.socket.end()
   }
 
+  /** Closes with a TCP reset (SO_LINGER 0): no TIME_WAIT left behind on either side. */
+  reset(): void {
+    this.closed = true
+    this.socket.terminate()
+  }
+
   private receive(data: Uint8Array): void {
     let buf = data
     if (this.buffer.length > 0) {
