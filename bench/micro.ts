@@ -75,13 +75,19 @@ function inProcessBroker(): Broker {
 }
 const sink = () => ({ write: (bytes: Uint8Array) => bytes.length, end() {}, remoteAddress: '127.0.0.1' })
 
+/** An in-process client, accepted and CONNECTed (clean, 3.1.1). */
+function connected(broker: Broker, clientId: string) {
+  const client = broker.accept(sink())
+  client.data(encode({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clientId, clean: true, keepalive: 0 }, 4))
+  return client
+}
+
 // One message through the whole broker (parse, route, encode, write) between two in-process clients whose
 // "socket" takes every byte: time and heap objects allocated per message (the garbage the hot path makes).
 async function routed(qos: 0 | 1): Promise<void> {
   const broker = inProcessBroker()
-  const pub = broker.accept(sink())
-  const sub = broker.accept(sink())
-  for (const [client, clientId] of [[pub, 'pub'], [sub, 'sub']] as const) client.data(encode({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clientId, clean: true, keepalive: 0 }, 4))
+  const pub = connected(broker, 'pub')
+  const sub = connected(broker, 'sub')
   sub.data(encode({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'lat', qos }] }, 4))
   const N = 2000
   const publishes = Array.from({ length: N }, (_, i) => encode({ cmd: 'publish', topic: 'lat', payload: Buffer.alloc(16, i), qos, messageId: qos ? i + 1 : undefined, retain: false, dup: false }, 4))
@@ -111,13 +117,8 @@ await routed(1)
 // Scenario 1 in-process: four publishers, 500 PUBLISHes per read, to `subscribers` clients of bench/#.
 async function fanIn(subscribers: number): Promise<void> {
   const broker = inProcessBroker()
-  const connect = (clientId: string) => {
-    const client = broker.accept(sink())
-    client.data(encode({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clientId, clean: true, keepalive: 0 }, 4))
-    return client
-  }
-  for (let i = 0; i < subscribers; i++) connect(`s${i}`).data(encode({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'bench/#', qos: 0 }] }, 4))
-  const pubs = [0, 1, 2, 3].map((i) => connect(`p${i}`))
+  for (let i = 0; i < subscribers; i++) connected(broker, `s${i}`).data(encode({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'bench/#', qos: 0 }] }, 4))
+  const pubs = [0, 1, 2, 3].map((i) => connected(broker, `p${i}`))
   const reads = pubs.map((_, i) => Buffer.concat(Array(500).fill(encode({ cmd: 'publish', topic: `bench/${i}`, payload, qos: 0, retain: false, dup: false }, 4))))
   const run = async (rounds: number) => {
     for (let r = 0; r < rounds; r++) {
