@@ -19,6 +19,9 @@ export class ContiguousBytes {
   private start = 0
   /** Bytes not yet consumed (mqtt-packet reads it as a field, like bl's). */
   length = 0
+  /** The range the last slice or toString asked for, clamped (see clamp). */
+  private from = 0
+  private to = 0
 
   append(buf: Buffer): this {
     if (buf.length === 0) return this
@@ -53,13 +56,13 @@ export class ContiguousBytes {
 
   /** A view of [start, end), clamped to what is held, as bl's slice (empty when nothing is in range). */
   slice(start?: number, end?: number): Buffer {
-    const [from, to] = this.range(start, end)
-    return from === to ? EMPTY : this.bytes.subarray(this.start + from, this.start + to)
+    this.clamp(start, end)
+    return this.from === this.to ? EMPTY : this.bytes.subarray(this.start + this.from, this.start + this.to)
   }
 
   toString(encoding: BufferEncoding, start?: number, end?: number): string {
-    const [from, to] = this.range(start, end)
-    return this.bytes.toString(encoding, this.start + from, this.start + to)
+    this.clamp(start, end)
+    return this.bytes.toString(encoding, this.start + this.from, this.start + this.to)
   }
 
   consume(bytes: number): this {
@@ -76,14 +79,19 @@ export class ContiguousBytes {
     return this
   }
 
-  /** bl's arithmetic: negative start/end count from the end, then both are clamped; an empty range is [x, x]. */
-  private range(start: number | undefined, end: number | undefined): [number, number] {
+  /**
+   * bl's arithmetic, into `from` and `to`: negative start/end count from the end, then both are clamped; an
+   * empty range is [0, 0]. (Fields rather than a returned pair: the parser reads every topic and payload through
+   * here, and a pair was an array per read.)
+   */
+  private clamp(start: number | undefined, end: number | undefined): void {
     let from = typeof start === 'number' ? (start < 0 ? start + this.length : start) : 0
     let to = typeof end === 'number' ? (end < 0 ? end + this.length : end) : this.length
     if (from < 0) from = 0
     if (to > this.length) to = this.length
-    if (from >= this.length || to <= 0 || to <= from) return [0, 0]
-    return [from, to]
+    if (from >= this.length || to <= 0 || to <= from) from = to = 0
+    this.from = from
+    this.to = to
   }
 
   private check(offset: number, size: number): void {

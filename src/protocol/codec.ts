@@ -75,8 +75,8 @@ export interface PacketSink {
 
 interface MqttPacketParser {
   parse(buf: Buffer): number
-  on(event: 'packet', fn: (p: Packet) => void): void
-  on(event: 'error', fn: (e: Error) => void): void
+  /** Called by the parser with 'packet' (a Packet) or 'error' (an Error); it extends EventEmitter. */
+  emit(event: string, value: unknown): boolean
   /** mqtt-packet internals: what it knows of the connection (protocolVersion, bridgeMode); CONNECT replaces it. */
   settings: ParserSettings
   /** mqtt-packet internals: its input (a `bl` BufferList), made anew by `_resetState`. */
@@ -112,14 +112,18 @@ class SharedDecoder {
   private fresh(): MqttPacketParser {
     const parser = mqttPacket.parser() as unknown as MqttPacketParser
     readInPlace(parser)
-    parser.on('packet', (packet) => {
-      if (!this.failed) this.sink!.onPacket(packet)
-    })
-    parser.on('error', (error) => {
-      if (this.failed) return
-      this.failed = true
-      this.sink!.onParseError(error)
-    })
+    // The parser's two events ('packet' and 'error') come straight here rather than through EventEmitter, whose
+    // emit makes an array of its arguments on every call: one more object per packet.
+    parser.emit = (event, value) => {
+      if (this.failed) return true
+      if (event === 'packet') {
+        this.sink!.onPacket(value as Packet)
+      } else if (event === 'error') {
+        this.failed = true
+        this.sink!.onParseError(value as Error)
+      }
+      return true
+    }
     return parser
   }
 
