@@ -368,7 +368,7 @@ export class Broker implements Acceptor {
 
   /** Stores or clears (empty payload [MQTT-3.3.1-6, -7]) the retained message for the topic. */
   retain(message: Message): void {
-    const kept = message.payload.length === 0 ? null : own({ ...message, retain: true, encoded: undefined, remote: undefined })
+    const kept = message.payload.length === 0 ? null : own({ ...message, retain: true, encoded: undefined, encodedMore: undefined, remote: undefined })
     this.retained.set(message.topic, kept)
     // Write-behind mirror (memory stays the truth); $SYS is the broker's own and is not kept across restarts.
     // A message from another node was stored by that node already.

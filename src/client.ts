@@ -7,13 +7,19 @@ import { MqttError } from './errors.ts'
 import type { RouteCache } from './delivery/matches.ts'
 import { Outbound, type OutboundOwner } from './delivery/outbound.ts'
 import { dispatch } from './handlers/index.ts'
-import { type Message, isExpired, remainingExpiry } from './message.ts'
+import { type Message, encodedFor, isExpired, keepEncoded, remainingExpiry } from './message.ts'
 import { encode, PacketReader, PacketTooLargeError, type Packet, type PacketSink, type ProtocolVersion, type PubackPacket, type PublishPacket, type PubrecPacket } from './protocol/codec.ts'
 import { Reason } from './protocol/reason.ts'
 import type { Delivery, Session } from './session.ts'
 import type { Connection, ConnectionHandler } from './transport/types.ts'
 
 type State = 'connecting' | 'connected' | 'closed'
+
+/**
+ * Every PUBLISH the broker sends is built in this one object, encoded at once and not kept (a new object per
+ * message was one more piece of garbage on the hot path). Each use sets every field.
+ */
+const outgoing: PublishPacket = { cmd: 'publish', topic: '', payload: Buffer.alloc(0), qos: 0, retain: false, dup: false, messageId: undefined, properties: undefined }
 
 /** Held packets past which the socket stops being read until the pending decision settles. */
 const HOLD_PAUSE_AT = 64
@@ -146,8 +152,7 @@ export class Client implements ConnectionHandler, PacketSink, OutboundOwner {
     let bytes: Buffer
     if (delivery.qos === 0 && this.cacheable(delivery)) {
       const slot = (this.version === 5 ? 2 : 0) + (delivery.retain ? 1 : 0)
-      message.encoded ??= []
-      bytes = message.encoded[slot] ??= encode(this.publishPacket(delivery, 0, false, now), this.version)
+      bytes = encodedFor(message, slot) ?? keepEncoded(message, slot, encode(this.publishPacket(delivery, 0, false, now), this.version))
     } else {
       const packet = this.publishPacket(delivery, packetId, dup, now)
       const newAlias = this.assignAlias(packet)
@@ -169,17 +174,17 @@ export class Client implements ConnectionHandler, PacketSink, OutboundOwner {
     return delivery.subscriptionIds === undefined && delivery.message.expiresAt === 0 && this.outgoingAliasMax === 0
   }
 
+  /** The PUBLISH to encode for this delivery, in the shared `outgoing` object (encoded at once, never kept). */
   private publishPacket(delivery: Delivery, packetId: number, dup: boolean, now: number): PublishPacket {
     const message = delivery.message
-    const packet: PublishPacket = {
-      cmd: 'publish',
-      topic: message.topic,
-      payload: message.payload,
-      qos: delivery.qos,
-      retain: delivery.retain,
-      dup,
-    }
-    if (delivery.qos > 0) packet.messageId = packetId
+    const packet = outgoing
+    packet.topic = message.topic
+    packet.payload = message.payload
+    packet.qos = delivery.qos
+    packet.retain = delivery.retain
+    packet.dup = dup
+    packet.messageId = delivery.qos > 0 ? packetId : undefined
+    packet.properties = undefined
     if (this.version === 5) {
       const expiry = remainingExpiry(message, now)
       if (message.properties || expiry !== undefined || delivery.subscriptionIds) {
@@ -332,6 +337,6 @@ export class Client implements ConnectionHandler, PacketSink, OutboundOwner {
     }
     const payload = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload
     // Every field the message may get later is set now: one object shape, no out-of-line storage added on the hot path.
-    return { topic: packet.topic, payload, qos: packet.qos, retain: packet.retain, properties, expiresAt, origin: clientId, encoded: undefined, owned: false, remote: false }
+    return { topic: packet.topic, payload, qos: packet.qos, retain: packet.retain, properties, expiresAt, origin: clientId, encoded: undefined, encodedSlot: 0, encodedMore: undefined, owned: false, remote: false }
   }
 }

@@ -20,8 +20,13 @@ export interface Message {
   expiresAt: number
   /** Client id of the publisher, for No Local; undefined for messages the broker itself publishes. */
   origin: string | undefined
-  /** Encoded QoS 0 PUBLISH bytes shared by every subscriber with the same settings (see Client.sendPublish). */
-  encoded?: (Buffer | undefined)[]
+  /**
+   * Encoded QoS 0 PUBLISH bytes shared by every subscriber with the same settings (see Client.sendPublish):
+   * those of the first settings used (`encodedSlot`), and of any others in `encodedMore`, by slot.
+   */
+  encoded?: Buffer | undefined
+  encodedSlot?: number
+  encodedMore?: (Buffer | undefined)[] | undefined
   /** The payload is the broker's own copy, not a view of a read buffer (see `own`). */
   owned?: boolean
   /** Came from another node of the cluster (so it is not sent back to the cluster). */
@@ -38,6 +43,26 @@ export function own(message: Message): Message {
     message.owned = true
   }
   return message
+}
+
+/** The QoS 0 PUBLISH bytes encoded for `slot` (a protocol version and RETAIN flag), if made already. */
+export function encodedFor(message: Message, slot: number): Buffer | undefined {
+  if (message.encodedSlot === slot && message.encoded) return message.encoded
+  return message.encodedMore?.[slot]
+}
+
+/**
+ * Keeps `bytes` as the encoding for `slot`. The first slot used has fields of its own: most messages go to
+ * subscribers of one kind, and a list of slots was one more array per message.
+ */
+export function keepEncoded(message: Message, slot: number, bytes: Buffer): Buffer {
+  if (!message.encoded) {
+    message.encoded = bytes
+    message.encodedSlot = slot
+  } else {
+    ;(message.encodedMore ??= [])[slot] = bytes
+  }
+  return bytes
 }
 
 /** Seconds left before the message expires (at least 1), or undefined if it never does. */
