@@ -232,7 +232,7 @@ function latency(qos: 0 | 1): Scenario['run'] {
 }
 
 /** Publishes at `rate` messages/s for `ms`, each with its send time; returns every delivery's latency. */
-async function atFixedRate(pub: BenchClient, sub: BenchClient, qos: 0 | 1, rate: number, ms: number, ids: { next: number }) {
+export async function atFixedRate(pub: BenchClient, sub: BenchClient, qos: 0 | 1, rate: number, ms: number, ids: { next: number }) {
   const samples: number[] = []
   sub.onPublish = (m) => samples.push(latencyOf(m.payload!))
   const interval = 1000 / rate
@@ -259,7 +259,7 @@ async function atFixedRate(pub: BenchClient, sub: BenchClient, qos: 0 | 1, rate:
  * gets hot. (Batches of 500 warmed up the per-packet code but left the per-read code to be compiled by the
  * optimizing JIT during the measured window.)
  */
-async function warmUp(pub: BenchClient, sub: BenchClient, qos: 0 | 1, count: number, ids: { next: number }): Promise<void> {
+export async function warmUp(pub: BenchClient, sub: BenchClient, qos: 0 | 1, count: number, ids: { next: number }): Promise<void> {
   let delivered: (() => void) | null = null
   // The generator's own per-message code (timestamps, latency) warms up too, alike for every broker.
   sub.onPublish = (m) => {
