@@ -130,6 +130,31 @@ describe('MQTT 5', () => {
     await other.end()
   })
 
+  test('[MQTT-3.3.1-12, -13] one QoS 0 message to subscribers of different kinds: each gets the RETAIN flag and properties of its own kind', async () => {
+    // The broker encodes a QoS 0 PUBLISH once per kind (protocol version, RETAIN flag) and shares the bytes.
+    const v4 = await connect(b.port, { protocolVersion: 4 })
+    const v4b = await connect(b.port, { protocolVersion: 4 })
+    const v5 = await connect(b.port, { protocolVersion: 5 })
+    const v5rap = await connect(b.port, { protocolVersion: 5 })
+    await subscribe(v4.client, 'kinds/t', { qos: 0 })
+    await subscribe(v4b.client, 'kinds/t', { qos: 0 })
+    await subscribe(v5.client, 'kinds/t', { qos: 0 })
+    await subscribe(v5rap.client, 'kinds/t', { qos: 0, rap: true })
+    const pub = await connect(b.port, { protocolVersion: 5 })
+    for (const payload of ['one', 'two']) {
+      await pub.client.publishAsync('kinds/t', payload, { qos: 0, retain: true, properties: { userProperties: { k: payload } } })
+      for (const c of [v4, v4b, v5, v5rap]) {
+        const m = await c.next()
+        expect(m.payload).toBe(payload)
+        expect(m.packet.retain).toBe(c === v5rap) // RETAIN kept only for Retain As Published
+        if (c === v5 || c === v5rap) expect(m.packet.properties?.userProperties).toEqual({ k: payload })
+        else expect(m.packet.properties).toBeUndefined()
+      }
+    }
+    await pub.client.publishAsync('kinds/t', '', { qos: 0, retain: true }) // clears the retained message
+    for (const c of [v4, v4b, v5, v5rap, pub]) await c.end()
+  })
+
   test('[MQTT-3.3.4-7] the broker never has more QoS 1 messages in flight than the client Receive Maximum', async () => {
     const c = await RawClient.connected(b.port, 5, { properties: { receiveMaximum: 2 } })
     c.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'rm', qos: 1 }] })
