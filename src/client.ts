@@ -15,11 +15,21 @@ import type { Connection, ConnectionHandler } from './transport/types.ts'
 
 type State = 'connecting' | 'connected' | 'closed'
 
+const NO_PAYLOAD = Buffer.alloc(0)
+
 /**
- * Every PUBLISH the broker sends is built in this one object, encoded at once and not kept (a new object per
- * message was one more piece of garbage on the hot path). Each use sets every field.
+ * Every PUBLISH the broker sends is built in this one object and encoded at once (a new object per message was
+ * one more piece of garbage on the hot path). Each use sets every field; see encodeOutgoing.
  */
-const outgoing: PublishPacket = { cmd: 'publish', topic: '', payload: Buffer.alloc(0), qos: 0, retain: false, dup: false, messageId: undefined, properties: undefined }
+const outgoing: PublishPacket = { cmd: 'publish', topic: '', payload: NO_PAYLOAD, qos: 0, retain: false, dup: false, messageId: undefined, properties: undefined }
+
+/** Encodes `outgoing` (as built by publishPacket), then lets go of its payload and properties: it pins nothing. */
+function encodeOutgoing(packet: PublishPacket, version: ProtocolVersion): Buffer {
+  const bytes = encode(packet, version)
+  packet.payload = NO_PAYLOAD
+  packet.properties = undefined
+  return bytes
+}
 
 /** Held packets past which the socket stops being read until the pending decision settles. */
 const HOLD_PAUSE_AT = 64
@@ -152,11 +162,11 @@ export class Client implements ConnectionHandler, PacketSink, OutboundOwner {
     let bytes: Buffer
     if (delivery.qos === 0 && this.cacheable(delivery)) {
       const slot = (this.version === 5 ? 2 : 0) + (delivery.retain ? 1 : 0)
-      bytes = encodedFor(message, slot) ?? keepEncoded(message, slot, encode(this.publishPacket(delivery, 0, false, now), this.version))
+      bytes = encodedFor(message, slot) ?? keepEncoded(message, slot, encodeOutgoing(this.publishPacket(delivery, 0, false, now), this.version))
     } else {
       const packet = this.publishPacket(delivery, packetId, dup, now)
       const newAlias = this.assignAlias(packet)
-      bytes = encode(packet, this.version)
+      bytes = encodeOutgoing(packet, this.version)
       if (bytes.length > this.maxOutgoingPacketSize && newAlias) this.outgoingAliases!.delete(message.topic)
     }
     if (bytes.length > this.maxOutgoingPacketSize) {
@@ -174,7 +184,7 @@ export class Client implements ConnectionHandler, PacketSink, OutboundOwner {
     return delivery.subscriptionIds === undefined && delivery.message.expiresAt === 0 && this.outgoingAliasMax === 0
   }
 
-  /** The PUBLISH to encode for this delivery, in the shared `outgoing` object (encoded at once, never kept). */
+  /** The PUBLISH to encode for this delivery, built in the shared `outgoing` object (see encodeOutgoing). */
   private publishPacket(delivery: Delivery, packetId: number, dup: boolean, now: number): PublishPacket {
     const message = delivery.message
     const packet = outgoing
