@@ -10,7 +10,7 @@ import { cpus, totalmem } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { available, type BrokerName, startBroker } from './brokers.ts'
-import { type Figures, type Params, type Scenario, scenarios } from './scenarios.ts'
+import { type Figures, fullParams, type Params, type Scenario, scenarios } from './scenarios.ts'
 
 const { values } = parseArgs({
   args: Bun.argv.slice(2),
@@ -27,7 +27,7 @@ const { values } = parseArgs({
 const smoke = values.smoke
 const params: Params = smoke
   ? { durationS: 1, fanOutSubscribers: 20, fanOutRate: 500, latencyRate: 500, latencyWarmup: 1000, idleConnections: 200, retainedCount: 2000 }
-  : { durationS: Number(values.duration ?? 10), fanOutSubscribers: 200, fanOutRate: 1000, latencyRate: 2000, latencyWarmup: 20_000, idleConnections: 10_000, retainedCount: 100_000 }
+  : fullParams(Number(values.duration ?? 10))
 const reps = Number(values.reps ?? (smoke ? 1 : 3))
 const wanted = values.scenarios?.split(',')
 const chosen = scenarios.filter((s) => !wanted || wanted.includes(s.id))

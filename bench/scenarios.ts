@@ -19,6 +19,11 @@ export interface Params {
   retainedCount: number
 }
 
+/** The sizes the issue sets (a full run), for `durationS` seconds per timed run. */
+export function fullParams(durationS: number): Params {
+  return { durationS, fanOutSubscribers: 200, fanOutRate: 1000, latencyRate: 2000, latencyWarmup: 20_000, idleConnections: 10_000, retainedCount: 100_000 }
+}
+
 export type Figures = Record<string, number>
 
 export interface Scenario {
@@ -210,16 +215,7 @@ const qos1: Scenario['run'] = (broker, p) =>
 function latency(qos: 0 | 1): Scenario['run'] {
   return (broker, p) =>
     measured(broker, async () => {
-      const sub = await BenchClient.connect(broker.port, `lat${qos}-sub`)
-      await sub.subscribe('lat', qos)
-      const pub = await BenchClient.connect(broker.port, `lat${qos}-pub`)
-      const ids = { next: 0 }
-      const cold = await atFixedRate(pub, sub, qos, p.latencyRate, 1000, ids)
-      await warmUp(pub, sub, qos, p.latencyWarmup, ids)
-      await Bun.sleep(1000)
-      const warm = await atFixedRate(pub, sub, qos, p.latencyRate, p.durationS * 1000, ids)
-      pub.end()
-      sub.end()
+      const { cold, warm } = await latencyTraffic(broker.port, qos, p)
       const samples = warm.samples.sort((a, b) => a - b)
       return {
         p50Ms: percentile(samples, 0.5),
@@ -231,8 +227,26 @@ function latency(qos: 0 | 1): Scenario['run'] {
     })
 }
 
+/**
+ * Scenario 4's traffic on one broker (also run by bench/tail.ts): the cold second at the fixed rate, the warm-up
+ * and a second's pause, then `durationS` at the fixed rate; each phase's latencies (ms) and messages sent.
+ */
+export async function latencyTraffic(port: number, qos: 0 | 1, p: Pick<Params, 'latencyRate' | 'latencyWarmup' | 'durationS'>) {
+  const sub = await BenchClient.connect(port, `lat${qos}-sub`)
+  await sub.subscribe('lat', qos)
+  const pub = await BenchClient.connect(port, `lat${qos}-pub`)
+  const ids = { next: 0 }
+  const cold = await atFixedRate(pub, sub, qos, p.latencyRate, 1000, ids)
+  await warmUp(pub, sub, qos, p.latencyWarmup, ids)
+  await Bun.sleep(1000)
+  const warm = await atFixedRate(pub, sub, qos, p.latencyRate, p.durationS * 1000, ids)
+  pub.end()
+  sub.end()
+  return { cold, warm }
+}
+
 /** Publishes at `rate` messages/s for `ms`, each with its send time; returns every delivery's latency. */
-export async function atFixedRate(pub: BenchClient, sub: BenchClient, qos: 0 | 1, rate: number, ms: number, ids: { next: number }) {
+async function atFixedRate(pub: BenchClient, sub: BenchClient, qos: 0 | 1, rate: number, ms: number, ids: { next: number }) {
   const samples: number[] = []
   sub.onPublish = (m) => samples.push(latencyOf(m.payload!))
   const interval = 1000 / rate
@@ -259,7 +273,7 @@ export async function atFixedRate(pub: BenchClient, sub: BenchClient, qos: 0 | 1
  * gets hot. (Batches of 500 warmed up the per-packet code but left the per-read code to be compiled by the
  * optimizing JIT during the measured window.)
  */
-export async function warmUp(pub: BenchClient, sub: BenchClient, qos: 0 | 1, count: number, ids: { next: number }): Promise<void> {
+async function warmUp(pub: BenchClient, sub: BenchClient, qos: 0 | 1, count: number, ids: { next: number }): Promise<void> {
   let delivered: (() => void) | null = null
   // The generator's own per-message code (timestamps, latency) warms up too, alike for every broker.
   sub.onPublish = (m) => {

@@ -8,30 +8,20 @@
  *   bun bench/tail.ts [brokers=midge,mosquitto,relay] [reps=5] [qos=0] [seconds=10]
  */
 import { available, type BrokerName, startBroker } from './brokers.ts'
-import { BenchClient } from './client.ts'
-import { atFixedRate, warmUp } from './scenarios.ts'
+import { fullParams, latencyTraffic } from './scenarios.ts'
 
 const brokers = (Bun.argv[2] ?? 'midge,mosquitto,relay').split(',').filter((b) => available(b as BrokerName)) as BrokerName[]
 const reps = Number(Bun.argv[3] ?? 5)
 const qos = Number(Bun.argv[4] ?? 0) === 1 ? 1 : 0
 const seconds = Number(Bun.argv[5] ?? 10)
-const RATE = 2000
+const params = fullParams(seconds)
 
 const pooled = new Map<BrokerName, number[]>(brokers.map((b) => [b, []]))
 for (let rep = 0; rep < reps; rep++) {
   for (const name of brokers) {
     const broker = await startBroker(name)
     try {
-      const sub = await BenchClient.connect(broker.port, 'tail-sub')
-      await sub.subscribe('lat', qos)
-      const pub = await BenchClient.connect(broker.port, 'tail-pub')
-      const ids = { next: 0 }
-      await atFixedRate(pub, sub, qos, RATE, 1000, ids)
-      await warmUp(pub, sub, qos, 20_000, ids)
-      await Bun.sleep(1000)
-      const { samples } = await atFixedRate(pub, sub, qos, RATE, seconds * 1000, ids)
-      pub.end()
-      sub.end()
+      const { samples } = (await latencyTraffic(broker.port, qos, params)).warm
       pooled.get(name)!.push(...samples)
       const sorted = samples.sort((a, b) => a - b)
       console.log(`round ${rep + 1} ${name}: p99 ${sorted[Math.floor(sorted.length * 0.99)]?.toFixed(3)} ms`)
@@ -43,7 +33,7 @@ for (let rep = 0; rep < reps; rep++) {
 
 const QUANTILES = [0.5, 0.9, 0.95, 0.98, 0.99, 0.995, 0.999]
 const OVER_MS = [0.1, 0.15, 0.2, 0.3, 0.5, 1]
-console.log(`\nQoS ${qos}, ${RATE} msg/s, ${reps} x ${seconds} s pooled; latency in ms, then the share of messages slower than each bound`)
+console.log(`\nQoS ${qos}, ${params.latencyRate} msg/s, ${reps} x ${seconds} s pooled; latency in ms, then the share of messages slower than each bound`)
 console.log(['broker', 'n', ...QUANTILES.map((q) => `p${String(q * 100).replace('.', '')}`), ...OVER_MS.map((ms) => `>${ms}`)].join('\t'))
 for (const [name, samples] of pooled) {
   samples.sort((a, b) => a - b)
