@@ -166,13 +166,14 @@ export class Broker implements Acceptor {
       session.subscriptions.set(subscriptionKey(sub), sub)
     }
     for (const d of stored.deliveries) {
-      const delivery: Delivery = { message: { ...d.message, owned: true }, qos: d.qos, retain: d.retain, subscriptionIds: d.subscriptionIds, seq: d.seq }
+      const awaiting = d.state === 'queued' ? undefined : d.state
+      const delivery: Delivery = { message: { ...d.message, owned: true }, qos: d.qos, retain: d.retain, subscriptionIds: d.subscriptionIds, seq: d.seq, awaiting }
       session.lastSeq = Math.max(session.lastSeq, d.seq)
       if (d.state === 'queued') {
         session.queue.push(delivery)
         session.queuedBytes += d.message.payload.length
       } else {
-        session.inflight.set(d.packetId, { delivery, state: d.state })
+        session.inflight.set(d.packetId, delivery)
       }
     }
     for (const id of stored.awaitingRelease) session.awaitingRelease.add(id)

@@ -16,12 +16,8 @@ export interface Delivery {
   subscriptionIds: number[] | undefined
   /** Position in a persistent session's stream (its key in the session store); 0 when not stored. */
   seq?: number
-}
-
-/** An outbound QoS 1/2 message the client has not yet acknowledged; `state` is the ack we wait for. */
-export interface InflightEntry {
-  delivery: Delivery
-  state: 'puback' | 'pubrec' | 'pubcomp'
+  /** Once sent at QoS 1/2 (in `Session.inflight`): the acknowledgement it waits for. */
+  awaiting?: 'puback' | 'pubrec' | 'pubcomp'
 }
 
 export interface Will {
@@ -39,7 +35,7 @@ export class Session {
   /** Keyed by the filter as sent, `$share/...` included. */
   readonly subscriptions = new Map<string, Subscription>()
   /** Outbound packet ids in use. Kept apart from inbound ids [MQTT-2.2.1-3 / 2.3.1]. */
-  readonly inflight = new Map<number, InflightEntry>()
+  readonly inflight = new Map<number, Delivery>()
   /** Inbound QoS 2 packet ids received and not yet released: a duplicate is not routed twice [MQTT-4.3.3-10]. */
   readonly awaitingRelease = new Set<number>()
   readonly queue = new Deque<Delivery>()

@@ -61,27 +61,27 @@ export class Deliverer {
    * past PUBREC, in their original order [MQTT-4.4.0-1]; then the queue moves on.
    */
   resend(session: Session, client: Client): void {
-    for (const [id, entry] of session.inflight) {
-      if (entry.state === 'pubcomp') client.send({ cmd: 'pubrel', messageId: id })
-      else if (!client.sendPublish(entry.delivery, id, true)) this.forget(session, id)
+    for (const [id, delivery] of session.inflight) {
+      if (delivery.awaiting === 'pubcomp') client.send({ cmd: 'pubrel', messageId: id })
+      else if (!client.sendPublish(delivery, id, true)) this.forget(session, id)
     }
     this.pump(session)
   }
 
   /** The client acknowledged (or can never get) the message with this packet id: the slot is free again. */
   forget(session: Session, packetId: number): void {
-    const entry = session.inflight.get(packetId)
-    if (!entry) return
+    const delivery = session.inflight.get(packetId)
+    if (!delivery) return
     session.inflight.delete(packetId)
-    if (entry.delivery.seq) this.plugins.sessionStore?.deleteDelivery(session.clientId, entry.delivery.seq)
+    if (delivery.seq) this.plugins.sessionStore?.deleteDelivery(session.clientId, delivery.seq)
   }
 
   /** PUBREC arrived for a QoS 2 message: now waiting for PUBCOMP. */
   received(session: Session, packetId: number): void {
-    const entry = session.inflight.get(packetId)
-    if (!entry) return
-    entry.state = 'pubcomp'
-    if (entry.delivery.seq) this.store(session, entry.delivery, packetId, 'pubcomp')
+    const delivery = session.inflight.get(packetId)
+    if (!delivery) return
+    delivery.awaiting = 'pubcomp'
+    if (delivery.seq) this.store(session, delivery, packetId, 'pubcomp')
   }
 
   /** An inbound QoS 2 message was accepted (PUBREC sent) or released (PUBREL received). */
@@ -103,9 +103,10 @@ export class Deliverer {
       return
     }
     const id = session.nextPacketId()
-    const state = delivery.qos === 1 ? 'puback' : 'pubrec'
-    session.inflight.set(id, { delivery, state })
-    if (client.sendPublish(delivery, id, false)) this.store(session, delivery, id, state)
+    const awaiting = delivery.qos === 1 ? 'puback' : 'pubrec'
+    delivery.awaiting = awaiting
+    session.inflight.set(id, delivery)
+    if (client.sendPublish(delivery, id, false)) this.store(session, delivery, id, awaiting)
     else this.forget(session, id)
   }
 

@@ -6,8 +6,8 @@ import { Reason } from '../protocol/reason.ts'
 export function handlePuback(client: Client, packet: PubackPacket): void {
   const session = client.session!
   const id = packet.messageId ?? 0
-  const entry = session.inflight.get(id)
-  if (entry?.state !== 'puback') return ignoreUnknown(client, 'PUBACK', id)
+  const delivery = session.inflight.get(id)
+  if (delivery?.awaiting !== 'puback') return ignoreUnknown(client, 'PUBACK', id)
   client.broker.deliverer.forget(session, id)
   client.broker.deliverer.pump(session)
 }
@@ -15,8 +15,8 @@ export function handlePuback(client: Client, packet: PubackPacket): void {
 export function handlePubrec(client: Client, packet: PubrecPacket): void {
   const session = client.session!
   const id = packet.messageId ?? 0
-  const entry = session.inflight.get(id)
-  if (!entry || entry.state === 'puback') {
+  const delivery = session.inflight.get(id)
+  if (!delivery || delivery.awaiting === 'puback') {
     // [MQTT-4.3.3] answer with PUBREL anyway so the client can finish; v5 says the id is unknown.
     client.send({ cmd: 'pubrel', messageId: id, reasonCode: client.version === 5 ? Reason.PacketIdentifierNotFound : undefined })
     return
@@ -34,8 +34,8 @@ export function handlePubrec(client: Client, packet: PubrecPacket): void {
 export function handlePubcomp(client: Client, packet: PubcompPacket): void {
   const session = client.session!
   const id = packet.messageId ?? 0
-  const entry = session.inflight.get(id)
-  if (entry?.state !== 'pubcomp') return ignoreUnknown(client, 'PUBCOMP', id)
+  const delivery = session.inflight.get(id)
+  if (delivery?.awaiting !== 'pubcomp') return ignoreUnknown(client, 'PUBCOMP', id)
   client.broker.deliverer.forget(session, id)
   client.broker.deliverer.pump(session)
 }
