@@ -31,6 +31,9 @@ function encodeOutgoing(packet: PublishPacket, version: ProtocolVersion): Buffer
   return bytes
 }
 
+/** The PUBACK / PUBREC sent at once is built here and encoded straight away, as `outgoing` is (3.1.1 ignores the reason code). */
+const ackNow: PubackPacket | PubrecPacket = { cmd: 'puback', messageId: 0, reasonCode: 0, properties: undefined }
+
 /** Held packets past which the socket stops being read until the pending decision settles. */
 const HOLD_PAUSE_AT = 64
 
@@ -128,10 +131,15 @@ export class Client implements ConnectionHandler, PacketSink, OutboundOwner {
    * Sends PUBACK / PUBREC once `durable` resolves (the stores have written the message), keeping acks in the
    * order the PUBLISH packets came [MQTT-4.6.0-2, -3]: a later ack never overtakes an earlier one still waiting.
    */
-  sendAck(ack: PubackPacket | PubrecPacket, durable: Promise<void> | null): void {
+  sendAck(cmd: 'puback' | 'pubrec', messageId: number, reasonCode: number, properties: { reasonString: string } | undefined, durable: Promise<void> | null): void {
     const wait = durable && this.ackChain ? Promise.all([this.ackChain, durable]) : (durable ?? this.ackChain)
-    if (wait) this.sendAckAfter(ack, wait)
-    else this.send(ack)
+    if (wait) return this.sendAckAfter({ cmd, messageId, reasonCode, properties } as PubackPacket | PubrecPacket, wait)
+    ackNow.cmd = cmd
+    ackNow.messageId = messageId
+    ackNow.reasonCode = reasonCode
+    ackNow.properties = properties
+    this.send(ackNow)
+    ackNow.properties = undefined
   }
 
   /** sendAck() when something must be written first (apart, so sendAck itself creates no closures). */

@@ -5,7 +5,7 @@
 import { Client } from '../client.ts'
 import { RouteCache } from '../delivery/matches.ts'
 import { MqttError } from '../errors.ts'
-import type { PubackPacket, PublishPacket, PubrecPacket } from '../protocol/codec.ts'
+import type { PublishPacket } from '../protocol/codec.ts'
 import { Reason, type ReasonCode } from '../protocol/reason.ts'
 import { topicNameError } from '../protocol/validate.ts'
 import { decide, type Verdict } from '../plugin.ts'
@@ -89,9 +89,8 @@ function acknowledge(client: Client, packet: PublishPacket, verdict: Verdict): v
   const cmd: 'puback' | 'pubrec' = packet.qos === 1 ? 'puback' : 'pubrec' // [MQTT-4.3.2-2], [MQTT-4.3.3-8]
   // MQTT 5.0 section 3.4.2.2.2: a reason string only when the client has not asked us to leave them out.
   const properties = reasonString && client.requestProblemInformation ? { reasonString } : undefined
-  const ack = (client.version === 5 ? { cmd, messageId: id, reasonCode, properties } : { cmd, messageId: id }) as PubackPacket | PubrecPacket
   // With a persistent store, acknowledge only once what this message changed is on disk (a refusal changed nothing).
-  client.sendAck(ack, verdict.allowed ? broker.plugins.flushed() : null)
+  client.sendAck(cmd, id, reasonCode, properties, verdict.allowed ? broker.plugins.flushed() : null)
 }
 
 /** MQTT 5.0 section 3.3.2.3.4: alias 0 or above our maximum is invalid; an empty topic needs a known alias. */
