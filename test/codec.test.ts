@@ -6,13 +6,14 @@ import { describe, expect, test } from 'bun:test'
 import mqttPacket, { generate, type Packet } from 'mqtt-packet'
 import BufferList from 'bl'
 import { ContiguousBytes } from '../src/protocol/bytes.ts'
+import { utf8 } from '../src/protocol/strings.ts'
 import { encode, readInPlace } from '../src/protocol/codec.ts'
 import { repoRoot } from './helpers/process.ts'
 
 async function run(script: string, env: Record<string, string | undefined> = {}) {
   const proc = Bun.spawn([process.execPath, '-e', script], { cwd: repoRoot, stdout: 'pipe', stderr: 'pipe', env: { ...process.env, DEBUG: undefined, ...env } })
   const [stdout, stderr] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text()])
-  expect(await proc.exited).toBe(0)
+  if ((await proc.exited) !== 0) throw new Error(`the script failed: ${stderr}`)
   return { stdout, stderr }
 }
 
@@ -183,5 +184,38 @@ describe('ContiguousBytes', () => {
         expect(ours.length).toBe(theirs.length)
       }
     }
+  })
+})
+
+describe('utf8 (short strings interned)', () => {
+  test('gives what Buffer.toString gives, for any bytes, through slot collisions and replacements', () => {
+    let seed = 11
+    const random = (n: number) => {
+      seed = (seed * 1103515245 + 12345) & 0x7fffffff
+      return seed % n
+    }
+    // 300 distinct strings read over and over: more than enough to share slots (the table holds 2,048).
+    const pool = Array.from({ length: 300 }, (_, i) => {
+      const kind = i % 3
+      if (kind === 0) return Buffer.from(`sensors/device-${i}/temperature`.slice(0, 1 + random(34)))
+      if (kind === 1) return Buffer.from(Array.from({ length: random(40) }, () => random(256))) // malformed UTF-8 too
+      return Buffer.from(`zürich/温度/${i}`)
+    })
+    for (let k = 0; k < 20_000; k++) {
+      const bytes = pool[random(pool.length)]!
+      const padded = Buffer.concat([Buffer.from([random(256)]), bytes, Buffer.from([random(256)])])
+      expect(utf8(padded, 1, 1 + bytes.length)).toBe(padded.toString('utf8', 1, 1 + bytes.length))
+    }
+  })
+
+  test('a repeat gives back the same string; equal-length neighbours do not mix', () => {
+    const a = Buffer.from('xxbench/1xx')
+    const first = utf8(a, 2, 9)
+    expect(utf8(Buffer.from('bench/1'), 0, 7)).toBe(first)
+    expect(utf8(Buffer.from('bench/2'), 0, 7)).toBe('bench/2')
+    expect(utf8(a, 2, 9)).toBe('bench/1')
+    expect(utf8(a, 5, 5)).toBe('')
+    const long = Buffer.from('a/'.repeat(100))
+    expect(utf8(long, 0, 200)).toBe('a/'.repeat(100)) // beyond the interned length: decoded each time
   })
 })

@@ -12,6 +12,8 @@
  * refuses the same packets either way. mqtt-packet still decodes every packet: this only holds its bytes.
  */
 
+import { utf8 } from './strings.ts'
+
 const EMPTY = Buffer.alloc(0)
 
 export class ContiguousBytes {
@@ -62,6 +64,7 @@ export class ContiguousBytes {
 
   toString(encoding: BufferEncoding, start?: number, end?: number): string {
     this.clamp(start, end)
+    if (encoding === 'utf8') return utf8(this.bytes, this.start + this.from, this.start + this.to) // what the parser asks
     return this.bytes.toString(encoding, this.start + this.from, this.start + this.to)
   }
 
