@@ -45,6 +45,23 @@ describe('codec', () => {
 })
 
 describe('encode', () => {
+  // In a fresh process the codec loads mqtt-packet itself, with its var-int buffers shared (codec.ts,
+  // reuseVarByteInts); the bytes must still be stock mqtt-packet's, as this process (which loaded it first) makes them.
+  test('MQTT 5 properties encode with shared var-int buffers, to the same bytes as stock mqtt-packet', async () => {
+    const v5 = (props: object) => ({ cmd: 'publish', topic: 't/1', payload: Buffer.from('x'), qos: 1, messageId: 9, retain: false, dup: false, properties: props })
+    const cases = [{}, { topicAlias: 3 }, { userProperties: { a: 'b', ü: ['1', '2'] } }, { subscriptionIdentifier: [1, 200, 20_000, 268435455] }, { userProperties: { big: 'x'.repeat(20_000) } }]
+    const { stdout } = await run(`
+      const { encode } = await import('./src/protocol/codec.ts')
+      const numbers = require('mqtt-packet/numbers')
+      const cases = ${JSON.stringify(cases)}
+      const bytes = cases.map((properties) => encode({ ...${JSON.stringify(v5({}))}, payload: Buffer.from('x'), properties }, 5).toString('hex'))
+      console.log(JSON.stringify({ shared: numbers.genBufVariableByteInt(300) === numbers.genBufVariableByteInt(300), bytes }))
+    `)
+    const result = JSON.parse(stdout)
+    expect(result.shared).toBe(true)
+    expect(result.bytes).toEqual(cases.map((props) => generate(v5(props) as Packet, { protocolVersion: 5 }).toString('hex')))
+  })
+
   const big = Buffer.alloc(100_000, 7) // larger than the writer's scratch buffer
   const packets: [Packet, 3 | 4 | 5][] = [
     [{ cmd: 'connack', sessionPresent: true, returnCode: 0 }, 4],

@@ -22,6 +22,7 @@ const mqttPacket = loadMqttPacket()
 function loadMqttPacket(): typeof import('mqtt-packet') {
   const require = createRequire(import.meta.url)
   const packetPath = require.resolve('mqtt-packet')
+  if (!require.cache[packetPath]) reuseVarByteInts(packetPath)
   const debugPath = process.env.DEBUG || require.cache[packetPath] ? null : resolveFrom(packetPath, 'debug')
   if (!debugPath) return require('mqtt-packet') // logs asked for, loaded already, or a version without `debug`
   const real = require.cache[debugPath]
@@ -34,6 +35,24 @@ function loadMqttPacket(): typeof import('mqtt-packet') {
     if (real) require.cache[debugPath] = real
     else delete require.cache[debugPath]
   }
+}
+
+/**
+ * mqtt-packet's MQTT 5 encoder measures every properties section by encoding its length as a variable byte
+ * integer into a new buffer (`genBufVariableByteInt`: a 4-byte buffer and a view of it) and taking that buffer's
+ * length: two objects per packet with properties, the largest cost in encoding them. Its callers only measure
+ * the result or, for values under 16,384, cache it themselves, so one shared buffer per value serves as well.
+ * writeToStream.js reads the function from numbers.js when it loads, so this runs before mqtt-packet loads; a
+ * version laid out otherwise is left as it is.
+ */
+function reuseVarByteInts(packetPath: string): void {
+  const numbersPath = resolveFrom(packetPath, './numbers')
+  if (!numbersPath) return
+  const numbers = createRequire(packetPath)(numbersPath) as { genBufVariableByteInt?: (num: number) => Buffer }
+  const generate = numbers.genBufVariableByteInt
+  if (typeof generate !== 'function') return
+  const cache: Buffer[] = []
+  numbers.genBufVariableByteInt = (num: number) => (num >= 0 && num < 16384 && Number.isInteger(num) ? (cache[num] ??= generate(num)) : generate(num))
 }
 
 function resolveFrom(from: string, id: string): string | null {
