@@ -10,6 +10,14 @@ import { utf8 } from '../src/protocol/strings.ts'
 import { encode, readInPlace } from '../src/protocol/codec.ts'
 import { repoRoot } from './helpers/process.ts'
 
+/** A repeatable pseudo-random integer in [0, n), from `seed`. */
+function seededRandom(seed: number): (n: number) => number {
+  return (n) => {
+    seed = (seed * 1103515245 + 12345) & 0x7fffffff
+    return seed % n
+  }
+}
+
 async function run(script: string, env: Record<string, string | undefined> = {}) {
   const proc = Bun.spawn([process.execPath, '-e', script], { cwd: repoRoot, stdout: 'pipe', stderr: 'pipe', env: { ...process.env, DEBUG: undefined, ...env } })
   const [stdout, stderr] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text()])
@@ -146,11 +154,7 @@ describe('decode in place', () => {
   })
 
   test('mutated packets: the same packets, the same errors, the same throws', () => {
-    let seed = 42
-    const random = (n: number) => {
-      seed = (seed * 1103515245 + 12345) & 0x7fffffff
-      return seed % n
-    }
+    const random = seededRandom(42)
     let refused = 0
     for (let round = 0; round < 40; round++) {
       for (const [bytes, v] of encoded) {
@@ -169,11 +173,7 @@ describe('decode in place', () => {
 
 describe('ContiguousBytes', () => {
   test('answers as bl does for every call the parser makes, in range and out of it', () => {
-    let seed = 7
-    const random = (n: number) => {
-      seed = (seed * 1103515245 + 12345) & 0x7fffffff
-      return seed % n
-    }
+    const random = seededRandom(7)
     const call = (target: Record<string, (...a: unknown[]) => unknown>, method: string, args: unknown[]) => {
       try {
         const result = target[method]!(...args)
@@ -206,11 +206,7 @@ describe('ContiguousBytes', () => {
 
 describe('utf8 (short strings interned)', () => {
   test('gives what Buffer.toString gives, for any bytes, through slot collisions and replacements', () => {
-    let seed = 11
-    const random = (n: number) => {
-      seed = (seed * 1103515245 + 12345) & 0x7fffffff
-      return seed % n
-    }
+    const random = seededRandom(11)
     // 300 distinct strings read over and over: more than enough to share slots (the table holds 2,048).
     const pool = Array.from({ length: 300 }, (_, i) => {
       const kind = i % 3
