@@ -6,7 +6,7 @@ import { describe, expect, test } from 'bun:test'
 import mqttPacket, { generate, type Packet } from 'mqtt-packet'
 import BufferList from 'bl'
 import { ContiguousBytes } from '../src/protocol/bytes.ts'
-import { utf8 } from '../src/protocol/strings.ts'
+import { internStats, utf8 } from '../src/protocol/strings.ts'
 import { encode, readInPlace } from '../src/protocol/codec.ts'
 import { repoRoot } from './helpers/process.ts'
 
@@ -207,7 +207,6 @@ describe('ContiguousBytes', () => {
 describe('utf8 (short strings interned)', () => {
   test('gives what Buffer.toString gives, for any bytes, through slot collisions and replacements', () => {
     const random = seededRandom(11)
-    // 300 distinct strings read over and over: more than enough to share slots (the table holds 2,048).
     const pool = Array.from({ length: 300 }, (_, i) => {
       const kind = i % 3
       if (kind === 0) return Buffer.from(`sensors/device-${i}/temperature`.slice(0, 1 + random(34)))
@@ -219,16 +218,44 @@ describe('utf8 (short strings interned)', () => {
       const padded = Buffer.concat([Buffer.from([random(256)]), bytes, Buffer.from([random(256)])])
       expect(utf8(padded, 1, 1 + bytes.length)).toBe(padded.toString('utf8', 1, 1 + bytes.length))
     }
+    // 3,000 ASCII strings of one length in 2,048 slots: some must share a slot and replace each other.
+    const sameLength = Array.from({ length: 3000 }, (_, i) => Buffer.from(`t/${String(i).padStart(5, '0')}`))
+    for (let k = 0; k < 60_000; k++) {
+      const bytes = sameLength[random(k < 30_000 ? 3000 : 300)]!
+      expect(utf8(bytes, 0, bytes.length)).toBe(bytes.toString())
+    }
   })
 
-  test('a repeat gives back the same string; equal-length neighbours do not mix', () => {
+  test('a repeat is a hit; equal-length neighbours do not mix; long and non-ASCII strings are decoded each time', () => {
+    const before = internStats()
     const a = Buffer.from('xxbench/1xx')
-    const first = utf8(a, 2, 9)
-    expect(utf8(Buffer.from('bench/1'), 0, 7)).toBe(first)
+    expect(utf8(a, 2, 9)).toBe('bench/1')
+    for (let k = 0; k < 10; k++) expect(utf8(Buffer.from('bench/1'), 0, 7)).toBe('bench/1')
     expect(utf8(Buffer.from('bench/2'), 0, 7)).toBe('bench/2')
     expect(utf8(a, 2, 9)).toBe('bench/1')
     expect(utf8(a, 5, 5)).toBe('')
-    const long = Buffer.from('a/'.repeat(100))
-    expect(utf8(long, 0, 200)).toBe('a/'.repeat(100)) // beyond the interned length: decoded each time
+    expect(utf8(Buffer.from('a/'.repeat(100)), 0, 200)).toBe('a/'.repeat(100))
+    expect(utf8(Buffer.from('zürich'), 0, 7)).toBe('zürich')
+    const after = internStats()
+    expect(after.hits - before.hits).toBeGreaterThanOrEqual(10)
+    expect(after.misses - before.misses).toBeLessThanOrEqual(3) // bench/1 (if not there already), bench/2, and a slot lost to bench/2
+  })
+
+  test('stands aside while strings do not repeat, and comes back when they do', () => {
+    const random = seededRandom(5)
+    for (let k = 0; k < 20_000; k++) {
+      const topic = `sensors/device-${k}/t${random(1000)}`
+      expect(utf8(Buffer.from(topic), 0, topic.length)).toBe(topic)
+    }
+    expect(internStats().standingAside).toBe(true)
+    const misses = internStats().misses
+    for (let k = 20_000; k < 30_000; k++) utf8(Buffer.from(`sensors/device-${k}`), 0, `sensors/device-${k}`.length)
+    expect(internStats().misses - misses).toBeLessThan(10_000 / 16) // one string in 32 looked up
+    const repeated = ['a/b', 'source', 'unit', 'pub-1'].map((t) => Buffer.from(t))
+    for (let k = 0; k < 100_000; k++) {
+      const bytes = repeated[k % 4]!
+      expect(utf8(bytes, 0, bytes.length)).toBe(bytes.toString())
+    }
+    expect(internStats().standingAside).toBe(false)
   })
 })

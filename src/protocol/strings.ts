@@ -1,40 +1,70 @@
 /**
- * UTF-8 strings read from packets, with the short ones interned.
+ * UTF-8 strings read from packets, with short repeated ones interned.
  *
- * mqtt-packet reads every topic, client id and user-property key and value as a new string. In real traffic they
- * repeat: the same topics, the same property names. A fixed table keyed by the bytes hands back the string made
+ * mqtt-packet reads every topic, client id and user-property key and value as a new string. In much traffic they
+ * repeat: a few topics, the same property names. A fixed table keyed by the bytes hands back the string made
  * the last time those exact bytes were read, so a repeat costs a hash and a compare instead of a decode and an
  * allocation, and everything downstream (the route cache, property maps) gets a string it has seen before.
  *
- * The table is direct-mapped and fixed in size (SLOTS strings of at most MAX_BYTES bytes, ~80 KB in all): a new
- * string takes its slot's place, so the table never grows, whatever the traffic. The answer is always exactly
- * what `Buffer.toString('utf8')` gives for those bytes, malformed UTF-8 included, since a hit needs equal bytes.
+ * - The table is direct-mapped and fixed in size (SLOTS strings of at most MAX_BYTES ASCII bytes): a new string
+ *   takes its slot's place, so the table never grows, whatever the traffic.
+ * - The answer is always exactly `Buffer.toString('utf8')`'s: a hit needs the same ASCII bytes, and anything
+ *   else is decoded as before.
+ * - Where strings do not repeat (a topic per device among thousands), a lookup is a miss that costs more than
+ *   the decode it did not save. So the table keeps count: while fewer than half of the last SAMPLE lookups hit,
+ *   it looks up only one string in STAND_ASIDE and decodes the rest at once. (Sampling all along, rather than
+ *   in phases, keeps both paths compiled: switching between long phases cost a deoptimization each time.)
  */
 
 const SLOTS = 2048 // a power of 2
 const MAX_BYTES = 32
+const SAMPLE = 1024
+const STAND_ASIDE = 32 // a power of 2
 
-const slotBytes = new Uint8Array(SLOTS * MAX_BYTES)
-const slotLength = new Int32Array(SLOTS).fill(-1)
 const slotString: string[] = new Array<string>(SLOTS).fill('')
+let lookups = 0
+let hits = 0
+let asideFor = 0 // 0 while the table earns its keep, STAND_ASIDE - 1 while it does not
+let tick = 0
+let totalHits = 0
+let totalMisses = 0
+
+/** What the table has done so far (for tests and diagnostics). */
+export function internStats(): { hits: number; misses: number; standingAside: boolean } {
+  return { hits: totalHits, misses: totalMisses, standingAside: asideFor !== 0 }
+}
 
 /** `buf.toString('utf8', from, to)` for a range already within `buf`. */
 export function utf8(buf: Buffer, from: number, to: number): string {
   const length = to - from
   if (length <= 0) return ''
   if (length > MAX_BYTES) return buf.toString('utf8', from, to)
+  if ((++tick & asideFor) !== 0) return buf.toString('utf8', from, to)
   let hash = 0x811c9dc5 // FNV-1a
-  for (let i = from; i < to; i++) hash = Math.imul(hash ^ buf[i]!, 0x01000193)
-  const slot = (hash ^ (hash >>> 15)) & (SLOTS - 1)
-  const base = slot * MAX_BYTES
-  if (slotLength[slot] === length) {
-    let i = 0
-    while (i < length && slotBytes[base + i] === buf[from + i]) i++
-    if (i === length) return slotString[slot]!
+  let high = 0
+  for (let i = from; i < to; i++) {
+    const byte = buf[i]!
+    high |= byte
+    hash = Math.imul(hash ^ byte, 0x01000193)
   }
+  if (high >= 0x80) return buf.toString('utf8', from, to) // not ASCII: a string's chars are not its bytes
+  if (++lookups === SAMPLE) {
+    asideFor = hits * 2 < SAMPLE ? STAND_ASIDE - 1 : 0
+    lookups = hits = 0
+  }
+  const slot = (hash ^ (hash >>> 15)) & (SLOTS - 1)
+  const known = slotString[slot]!
+  if (known.length === length) {
+    let i = 0
+    while (i < length && known.charCodeAt(i) === buf[from + i]) i++
+    if (i === length) {
+      hits++
+      totalHits++
+      return known
+    }
+  }
+  totalMisses++
   const text = buf.toString('utf8', from, to)
-  for (let i = 0; i < length; i++) slotBytes[base + i] = buf[from + i]!
-  slotLength[slot] = length
   slotString[slot] = text
   return text
 }
