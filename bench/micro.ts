@@ -52,6 +52,13 @@ reader.feed(encode({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, cli
 time('frame + decode QoS 0 PUBLISH (64 B), 1000 per chunk', 200_000, () => {
   for (let i = 0; i < 200; i++) reader.feed(chunk)
 })
+// A topic per device: 100,000 distinct topics, none repeated within 100 chunks (the intern table stands aside).
+const distinct = Array.from({ length: 100 }, (_, c) =>
+  Buffer.concat(Array.from({ length: 1000 }, (_, i) => encode({ cmd: 'publish', topic: `sensors/device-${c * 1000 + i}/temperature`, payload, qos: 0, retain: false, dup: false }, 4))),
+)
+time('frame + decode, 100,000 distinct topics', 200_000, () => {
+  for (let i = 0; i < 200; i++) reader.feed(distinct[i % 100]!)
+})
 time('encode QoS 0 PUBLISH (64 B), MQTT 3.1.1', 200_000, () => {
   for (let i = 0; i < 200_000; i++) encode({ cmd: 'publish', topic: 'bench/1', payload, qos: 0, retain: false, dup: false }, 4)
 })
