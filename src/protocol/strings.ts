@@ -22,8 +22,8 @@ const SAMPLE = 1024
 const STAND_ASIDE = 32 // a power of 2
 
 const slotString: string[] = new Array<string>(SLOTS).fill('')
-let lookups = 0
-let hits = 0
+let lookups = 0 // in this sample
+let hitsBefore = 0 // totalHits when this sample began
 let asideFor = 0 // 0 while the table earns its keep, STAND_ASIDE - 1 while it does not
 let tick = 0
 let totalHits = 0
@@ -49,8 +49,9 @@ export function utf8(buf: Buffer, from: number, to: number): string {
   }
   if (high >= 0x80) return buf.toString('utf8', from, to) // not ASCII: a string's chars are not its bytes
   if (++lookups === SAMPLE) {
-    asideFor = hits * 2 < SAMPLE ? STAND_ASIDE - 1 : 0
-    lookups = hits = 0
+    asideFor = (totalHits - hitsBefore) * 2 < SAMPLE ? STAND_ASIDE - 1 : 0
+    hitsBefore = totalHits
+    lookups = 0
   }
   const slot = (hash ^ (hash >>> 15)) & (SLOTS - 1)
   const known = slotString[slot]!
@@ -58,7 +59,6 @@ export function utf8(buf: Buffer, from: number, to: number): string {
     let i = 0
     while (i < length && known.charCodeAt(i) === buf[from + i]) i++
     if (i === length) {
-      hits++
       totalHits++
       return known
     }
