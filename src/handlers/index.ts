@@ -1,5 +1,6 @@
 import type { Client } from '../client.ts'
 import { MqttError } from '../errors.ts'
+import { checkPacket } from '../protocol/check.ts'
 import type { Packet } from '../protocol/codec.ts'
 import { Reason } from '../protocol/reason.ts'
 import { handlePuback, handlePubcomp, handlePubrec, handlePubrel } from './acks.ts'
@@ -10,15 +11,18 @@ import { handleSubscribe } from './subscribe.ts'
 import { handleUnsubscribe } from './unsubscribe.ts'
 
 /**
- * Routes one parsed packet to its handler; throws MqttError on a protocol violation.
+ * Checks one parsed packet (protocol/check.ts), then routes it to its handler; throws MqttError on a protocol violation.
  * Returns a Promise while a plugin decision is pending: the client holds its later packets until it settles.
  */
 export function dispatch(client: Client, packet: Packet): void | Promise<void> {
   if (client.state === 'connecting') {
     // [MQTT-3.1.0-1] the first packet from the client must be CONNECT.
     if (packet.cmd !== 'connect') throw new MqttError(Reason.ProtocolError, `${packet.cmd} before CONNECT`)
+    client.version = packet.protocolVersion ?? 4
+    checkPacket(packet, client.version)
     return handleConnect(client, packet)
   }
+  checkPacket(packet, client.version)
   switch (packet.cmd) {
     case 'publish':
       return handlePublish(client, packet)

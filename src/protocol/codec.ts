@@ -101,6 +101,32 @@ interface MqttPacketParser {
   /** mqtt-packet internals: its input (a `bl` BufferList), made anew by `_resetState`. */
   _list: unknown
   _resetState(): void
+  /** mqtt-packet internals: how far into the current packet's body it has read (still set when it emits the packet). */
+  _pos: number
+}
+
+/** A packet as mqtt-packet emits it: with its remaining length. */
+type DecodedPacket = Packet & { length: number; reasonCode?: number; properties?: object }
+
+/**
+ * mqtt-packet is handed runs of whole packets, and where a field is cut short by the remaining length it reads on
+ * into the next packet (or finds -1 for a missing packet identifier) without complaint. So every packet's body must
+ * have been read exactly to its end: a field past the end, or bytes left over after the last field, is a Malformed
+ * Packet (MQTT 5.0 section 2.2.2 and 1.5; [MQTT-3.12.1] PINGREQ and [MQTT-3.4.2] acks have fixed lengths). A
+ * PUBLISH's payload is the rest of the body, so it can only overrun.
+ */
+function lengthError(packet: DecodedPacket, read: number): string | null {
+  if (packet.cmd === 'disconnect' && packet.length < 2) {
+    // MQTT 5: a DISCONNECT of 0 bytes is reason 0, of 1 byte has no properties (section 3.14.2.1); mqtt-packet
+    // reads past such a short body, so what it found there is dropped here.
+    if (packet.length === 0) packet.reasonCode = 0
+    packet.properties = undefined
+    return null
+  }
+  if ((packet as { messageId?: number }).messageId === -1) return `${packet.cmd} too short for its packet identifier (remaining length ${packet.length})`
+  if (read > packet.length) return `${packet.cmd} shorter than its fields (remaining length ${packet.length})`
+  if (read < packet.length && packet.cmd !== 'publish') return `${packet.cmd} longer than its fields (remaining length ${packet.length}, ${packet.length - read} bytes left over)`
+  return null
 }
 
 /**
@@ -136,7 +162,13 @@ class SharedDecoder {
     parser.emit = (event, value) => {
       if (this.failed) return true
       if (event === 'packet') {
-        this.sink!.onPacket(value as Packet)
+        const overrun = lengthError(value as DecodedPacket, parser._pos)
+        if (overrun) {
+          this.failed = true
+          this.sink!.onParseError(new Error(overrun))
+        } else {
+          this.sink!.onPacket(value as Packet)
+        }
       } else if (event === 'error') {
         this.failed = true
         this.sink!.onParseError(value as Error)

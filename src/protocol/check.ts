@@ -1,0 +1,105 @@
+/**
+ * What the specification requires a receiver to check and mqtt-packet's lenient parser lets through: the one
+ * validation step between decoding and the handlers (framing lengths are checked in codec.ts, topic names and
+ * filters in validate.ts, where the handlers need them).
+ *
+ * Each rule throws MqttError with the reason code the spec gives: Malformed Packet (0x81) for what cannot be a
+ * valid packet of its type, Protocol Error (0x82) for a valid packet the rules forbid. MQTT 3.1.1 clients are
+ * closed without a word; MQTT 5 clients get the code first (section 4.13).
+ */
+import { MqttError } from '../errors.ts'
+import type { Packet, ProtocolVersion } from './codec.ts'
+import { Reason } from './reason.ts'
+
+/** The properties a client may send in each packet, and whether each may repeat (MQTT 5.0 section 2.2.2.2). */
+type Allowed = Readonly<Record<string, 'once' | 'many'>>
+
+const WILL: Allowed = { willDelayInterval: 'once', payloadFormatIndicator: 'once', messageExpiryInterval: 'once', contentType: 'once', responseTopic: 'once', correlationData: 'once', userProperties: 'many' }
+
+const ALLOWED: Readonly<Record<string, Allowed>> = {
+  connect: { sessionExpiryInterval: 'once', authenticationMethod: 'once', authenticationData: 'once', requestProblemInformation: 'once', requestResponseInformation: 'once', receiveMaximum: 'once', topicAliasMaximum: 'once', userProperties: 'many', maximumPacketSize: 'once' },
+  // A Subscription Identifier from a client is a Protocol Error [MQTT-3.3.4-6]: it is not listed.
+  publish: { payloadFormatIndicator: 'once', messageExpiryInterval: 'once', contentType: 'once', responseTopic: 'once', correlationData: 'once', topicAlias: 'once', userProperties: 'many' },
+  puback: { reasonString: 'once', userProperties: 'many' },
+  pubrec: { reasonString: 'once', userProperties: 'many' },
+  pubrel: { reasonString: 'once', userProperties: 'many' },
+  pubcomp: { reasonString: 'once', userProperties: 'many' },
+  subscribe: { subscriptionIdentifier: 'once', userProperties: 'many' },
+  unsubscribe: { userProperties: 'many' },
+  disconnect: { sessionExpiryInterval: 'once', reasonString: 'once', serverReference: 'once', userProperties: 'many' },
+  auth: { authenticationMethod: 'once', authenticationData: 'once', reasonString: 'once', userProperties: 'many' },
+}
+
+/** Checks one decoded packet from a client; throws MqttError on the first rule it breaks. */
+export function checkPacket(packet: Packet, version: ProtocolVersion): void {
+  switch (packet.cmd) {
+    case 'publish':
+      // [MQTT-3.3.1-2] DUP must be 0 on a QoS 0 message.
+      if (packet.qos === 0 && packet.dup) throw new MqttError(Reason.MalformedPacket, 'DUP set on a QoS 0 PUBLISH')
+      if (packet.qos > 0) checkPacketId(packet.messageId, 'PUBLISH')
+      if (version === 5 && packet.properties) {
+        checkProperties(packet.properties, ALLOWED.publish!, 'PUBLISH')
+        checkMessageProperties(packet.properties, 'PUBLISH')
+      }
+      return
+    case 'puback':
+    case 'pubrec':
+    case 'pubrel':
+    case 'pubcomp':
+      checkPacketId(packet.messageId, packet.cmd.toUpperCase())
+      if (version === 5 && packet.properties) checkProperties(packet.properties, ALLOWED[packet.cmd]!, packet.cmd.toUpperCase())
+      return
+    case 'subscribe':
+    case 'unsubscribe':
+      if (version === 5 && packet.properties) checkProperties(packet.properties, ALLOWED[packet.cmd]!, packet.cmd.toUpperCase())
+      return
+    case 'disconnect':
+    case 'auth':
+      if (version === 5 && packet.properties) checkProperties(packet.properties, ALLOWED[packet.cmd]!, packet.cmd.toUpperCase())
+      return
+    case 'connect':
+      return checkConnect(packet, version)
+  }
+}
+
+function checkConnect(packet: Extract<Packet, { cmd: 'connect' }>, version: ProtocolVersion): void {
+  // [MQTT-1.5.4-2] a UTF-8 string must not hold U+0000.
+  if (packet.clientId.includes('\u0000')) throw new MqttError(Reason.MalformedPacket, 'client identifier contains U+0000')
+  if (packet.username?.includes('\u0000')) throw new MqttError(Reason.MalformedPacket, 'user name contains U+0000')
+  // [MQTT-3.1.2-22] in 3.1.1 a password needs a user name; MQTT 5 allows one alone (section 3.1.2.9).
+  if (version !== 5 && packet.password !== undefined && packet.username === undefined) throw new MqttError(Reason.ProtocolError, 'password without a user name')
+  if (version === 5 && packet.properties) checkProperties(packet.properties, ALLOWED.connect!, 'CONNECT')
+  const will = packet.will
+  if (!will) return
+  if ((will.qos as number) > 2) throw new MqttError(Reason.MalformedPacket, 'will QoS 3') // [MQTT-3.1.2-12]
+  if (version === 5 && will.properties) {
+    checkProperties(will.properties, WILL, 'will')
+    checkMessageProperties(will.properties, 'will')
+  }
+}
+
+/** [MQTT-2.2.1-2, -3] a packet identifier is 1..65535 (mqtt-packet gives -1 when the body has no room for one). */
+function checkPacketId(id: number | undefined, what: string): void {
+  if (id === undefined || !Number.isInteger(id) || id < 1 || id > 65535) throw new MqttError(Reason.MalformedPacket, `${what} without a valid packet identifier`)
+}
+
+/**
+ * Section 2.2.2.2: a property its packet may not carry is a Malformed Packet; one of the single-use properties
+ * given twice is a Protocol Error (mqtt-packet turns a repeat into an array). A value mqtt-packet could not read
+ * whole (a string or binary cut short) comes back null.
+ */
+function checkProperties(properties: object, allowed: Allowed, where: string): void {
+  for (const [name, value] of Object.entries(properties)) {
+    const rule = allowed[name]
+    if (rule === undefined) throw new MqttError(Reason.MalformedPacket, `property ${name} is not allowed in ${where}`)
+    if (value === null || value === undefined || value === -1) throw new MqttError(Reason.MalformedPacket, `property ${name} in ${where} is cut short`)
+    if (rule === 'once' && Array.isArray(value)) throw new MqttError(Reason.ProtocolError, `property ${name} appears more than once in ${where}`)
+  }
+}
+
+/** Rules on the values of the properties a message carries (PUBLISH and will). */
+function checkMessageProperties(properties: { responseTopic?: string }, where: string): void {
+  const topic = properties.responseTopic
+  // [MQTT-3.3.2-14] the Response Topic is a topic name: no wildcards.
+  if (topic !== undefined && (topic.includes('+') || topic.includes('#'))) throw new MqttError(Reason.ProtocolError, `response topic of ${where} contains a wildcard`)
+}
