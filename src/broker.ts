@@ -518,7 +518,10 @@ export class Broker implements Acceptor {
  * is treated as "not within this process's life": the session stays, as it would for NEVER_EXPIRES.
  */
 function longTimeout(fn: () => void, ms: number): ReturnType<typeof setTimeout> {
-  const timer = setTimeout(ms > MAX_TIMEOUT_MS ? () => {} : fn, Math.min(ms, MAX_TIMEOUT_MS))
+  // Every delay comes from a client's numbers (will delay, session expiry), checked on the way in; a value that
+  // still is not a finite number of milliseconds would make the runtime warn and fire at once, so it is 0 here.
+  const delay = Number.isFinite(ms) && ms > 0 ? ms : 0
+  const timer = setTimeout(delay > MAX_TIMEOUT_MS ? () => {} : fn, Math.min(delay, MAX_TIMEOUT_MS))
   timer.unref()
   return timer
 }

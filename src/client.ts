@@ -124,7 +124,15 @@ export class Client implements ConnectionHandler, PacketSink, OutboundOwner {
 
   send(packet: Packet): void {
     if (this.state === 'closed') return
-    this.outbound.push(encode(packet, this.version))
+    let bytes: Buffer
+    try {
+      bytes = encode(packet, this.version)
+    } catch (error) {
+      // A packet the broker built that cannot be encoded is a bug; it ends this connection, never the process.
+      this.broker.logger.error('client.encode_error', { clientId: this.clientId || undefined, address: this.remoteAddress, packet: packet.cmd, error: (error as Error)?.stack ?? String(error) })
+      return this.close('internal error: could not encode a packet')
+    }
+    this.outbound.push(bytes)
   }
 
   /**
@@ -144,18 +152,35 @@ export class Client implements ConnectionHandler, PacketSink, OutboundOwner {
 
   /** sendAck() when something must be written first (apart, so sendAck itself creates no closures). */
   private sendAckAfter(ack: PubackPacket | PubrecPacket, wait: Promise<unknown>): void {
+    // Runs after the client may have gone or the session ended; nothing in either callback may throw out of it.
     const chain: Promise<void> = wait.then(
       () => {
         if (this.ackChain === chain) this.ackChain = null
-        this.send(ack)
+        this.guarded(() => this.send(ack))
       },
       (error: unknown) => {
-        // The store failed to write: the message is not durable, so it is not acknowledged.
-        this.broker.logger.error('store.write_failed', { clientId: this.clientId, error: (error as Error).message })
-        this.disconnect(Reason.UnspecifiedError, 'could not store the message')
+        if (this.ackChain === chain) this.ackChain = null
+        // The store logs the fault once; this is one message it failed to hold.
+        if (this.broker.logger.isDebug) this.broker.logger.debug('client.ack_refused', { clientId: this.clientId, packetId: ack.messageId, error: (error as Error)?.message ?? String(error) })
+        this.guarded(() => this.refuseAck(ack))
       },
     )
     this.ackChain = chain
+  }
+
+  /**
+   * A store could not write what a QoS 1/2 PUBLISH changed: it is not acknowledged as received. An MQTT 5 client
+   * gets the PUBACK / PUBREC with 0x80 (MQTT 5.0 sections 3.4.2.1, 3.5.2.1) and may send it again; a 3.1.1 client has
+   * no way to be told but the close, after which it sends it again itself [MQTT-4.4.0-1].
+   */
+  private refuseAck(ack: PubackPacket | PubrecPacket): void {
+    if (this.state !== 'connected') return
+    if (this.version !== 5) return this.disconnect(Reason.UnspecifiedError, 'could not store the message')
+    // A refused PUBREC ends the QoS 2 exchange: the id is free again (section 4.3.3).
+    if (ack.cmd === 'pubrec' && this.session) this.broker.deliverer.inboundQoS2(this.session, ack.messageId!, false)
+    ack.reasonCode = Reason.UnspecifiedError
+    ack.properties = this.requestProblemInformation ? { reasonString: 'the message could not be stored' } : undefined
+    this.send(ack)
   }
 
   /**
@@ -290,9 +315,27 @@ export class Client implements ConnectionHandler, PacketSink, OutboundOwner {
   private hold(pending: Promise<void>): void {
     this.held = []
     pending.then(
-      () => this.release(),
-      (error: unknown) => this.fail(error),
+      () => this.guarded(() => this.release()),
+      (error: unknown) => this.guarded(() => this.fail(error)),
     )
+  }
+
+  /** Runs work from a promise callback or microtask, where a throw would reach the process: it ends this connection instead. */
+  private guarded(work: () => void): void {
+    try {
+      work()
+    } catch (error) {
+      try {
+        this.fail(error)
+      } catch (again) {
+        this.broker.logger.error('client.handler_error', { clientId: this.clientId || undefined, error: (again as Error)?.stack ?? String(again) })
+      }
+    }
+  }
+
+  /** OutboundOwner: flushing this connection's bytes threw (a bug): the connection ends, the others are flushed. */
+  onFlushError(error: unknown): void {
+    this.guarded(() => this.fail(error))
   }
 
   /** The pending decision settled: handle the packets that waited, until one waits again. */
@@ -314,7 +357,9 @@ export class Client implements ConnectionHandler, PacketSink, OutboundOwner {
   private fail(error: unknown): void {
     if (this.state === 'closed') return
     if (error instanceof MqttError) {
-      this.broker.logger.warn('client.protocol_error', { clientId: this.clientId, address: this.remoteAddress, reason: error.message, code: error.reasonCode })
+      this.broker.logger.warn('client.protocol_error', { clientId: this.clientId || undefined, address: this.remoteAddress, reason: error.message, code: error.reasonCode })
+      // A CONNECT in error: an MQTT 5 client may be told why in a CONNACK before the close [MQTT-4.13.1-1].
+      if (this.state === 'connecting' && this.version === 5) this.send({ cmd: 'connack', sessionPresent: false, reasonCode: error.reasonCode, properties: { reasonString: error.message } })
       this.disconnect(error.reasonCode, error.message)
     } else {
       this.broker.logger.error('client.handler_error', { clientId: this.clientId, address: this.remoteAddress, error: (error as Error)?.stack ?? String(error) })

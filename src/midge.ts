@@ -3,7 +3,8 @@
  */
 import { Broker, type BrokerEvents, type BrokerStats } from './broker.ts'
 import { resolveConfig, type ResolvedConfig, type UserConfig } from './config.ts'
-import { MqttError } from './errors.ts'
+import { ConfigError, MqttError } from './errors.ts'
+import { guardProcess } from './guard.ts'
 import { createLogger, type Logger, withFields } from './logger.ts'
 import { type Plugin, type PluginContext, PluginHost } from './plugin.ts'
 import type { MessageProperties } from './message.ts'
@@ -62,6 +63,7 @@ export function createBroker(config: UserConfig = {}, options: CreateBrokerOptio
   let listeners: Array<{ stop(closeActive: boolean): void }> = []
   let ready = false
   let stopSys = () => {}
+  let unguard = () => {}
 
   return {
     config: resolved,
@@ -72,8 +74,15 @@ export function createBroker(config: UserConfig = {}, options: CreateBrokerOptio
     },
     async listen() {
       logger.info('broker.starting', { version: VERSION, pid: process.pid, plugins: plugins.map((p) => p.name) })
+      unguard = guardProcess(logger)
       for (const plugin of plugins) {
-        await plugin.start?.(pluginContext(broker, plugin, logger))
+        try {
+          await plugin.start?.(pluginContext(broker, plugin, logger))
+        } catch (error) {
+          unguard()
+          if (error instanceof ConfigError) throw error
+          throw new Error(`plugin ${plugin.name} failed to start: ${error instanceof Error ? error.message : String(error)}`, { cause: error })
+        }
         started.push(plugin)
       }
       const retained = await broker.loadRetained()
@@ -114,6 +123,7 @@ export function createBroker(config: UserConfig = {}, options: CreateBrokerOptio
       }
       started = []
       logger.info('broker.stopped', {})
+      unguard()
     },
     publish: (options) => publishAsBroker(broker, options),
     on: (event, listener) => broker.on(event, listener),

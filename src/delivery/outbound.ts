@@ -15,6 +15,8 @@ const INLINE_FLUSH_BYTES = 64 * 1024
 /** Who owns the buffer: told when everything queued has been taken by the socket, so more can be queued. */
 export interface OutboundOwner {
   onWritable(): void
+  /** Writing or what followed it threw: the owner ends the connection (it must not throw itself). */
+  onFlushError(error: unknown): void
 }
 
 /** Connections with bytes pending until the end of this tick, flushed by one microtask. */
@@ -28,10 +30,8 @@ function flushDue(): void {
     try {
       due[i]!.endOfTick()
     } catch (error) {
-      // A bug in one connection's flush must not leave the others unflushed: report it as its own microtask would have.
-      queueMicrotask(() => {
-        throw error
-      })
+      // A bug in one connection's flush must not leave the others unflushed, nor reach the process: its owner ends it.
+      due[i]!.owner.onFlushError(error)
     }
   }
   due.length = 0
@@ -49,7 +49,7 @@ export class Outbound {
     private readonly conn: Connection,
     /** Counts the bytes the socket has taken (the broker's `bytesSent`). */
     private readonly counter: { bytesSent: number },
-    private readonly owner: OutboundOwner,
+    readonly owner: OutboundOwner,
   ) {}
 
   /** Bytes accepted but not yet taken by the socket. */
