@@ -8,10 +8,11 @@
  * disk: it survives `kill -9` of the broker (and, with `synchronous: 'full'`, the loss of power).
  */
 import { Database, type Statement } from 'bun:sqlite'
-import { mkdirSync } from 'node:fs'
+import { existsSync, mkdirSync, renameSync } from 'node:fs'
 import { dirname, resolve } from 'node:path'
 import { z } from 'zod'
 import {
+  type Logger,
   type Message,
   type MessageProperties,
   type Plugin,
@@ -35,6 +36,15 @@ const Options = z.strictObject({
   flushIntervalMs: z.number().int().min(0).max(10_000).default(0),
   /** SQLite `synchronous`: 'normal' survives a crash of the broker process; 'full' also a crash of the machine. */
   synchronous: z.enum(['normal', 'full']).default('normal'),
+  /**
+   * A database that is not a database or is corrupt: 'fail' stops start-up and names the file (the default: never a
+   * silent empty start); 'moveAside' renames it to `<path>.corrupt-<time>`, logs that, and starts with an empty one.
+   */
+  onCorrupt: z.enum(['fail', 'moveAside']).default('fail'),
+  /** Largest the database file may grow, in bytes; past it writes fail as on a full disk (unset: no limit but the disk's). */
+  maxSizeBytes: z.number().int().min(64 * 1024).optional(),
+  /** How often the WAL is checkpointed into the database and freed pages are returned to the file system. */
+  maintenanceIntervalMs: z.number().int().min(1000).max(3_600_000).default(60_000),
 })
 
 export type SqliteOptions = z.input<typeof Options>
@@ -55,15 +65,21 @@ export function sqlite(options: SqliteOptions = {}): Plugin {
   const config = validatePluginOptions('sqlite', Options, options)
   let db: Database | null = null
   let statements: ReturnType<typeof prepare> | null = null
+  let logger: Logger | undefined
+  let maintenance: ReturnType<typeof setInterval> | undefined
 
   function open() {
     if (statements) return statements
     const file = resolve(config.path)
     mkdirSync(dirname(file), { recursive: true })
-    db = new Database(file, { create: true, strict: true })
-    db.exec('PRAGMA journal_mode = WAL')
-    db.exec(`PRAGMA synchronous = ${config.synchronous === 'full' ? 'FULL' : 'NORMAL'}`)
-    db.exec(SCHEMA)
+    try {
+      db = openDatabase(file, config)
+    } catch (error) {
+      if (!isCorrupt(error) || config.onCorrupt === 'fail') throw new Error(cannotOpen(file, error))
+      const aside = moveAside(file)
+      logger?.warn('sqlite.moved_aside', { path: file, movedTo: aside, error: (error as Error).message })
+      db = openDatabase(file, config)
+    }
     statements = prepare(db)
     return statements
   }
@@ -133,10 +149,28 @@ export function sqlite(options: SqliteOptions = {}): Plugin {
     retainedStore: config.retained ? retainedStore : undefined,
     sessionStore: config.sessions ? sessionStore : undefined,
     start(ctx) {
+      logger = ctx.logger
       open()
-      ctx.logger.info('sqlite.opened', { path: resolve(config.path), retained: config.retained, sessions: config.sessions })
+      const path = resolve(config.path)
+      // Deleted rows leave free pages and the WAL grows between checkpoints: both go back to the file system here.
+      maintenance = setInterval(() => {
+        try {
+          db?.exec('PRAGMA incremental_vacuum')
+          db?.exec('PRAGMA wal_checkpoint(TRUNCATE)')
+        } catch (error) {
+          ctx.logger.warn('sqlite.maintenance_failed', { path, error: (error as Error).message })
+        }
+      }, config.maintenanceIntervalMs)
+      maintenance.unref()
+      // One line when writes start failing and one when they work again, however many messages meanwhile.
+      writes.onFault((error) => {
+        if (error) ctx.logger.error('sqlite.write_failed', { path, error: error.message, effect: 'QoS 1/2 publishes are not acknowledged until writes succeed again' })
+        else ctx.logger.info('sqlite.write_recovered', { path })
+      })
+      ctx.logger.info('sqlite.opened', { path, retained: config.retained, sessions: config.sessions })
     },
     stop() {
+      clearInterval(maintenance)
       writes.flush()
       db?.close()
       db = null
@@ -148,6 +182,56 @@ export function sqlite(options: SqliteOptions = {}): Plugin {
 /** The retained store only: `sqlite({ path, sessions: false })`. */
 export function sqliteRetained(options: Omit<SqliteOptions, 'retained' | 'sessions'> = {}): Plugin {
   return { ...sqlite({ ...options, sessions: false }), name: 'sqliteRetained' }
+}
+
+/** Opens the file and checks it is a sound database with the schema; throws the SQLite error if not. */
+function openDatabase(file: string, config: { synchronous: 'normal' | 'full'; maxSizeBytes?: number | undefined }): Database {
+  const db = new Database(file, { create: true, strict: true })
+  try {
+    // Only takes effect on a new file (before the first table); an older file keeps full vacuum off.
+    db.exec('PRAGMA auto_vacuum = INCREMENTAL')
+    db.exec('PRAGMA journal_mode = WAL')
+    db.exec(`PRAGMA synchronous = ${config.synchronous === 'full' ? 'FULL' : 'NORMAL'}`)
+    const check = db.query('PRAGMA quick_check').all() as Array<{ quick_check: string }>
+    if (check.length !== 1 || check[0]!.quick_check !== 'ok') {
+      throw Object.assign(new Error(`database disk image is malformed (${check.map((r) => r.quick_check).slice(0, 3).join('; ')})`), { code: 'SQLITE_CORRUPT' })
+    }
+    db.exec(SCHEMA)
+    if (config.maxSizeBytes !== undefined) {
+      const { page_size } = db.query('PRAGMA page_size').get() as { page_size: number }
+      db.exec(`PRAGMA max_page_count = ${Math.max(1, Math.floor(config.maxSizeBytes / page_size))}`)
+    }
+    return db
+  } catch (error) {
+    db.close()
+    throw error
+  }
+}
+
+function isCorrupt(error: unknown): boolean {
+  const code = (error as { code?: string }).code
+  return code === 'SQLITE_CORRUPT' || code === 'SQLITE_NOTADB'
+}
+
+/** What start-up says when the database cannot be used: the file, the cause, and what to do. */
+function cannotOpen(file: string, error: unknown): string {
+  const message = (error as Error).message
+  const code = (error as { code?: string }).code
+  if (isCorrupt(error)) {
+    return `the database ${file} is not a sound SQLite database (${message}). Restore it from a backup, or move it aside to start with an empty one; sqlite({ onCorrupt: 'moveAside' }) does that at start.`
+  }
+  if (code === 'SQLITE_READONLY' || code === 'SQLITE_CANTOPEN' || code === 'SQLITE_PERM') {
+    return `the database ${file} cannot be written (${message}). Check that the broker's user may write the file and its folder.`
+  }
+  return `the database ${file} cannot be opened (${message}).`
+}
+
+/** Renames a corrupt database (and its WAL and shared-memory files) aside; returns the new name. */
+function moveAside(file: string): string {
+  const aside = `${file}.corrupt-${new Date().toISOString().replace(/[:.]/g, '-')}`
+  renameSync(file, aside)
+  for (const suffix of ['-wal', '-shm']) if (existsSync(file + suffix)) renameSync(file + suffix, aside + suffix)
+  return aside
 }
 
 function prepare(db: Database) {

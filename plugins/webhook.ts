@@ -175,6 +175,10 @@ export function webhook(options: WebhookOptions): WebhookPlugin {
     start(ctx) {
       logger = ctx.logger
       open()
+      writes.onFault((error) => {
+        if (error) ctx.logger.error('webhook.outbox_write_failed', { outbox: resolve(config.outbox), error: error.message, effect: 'QoS 1/2 publishes are not acknowledged until writes succeed again' })
+        else ctx.logger.info('webhook.outbox_write_recovered', { outbox: resolve(config.outbox) })
+      })
       running = true
       sender = run().catch((error: Error) => ctx.logger.error('webhook.sender_failed', { error: error.message }))
       ctx.logger.info('webhook.started', { url: config.url, topics: config.topics, events: config.events, outbox: this.status().outbox })

@@ -9,6 +9,9 @@ export class WriteBehind {
   private ops: Op[] = []
   private waiting: { promise: Promise<void>; resolve: () => void; reject: (e: unknown) => void } | null = null
   private timer: ReturnType<typeof setTimeout> | null = null
+  /** The error of the last batch while writes fail; null while they succeed. */
+  private fault: Error | null = null
+  private faultListener: (error: Error | null) => void = () => {}
 
   constructor(
     /** Applies a batch of changes in one transaction; throws if it could not. */
@@ -35,11 +38,30 @@ export class WriteBehind {
     try {
       this.apply(batch)
     } catch (error) {
-      waiting?.reject(error)
+      // The batch is not written: whoever waits on it (an acknowledgement) is told so, and nothing it held is
+      // taken as stored. Memory stays the truth while the broker runs.
+      const first = this.fault === null
+      this.fault = error instanceof Error ? error : new Error(String(error))
+      if (first) this.faultListener(this.fault)
+      waiting?.reject(this.fault)
       return
+    }
+    if (this.fault) {
+      this.fault = null
+      this.faultListener(null)
     }
     waiting?.resolve()
     this.afterWrite()
+  }
+
+  /** Tells `listener` when writes start failing (with the error) and when they succeed again (null): once each, not per batch. */
+  onFault(listener: (error: Error | null) => void): void {
+    this.faultListener = listener
+  }
+
+  /** The error writes fail with now, or null. */
+  get failing(): Error | null {
+    return this.fault
   }
 
   /** Resolves when everything queued so far is written; null when nothing is queued. */
