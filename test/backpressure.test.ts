@@ -1,16 +1,13 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import mqttPacket from 'mqtt-packet'
 import net from 'node:net'
-import { startBroker, until, type TestBroker } from './helpers/broker.ts'
+import { until, type TestBroker } from './helpers/broker.ts'
+import { profiles } from './helpers/profiles.ts'
 import { BenchClient } from '../bench/client.ts'
 import { connect, subscribe } from './helpers/mqttjs.ts'
 
 const BUFFER_LIMIT = 256 * 1024
 let b: TestBroker
-beforeAll(async () => {
-  b = await startBroker({ limits: { maxOutboundBufferBytes: BUFFER_LIMIT, drainTimeoutMs: 1500, maxQueuedMessages: 100 } })
-})
-afterAll(() => b.close())
 
 /** A subscriber on node:net that stops reading after SUBACK, so the kernel buffers fill and the broker's writes go partial. */
 async function stalledSubscriber(clientId: string, topic: string, qos: 0 | 1): Promise<net.Socket> {
@@ -27,7 +24,12 @@ async function stalledSubscriber(clientId: string, topic: string, qos: 0 | 1): P
   return socket
 }
 
-describe('backpressure and slow consumers', () => {
+for (const profile of profiles) describe(`backpressure and slow consumers (${profile.name})`, () => {
+  beforeAll(async () => {
+    b = await profile.start({ limits: { maxOutboundBufferBytes: BUFFER_LIMIT, drainTimeoutMs: 1500, maxQueuedMessages: 100 } })
+  })
+  afterAll(() => b.close())
+
   test('a stalled QoS 0 subscriber: its buffer stays bounded, excess is dropped and counted, others get everything', async () => {
     const slow = await stalledSubscriber('slow0', 'stream/0', 0)
     const fast = await connect(b.port)

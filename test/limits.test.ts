@@ -1,7 +1,8 @@
 /** Limits that protect the broker: each hit, with the documented behaviour. */
 import { describe, expect, test } from 'bun:test'
 import type { IConnackPacket, ISubackPacket, IPublishPacket } from 'mqtt-packet'
-import { startBroker, until } from './helpers/broker.ts'
+import { until } from './helpers/broker.ts'
+import { profiles } from './helpers/profiles.ts'
 import { RawClient } from './helpers/raw.ts'
 
 async function connack(port: number, version: 4 | 5): Promise<{ client: RawClient; code: number }> {
@@ -11,7 +12,7 @@ async function connack(port: number, version: 4 | 5): Promise<{ client: RawClien
   return { client, code: (version === 5 ? ack.reasonCode : ack.returnCode) ?? 0 }
 }
 
-describe('limits', () => {
+for (const { name, start: startBroker } of profiles) describe(`limits (${name})`, () => {
   test('maxConnections: CONNECT past it gets 0x89 Server busy (3.1.1: 3); a freed slot is usable again', async () => {
     const b = await startBroker({ limits: { maxConnections: 2 } })
     const one = await connack(b.port, 5)

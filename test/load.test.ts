@@ -1,16 +1,17 @@
 /** Load and churn: thousands of connections at once, and a connect/subscribe/publish/disconnect loop that must leave nothing behind. */
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { BenchClient } from '../bench/client.ts'
-import { startBroker, until, type TestBroker } from './helpers/broker.ts'
+import { until, type TestBroker } from './helpers/broker.ts'
+import { profiles } from './helpers/profiles.ts'
 
 const CHURN_ROUNDS = Number(process.env.CHURN_ROUNDS ?? 30)
-let b: TestBroker
-beforeAll(async () => {
-  b = await startBroker()
-})
-afterAll(() => b.close())
+for (const profile of profiles) describe(`load (${profile.name})`, () => {
+  let b: TestBroker
+  beforeAll(async () => {
+    b = await profile.start()
+  })
+  afterAll(() => b.close())
 
-describe('load', () => {
   test('5,000 concurrent connections connect, subscribe and all receive a broadcast', async () => {
     const N = 5000
     const clients: BenchClient[] = []

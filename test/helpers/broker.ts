@@ -35,3 +35,25 @@ export async function until(predicate: () => boolean, ms = 5000, what = 'conditi
     await Bun.sleep(5)
   }
 }
+
+/**
+ * Records what the runtime reports for this process while a test runs: warnings (e.g. a timer armed with NaN),
+ * uncaught exceptions and unhandled rejections. A robustness test fails on any of them.
+ */
+export function watchProcess(): { problems: string[]; stop(): void } {
+  const problems: string[] = []
+  const warning = (w: Error) => problems.push(`warning ${w.name}: ${w.message}\n${w.stack ?? ''}`)
+  const uncaught = (e: unknown) => problems.push(`uncaught exception: ${(e as Error)?.stack ?? String(e)}`)
+  const rejection = (e: unknown) => problems.push(`unhandled rejection: ${(e as Error)?.stack ?? String(e)}`)
+  process.on('warning', warning)
+  process.on('uncaughtException', uncaught)
+  process.on('unhandledRejection', rejection)
+  return {
+    problems,
+    stop() {
+      process.off('warning', warning)
+      process.off('uncaughtException', uncaught)
+      process.off('unhandledRejection', rejection)
+    },
+  }
+}

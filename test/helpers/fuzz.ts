@@ -62,6 +62,61 @@ function encodeOrNull(packet: Packet, version: 4 | 5): Buffer | null {
   }
 }
 
+/** A variable byte integer [MQTT-1.5.5]. */
+function varInt(n: number): number[] {
+  const out: number[] = []
+  do {
+    let byte = n % 128
+    n = Math.floor(n / 128)
+    if (n > 0) byte |= 0x80
+    out.push(byte)
+  } while (n > 0)
+  return out
+}
+
+const str = (s: string) => [...u16(Buffer.byteLength(s)), ...Buffer.from(s)]
+const u16 = (n: number) => [n >> 8, n & 0xff]
+const u32 = (n: number) => [(n >>> 24) & 0xff, (n >> 16) & 0xff, (n >> 8) & 0xff, n & 0xff]
+const packet = (first: number, body: number[]) => Buffer.from([first, ...varInt(body.length), ...body])
+
+/**
+ * An MQTT 5 CONNECT written byte by byte, so it can carry what mqtt-packet will not encode: a property twice, a
+ * property its packet may not carry, will QoS 3. `props` and `willProps` are raw property bytes.
+ */
+export function rawConnect5(o: { clientId?: string; props?: number[]; willProps?: number[]; willQoS?: number; clean?: boolean }): Buffer {
+  const will = o.willProps !== undefined || o.willQoS !== undefined
+  const flags = (o.clean === false ? 0 : 0x02) | (will ? 0x04 | ((o.willQoS ?? 0) << 3) : 0)
+  const props = o.props ?? []
+  const body = [...str('MQTT'), 5, flags, ...u16(0), ...varInt(props.length), ...props, ...str(o.clientId ?? `raw-${Math.random()}`)]
+  if (will) body.push(...varInt(o.willProps?.length ?? 0), ...(o.willProps ?? []), ...str('will/topic'), ...str('gone'))
+  return packet(0x10, body)
+}
+
+/** MQTT 5 property bytes: identifier, then the value. */
+export const prop = {
+  sessionExpiry: (s: number) => [0x11, ...u32(s)],
+  willDelay: (s: number) => [0x18, ...u32(s)],
+  messageExpiry: (s: number) => [0x02, ...u32(s)],
+  receiveMaximum: (n: number) => [0x21, ...u16(n)],
+  topicAlias: (n: number) => [0x23, ...u16(n)],
+  payloadFormat: (b: number) => [0x01, b],
+}
+
+/** An MQTT 5 PUBLISH with raw property bytes. */
+export function rawPublish5(topic: string, qos: 0 | 1 | 2, props: number[], payload = 'x', id = 1): Buffer {
+  return packet(0x30 | (qos << 1), [...str(topic), ...(qos ? u16(id) : []), ...varInt(props.length), ...props, ...Buffer.from(payload)])
+}
+
+/** Openings that are valid CONNECTs as far as mqtt-packet can tell, and that the broker must still refuse or survive. */
+export const hostileConnects: Buffer[] = [
+  rawConnect5({ clean: false, props: prop.sessionExpiry(60), willProps: [...prop.willDelay(1), ...prop.willDelay(2)] }), // will delay twice
+  rawConnect5({ clean: false, props: [...prop.sessionExpiry(60), ...prop.sessionExpiry(5)] }), // session expiry twice
+  rawConnect5({ props: [...prop.receiveMaximum(10), ...prop.receiveMaximum(20)] }), // receive maximum twice
+  rawConnect5({ willQoS: 3, willProps: [] }), // will QoS 3 [MQTT-3.1.2-12]
+  rawConnect5({ willProps: [...prop.messageExpiry(1), ...prop.messageExpiry(2)] }), // will message expiry twice
+  rawConnect5({ props: prop.topicAlias(3) }), // a property CONNECT may not carry
+]
+
 /** The classic attacks, as raw bytes. */
 export const classics: Buffer[] = [
   Buffer.from([0x30, 0xff, 0xff, 0xff, 0x7f]), // 5-byte header announcing a 256 MB body
@@ -72,6 +127,18 @@ export const classics: Buffer[] = [
   Buffer.from([0x32, 0x06, 0x00, 0x01, 0x61, 0x00, 0x00, 0x78]), // QoS 1 with packet id 0
   Buffer.from([0x00, 0x00]), // reserved type 0
   Buffer.from([0xf0, 0x00]), // type 15 (AUTH) in 3.1.1 / without a method
+  Buffer.from([0x32, 0x03, 0x00, 0x01, 0x61]), // QoS 1 PUBLISH whose topic fills the body: no packet identifier
+  Buffer.from([0x34, 0x03, 0x00, 0x01, 0x61]), // the same at QoS 2
+  Buffer.from([0x40, 0x00]), // PUBACK of 0 bytes
+  Buffer.from([0x50, 0x01, 0x07]), // PUBREC of 1 byte
+  Buffer.from([0x62, 0x00]), // PUBREL of 0 bytes
+  Buffer.from([0x70, 0x01, 0x00]), // PUBCOMP of 1 byte
+  Buffer.from([0xc0, 0x02, 0x00, 0x00]), // PINGREQ with a payload [MQTT-3.12.1]
+  Buffer.from([0x38, 0x03, 0x00, 0x01, 0x61]), // QoS 0 PUBLISH with DUP [MQTT-3.3.1-2]
+  rawPublish5('dup/expiry', 1, [...prop.messageExpiry(1), ...prop.messageExpiry(2)]), // a single-use property twice
+  rawPublish5('dup/alias', 1, [...prop.topicAlias(1), ...prop.topicAlias(2)]),
+  rawPublish5('pfi', 1, prop.payloadFormat(0xed)), // Payload Format Indicator out of range
+  rawPublish5('short/prop', 1, [0x02, 0x00]), // a property value cut short by the property length
 ]
 
 /** One mutated packet's bytes. */
