@@ -89,6 +89,7 @@ export class Broker implements Acceptor {
     readonly plugins: PluginHost = new PluginHost([]),
     readonly retained: RetainedStore = new MemoryRetainedStore(),
   ) {
+    plugins.onError = (hook, error) => this.pluginError(hook, error)
     this.admission = new Admission(config.limits)
     this.deliverer = new Deliverer(config.limits, plugins, this)
     this.sweepTimer = setInterval(() => this.sweep(), SWEEP_INTERVAL_MS)

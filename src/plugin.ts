@@ -221,6 +221,12 @@ export class PluginHost {
   readonly fetchSession: ((clientId: string) => Promise<StoredSession | null>) | undefined
   /** Everything the broker waits on before acknowledging a QoS 1/2 publish. */
   private readonly durables: Array<() => Promise<void> | null> = []
+  /** Told when a plugin hook fails outside a decision (set by the broker to log it). */
+  onError: (hook: string, error: unknown) => void = () => {}
+  /** A store call threw since the last flushed(): what it was asked to keep is not kept. */
+  private storeError: unknown = null
+  /** Store calls are failing (logged once, when they start to). */
+  private storeFailing = false
 
   constructor(readonly plugins: readonly Plugin[]) {
     const bound = <K extends 'authenticate' | 'authorizePublish' | 'authorizeSubscribe'>(key: K) =>
@@ -228,8 +234,10 @@ export class PluginHost {
     this.authenticate = bound('authenticate')
     this.authorizePublish = bound('authorizePublish')
     this.authorizeSubscribe = bound('authorizeSubscribe')
-    this.retainedStore = only(plugins, 'retainedStore')
-    this.sessionStore = only(plugins, 'sessionStore')
+    const retainedStore = only(plugins, 'retainedStore')
+    const sessionStore = only(plugins, 'sessionStore')
+    this.retainedStore = retainedStore && this.guardStore(retainedStore, 'retainedStore', ['set'])
+    this.sessionStore = sessionStore && this.guardStore(sessionStore, 'sessionStore', ['saveSession', 'deleteSession', 'saveSubscription', 'deleteSubscription', 'saveDelivery', 'deleteDelivery', 'saveReceived', 'deleteReceived'])
     const fetcher = plugins.find((p) => p.fetchSession)
     this.fetchSession = fetcher ? (clientId) => fetcher.fetchSession!(clientId) : undefined
     const retained = this.retainedStore
@@ -241,6 +249,12 @@ export class PluginHost {
 
   /** Resolves when the stores and every plugin with `flushed` have written what they were given; null when nothing is pending. */
   flushed(): Promise<void> | null {
+    if (this.storeError !== null) {
+      // A store refused a write for what is being acknowledged: the ack must say so (see Client.sendAck).
+      const error = this.storeError
+      this.storeError = null
+      return Promise.reject(error)
+    }
     if (this.durables.length === 0) return null
     let waits: Promise<void>[] | null = null
     for (const durable of this.durables) {
@@ -249,6 +263,28 @@ export class PluginHost {
     }
     if (!waits) return null
     return waits.length === 1 ? waits[0]! : Promise.all(waits).then(() => undefined)
+  }
+
+  /**
+   * The store's write calls, each isolated: one that throws is logged (once while they keep failing) and makes
+   * the next flushed() reject, so nothing that depended on it is acknowledged. The broker goes on.
+   */
+  private guardStore<T extends object>(store: T, name: string, writes: Array<keyof T & string>): T {
+    const guarded = Object.create(store) as T
+    for (const key of writes) {
+      const write = store[key] as unknown as (...args: unknown[]) => void
+      ;(guarded as Record<string, unknown>)[key] = (...args: unknown[]) => {
+        try {
+          write.apply(store, args)
+          this.storeFailing = false
+        } catch (error) {
+          this.storeError = error
+          if (!this.storeFailing) this.onError(`${name}.${key}`, error)
+          this.storeFailing = true
+        }
+      }
+    }
+    return guarded
   }
 }
 
