@@ -4,6 +4,7 @@
  */
 import { randomBytes } from 'node:crypto'
 import { Admission, REFUSED } from './admission.ts'
+import { Bans } from './bans.ts'
 import { Client } from './client.ts'
 import type { ResolvedConfig } from './config.ts'
 import type { Logger } from './logger.ts'
@@ -76,6 +77,8 @@ export class Broker implements Acceptor {
   /** When and how each session gets what is routed to it (windows, queues, the session store's record). */
   readonly deliverer: Deliverer
   private readonly admission: Admission
+  /** Client ids, usernames and addresses refused for a while (see bans.ts). */
+  readonly bans: Bans
   private readonly matches = new RouteMatches()
   private routing = false
   /** The Delivery every QoS 0 delivery of a routed message reuses (null while in use: a nested route makes its own). */
@@ -91,6 +94,7 @@ export class Broker implements Acceptor {
   ) {
     plugins.onError = (hook, error) => this.pluginError(hook, error)
     this.admission = new Admission(config.limits)
+    this.bans = new Bans(config.bans, logger)
     this.deliverer = new Deliverer(config.limits, plugins, this)
     this.sweepTimer = setInterval(() => this.sweep(), SWEEP_INTERVAL_MS)
     this.sweepTimer.unref()
@@ -195,6 +199,10 @@ export class Broker implements Acceptor {
   // Connections.
 
   accept(conn: Connection): ConnectionHandler {
+    if (this.bans.checksAddresses && this.bans.find('address', conn.remoteAddress, Date.now())) {
+      conn.end() // a banned address is not read at all (the ban was logged when made)
+      return REFUSED
+    }
     if (this.admission.enabled) {
       const now = Date.now()
       const refused = this.admission.admit(conn.remoteAddress, now)
@@ -264,6 +272,7 @@ export class Broker implements Acceptor {
     client.session = null
     if (session && session.client === client) this.detach(session)
     if (!wasConnected) return
+    if (!this.closing) this.bans.disconnected(client.clientId, Date.now())
     if (this.logger.isInfo) this.logger.info('client.disconnected', { ...client.info, reason: client.closeReason })
     if (this.listeners.clientDisconnected.length > 0) this.emit('clientDisconnected', { ...client.info, reason: client.closeReason })
   }
@@ -489,6 +498,7 @@ export class Broker implements Acceptor {
   private sweep(): void {
     const now = Date.now()
     this.admission.prune(now)
+    this.bans.prune(now)
     const { connectTimeoutMs, drainTimeoutMs } = this.config.limits
     for (const client of this.clients) {
       if (client.state === 'connecting') {

@@ -105,6 +105,17 @@ const limits = z.strictObject({
   maxMessageExpirySeconds: int(0, 0xffffffff).default(0),
 })
 
+/** A ban rule: more than `max` events in `windowSeconds` bans the subject for `banSeconds`; max 0 turns it off. */
+const banRule = (max: number, windowSeconds: number, banSeconds: number) =>
+  z.strictObject({ max: int(0, 1_000_000).default(max), windowSeconds: int(1, 86_400).default(windowSeconds), banSeconds: int(1, 31_536_000).default(banSeconds) })
+
+const bans = z.strictObject({
+  /** An address or client id whose CONNECT is refused by authentication more than `max` times in the window. */
+  authFailures: banRule(10, 60, 300).prefault({}),
+  /** A client id that connects and goes more than `max` times in the window (flapping). */
+  flapping: banRule(30, 60, 120).prefault({}),
+})
+
 const sys = z.strictObject({
   /** How often `$SYS/broker/...` topics are published (retained); 0 turns them off. */
   intervalSeconds: int(0, 86_400).default(10),
@@ -140,6 +151,8 @@ export const configSchema = z.strictObject({
   /** Plugins, in the order their hooks are asked. */
   plugins: z.array(plugin).default([]),
   limits: limits.prefault({}),
+  /** Automatic bans; bans by hand go through the HTTP admin API. */
+  bans: bans.prefault({}),
   sys: sys.prefault({}),
   log: log.prefault({}),
 })

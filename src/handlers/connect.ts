@@ -80,6 +80,9 @@ export function handleConnect(client: Client, packet: ConnectPacket): void | Pro
   client.clientId = clientId
   // A verified client certificate names the user when the listener says so (its CN wins over CONNECT's).
   client.username = client.conn.certificateUsername ?? packet.username
+  const now = Date.now()
+  const ban = broker.bans.find('clientId', clientId, now) ?? broker.bans.find('username', client.username, now)
+  if (ban) return refuse(client, Reason.Banned, 'banned', false) // MQTT 5: 0x8A; 3.1.1: 5 (not authorized)
   client.keepAliveMs = keepAlive * 1000
   if (version === 5) {
     client.sendWindow = Math.min(props?.receiveMaximum ?? 65535, limits.maxInflight)
@@ -132,6 +135,7 @@ export function handleConnect(client: Client, packet: ConnectPacket): void | Pro
   const settle = (verdict: Verdict): void | Promise<void> => {
     if (client.state !== 'connecting') return // the socket went away while we were deciding
     if (verdict.allowed) return admitOrFetch()
+    broker.bans.authFailed(client.remoteAddress, clientId, Date.now())
     refuse(client, verdict.reasonCode ?? Reason.NotAuthorized, verdict.reasonString ?? 'not authorized') // [MQTT-3.2.2-5]
   }
   const verdict = decide(hooks, [request], (error) => broker.pluginError('authenticate', error))
@@ -141,7 +145,7 @@ export function handleConnect(client: Client, packet: ConnectPacket): void | Pro
 
 const ACCEPTED = [false, true].map((sessionPresent) => encode({ cmd: 'connack', sessionPresent, returnCode: 0 }, 4))
 
-function refuse(client: Client, reasonCode: number, why: string): void {
+function refuse(client: Client, reasonCode: number, why: string, log = true): void {
   const packet: ConnackPacket = { cmd: 'connack', sessionPresent: false }
   if (client.version === 5) {
     packet.reasonCode = reasonCode
@@ -150,6 +154,6 @@ function refuse(client: Client, reasonCode: number, why: string): void {
     packet.returnCode = connackReturnCode(reasonCode)
   }
   client.send(packet)
-  client.broker.logger.info('client.refused', { clientId: client.clientId || undefined, address: client.remoteAddress, reason: why })
+  if (log) client.broker.logger.info('client.refused', { clientId: client.clientId || undefined, address: client.remoteAddress, reason: why })
   client.close(`refused: ${why}`)
 }

@@ -9,7 +9,7 @@ import { formatIssues } from '../config.ts'
 import { identify, requireScope, type Env } from './auth.ts'
 import { prometheus } from './metrics.ts'
 import { openApiDocument } from './openapi.ts'
-import { PublishBody, PublishQuery } from './schemas.ts'
+import { BanBody, BanKindSchema, PublishBody, PublishQuery } from './schemas.ts'
 import { uiPage } from './ui.ts'
 import type { BrokerView, PublishInput } from './view.ts'
 
@@ -100,6 +100,19 @@ export function createHttpApp(view: BrokerView, config: HttpConfig, options: App
     const id = c.req.param('id')
     if (!view.disconnect(id)) return c.json({ error: 'not_found', message: `no connected client ${id}` }, 404)
     return c.json({ clientId: id, disconnected: true })
+  })
+  app.get('/api/v1/bans', requireScope('admin'), (c) => c.json({ bans: view.bans() }))
+  app.post('/api/v1/bans', requireScope('admin'), async (c) => {
+    const parsed = BanBody.safeParse(await c.req.json(), { reportInput: true })
+    if (!parsed.success) return c.json(bad(formatIssues(parsed.error.issues).join('; ')), 400)
+    return c.json(view.ban(parsed.data), 201)
+  })
+  app.delete('/api/v1/bans/:kind/:value', requireScope('admin'), (c) => {
+    const kind = BanKindSchema.safeParse(c.req.param('kind'))
+    if (!kind.success) return c.json(bad(`kind: ${kind.error.issues[0]!.message}, got ${JSON.stringify(c.req.param('kind'))}`), 400)
+    const value = c.req.param('value')
+    if (!view.unban(kind.data, value)) return c.json({ error: 'not_found', message: `no ${kind.data} ban on ${value}` }, 404)
+    return c.json({ kind: kind.data, value, removed: true })
   })
   app.get('/api/v1/subscriptions', requireScope('read'), (c) => c.json({ subscriptions: view.subscriptions() }))
   app.get('/api/v1/stats', requireScope('read'), (c) => c.json(view.stats()))

@@ -1,11 +1,11 @@
 /** /openapi.json, generated from the same zod schemas that validate requests (never written twice). */
 import { z } from 'zod'
 import { VERSION } from '../sys.ts'
-import { ClientItem, ErrorBody, PublishBody, PublishQuery, PublishResult, RetainedItem, Stats, SubscriptionItem } from './schemas.ts'
+import { BanBody, BanItem, ClientItem, ErrorBody, PublishBody, PublishQuery, PublishResult, RetainedItem, Stats, SubscriptionItem } from './schemas.ts'
 
 const json = (schema: z.ZodType, io: 'input' | 'output' = 'output') => ({ 'application/json': { schema: z.toJSONSchema(schema, { io, unrepresentable: 'any' }) } })
 const errors = (...codes: number[]) => Object.fromEntries(codes.map((code) => [String(code), { description: httpText[code] ?? 'error', content: json(ErrorBody) }]))
-const httpText: Record<number, string> = { 400: 'invalid request (the message names the field)', 401: 'credentials missing or wrong', 403: 'not allowed', 404: 'not found', 413: 'over the maximum packet size' }
+const httpText: Record<number, string> = { 400: 'invalid request (the message names the field)', 401: 'credentials missing or wrong', 403: 'not allowed', 404: 'not found', 413: 'over the maximum packet size', 503: 'routed, but a store could not keep it (QoS 1/2): not acknowledged' }
 const secured = [{ bearer: [] }, { basic: [] }]
 
 export function openApiDocument() {
@@ -21,7 +21,7 @@ export function openApiDocument() {
           security: secured,
           parameters: queryParams.map((p) => ({ ...p, required: false, description: 'only with a non-JSON body' })),
           requestBody: { required: true, content: { ...json(PublishBody, 'input'), 'application/octet-stream': { schema: { type: 'string', format: 'binary' } } } },
-          responses: { 200: { description: 'published', content: json(PublishResult) }, ...errors(400, 401, 403, 413) },
+          responses: { 200: { description: 'published', content: json(PublishResult) }, ...errors(400, 401, 403, 413, 503) },
         },
       },
       '/api/v1/retained': {
@@ -50,6 +50,26 @@ export function openApiDocument() {
           security: secured,
           parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string' } }],
           responses: { 200: { description: 'disconnected', content: json(z.object({ clientId: z.string(), disconnected: z.literal(true) })) }, ...errors(401, 403, 404) },
+        },
+      },
+      '/api/v1/bans': {
+        get: { summary: 'Bans in force, by hand and automatic (scope: admin).', security: secured, responses: { 200: { description: 'bans', content: json(z.object({ bans: z.array(BanItem) })) }, ...errors(401, 403) } },
+        post: {
+          summary: 'Ban a client id, username or address (scope: admin); its connected clients are disconnected (MQTT 5: 0x98), new CONNECTs get 0x8A.',
+          security: secured,
+          requestBody: { required: true, content: json(BanBody, 'input') },
+          responses: { 201: { description: 'banned', content: json(BanItem) }, ...errors(400, 401, 403) },
+        },
+      },
+      '/api/v1/bans/{kind}/{value}': {
+        delete: {
+          summary: 'Lift a ban (scope: admin).',
+          security: secured,
+          parameters: [
+            { name: 'kind', in: 'path', required: true, schema: { type: 'string', enum: ['clientId', 'username', 'address'] } },
+            { name: 'value', in: 'path', required: true, schema: { type: 'string' } },
+          ],
+          responses: { 200: { description: 'removed' }, ...errors(400, 401, 403, 404) },
         },
       },
       '/api/v1/subscriptions': { get: { summary: 'Every subscription (scope: read).', security: secured, responses: { 200: { description: 'subscriptions', content: json(z.object({ subscriptions: z.array(SubscriptionItem) })) }, ...errors(401, 403) } } },

@@ -95,3 +95,21 @@ export const Stats = z.object({
   bytesReceived: z.number().int(),
   bytesSent: z.number().int(),
 })
+
+export const BanKindSchema = z.enum(['clientId', 'username', 'address'], { error: 'expected "clientId", "username" or "address"' })
+
+export const BanBody = z.strictObject({
+  kind: BanKindSchema,
+  value: z.string({ error: 'expected the client id, username or address to ban' }).min(1, { error: 'expected the client id, username or address to ban' }),
+  /** How long the ban lasts; 0 = until removed. */
+  seconds: z.number({ error: 'expected a whole number of seconds' }).int({ error: 'expected a whole number of seconds' }).min(0).max(31_536_000 * 100).default(3600),
+  reason: z.string().max(200).default('banned by an administrator'),
+})
+
+export const BanItem = z.object({
+  kind: BanKindSchema,
+  value: z.string(),
+  reason: z.string(),
+  createdAt: z.string().describe('ISO time'),
+  expiresAt: z.string().nullable().describe('ISO time; null while the ban lasts until removed'),
+})

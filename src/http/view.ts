@@ -11,7 +11,8 @@ import { topicFilterError, topicNameError } from '../protocol/validate.ts'
 import { VERSION } from '../sys.ts'
 import { subscriptionKey } from '../topics/trie.ts'
 import type { z } from 'zod'
-import type { ClientItem, RetainedItem, Stats, SubscriptionItem } from './schemas.ts'
+import type { Ban, BanKind } from '../bans.ts'
+import type { BanBody, BanItem, ClientItem, RetainedItem, Stats, SubscriptionItem } from './schemas.ts'
 
 /** Who is calling, as the ACL hooks see them. */
 export interface Principal {
@@ -22,7 +23,7 @@ export interface Principal {
 
 export type PublishOutcome =
   | { ok: true; reached: number }
-  | { ok: false; status: 400 | 403 | 413; error: string; message: string }
+  | { ok: false; status: 400 | 403 | 413 | 503; error: string; message: string }
 
 export interface PublishInput {
   topic: string
@@ -73,7 +74,11 @@ export class BrokerView {
     broker.stats.receivedByQoS[input.qos]++
     const reached = broker.route(message)
     if (message.retain) broker.retain(message)
-    if (input.qos > 0) await broker.plugins.flushed() // like PUBACK: answer once it is durable
+    try {
+      if (input.qos > 0) await broker.plugins.flushed() // like PUBACK: answer once it is durable
+    } catch (error) {
+      return { ok: false, status: 503, error: 'not_stored', message: `the message was routed but could not be stored: ${(error as Error)?.message ?? String(error)}` }
+    }
     return { ok: true, reached }
   }
 
@@ -112,6 +117,25 @@ export class BrokerView {
     return true
   }
 
+  bans(): z.input<typeof BanItem>[] {
+    return this.broker.bans.list(Date.now()).map(banItem)
+  }
+
+  /** Bans a subject and disconnects the connected clients it covers (MQTT 5: DISCONNECT 0x98). */
+  ban(input: z.output<typeof BanBody>): z.input<typeof BanItem> {
+    const ban = this.broker.bans.add(input.kind, input.value, input.seconds, input.reason, Date.now())
+    for (const client of [...this.broker.clients]) {
+      if (client.state !== 'connected') continue
+      const covered = input.kind === 'clientId' ? client.clientId === input.value : input.kind === 'username' ? client.username === input.value : client.remoteAddress === input.value
+      if (covered) client.disconnect(Reason.AdministrativeAction, 'banned by an administrator')
+    }
+    return banItem(ban)
+  }
+
+  unban(kind: BanKind, value: string): boolean {
+    return this.broker.bans.remove(kind, value)
+  }
+
   subscriptions(): z.input<typeof SubscriptionItem>[] {
     const out: z.input<typeof SubscriptionItem>[] = []
     for (const s of this.broker.sessions.values()) {
@@ -148,6 +172,10 @@ export class BrokerView {
     const verdict = await decide(hooks, [{ clientId: `http:${username}`, username, password: Buffer.from(password), protocolVersion: 5, address }], (e) => this.broker.pluginError('authenticate', e))
     return verdict.allowed
   }
+}
+
+function banItem(ban: Ban): z.input<typeof BanItem> {
+  return { kind: ban.kind, value: ban.value, reason: ban.reason, createdAt: new Date(ban.createdAt).toISOString(), expiresAt: ban.expiresAt === 0 ? null : new Date(ban.expiresAt).toISOString() }
 }
 
 function encodePayload(payload: Buffer): { payload: string; encoding: 'utf8' | 'base64' } {
