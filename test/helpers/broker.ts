@@ -17,7 +17,7 @@ type TestConfig = Omit<UserConfig, 'listeners'> & { listeners?: UserConfig['list
 
 export async function startBroker(config: TestConfig = {}): Promise<TestBroker> {
   const logs: Array<Record<string, unknown>> = []
-  const logger = createLogger('debug', (line) => logs.push(JSON.parse(line)))
+  const logger = createLogger(config.log?.level ?? 'debug', (line) => logs.push(JSON.parse(line)))
   const midge = createBroker(
     { sys: { intervalSeconds: 0 }, ...config, listeners: [{ type: 'tcp', host: '127.0.0.1', port: 0 }, ...(config.listeners ?? [])] },
     { logger },

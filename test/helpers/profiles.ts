@@ -17,9 +17,12 @@ import { startBroker, type TestBroker } from './broker.ts'
 
 type TestConfig = Parameters<typeof startBroker>[0]
 
+/** A broker of a profile; with plugins, where its sqlite database is. */
+export type ProfileBroker = TestBroker & { dbPath?: string }
+
 export interface Profile {
   name: 'bare' | 'plugins'
-  start(config?: TestConfig): Promise<TestBroker>
+  start(config?: TestConfig): Promise<ProfileBroker>
 }
 
 /** Answers every decision with 'abstain' after a timer: the broker holds the client's later packets meanwhile. */
@@ -57,7 +60,8 @@ export function defaultPlugins(dir: string, url: string): Plugin[] {
       ],
     }),
     lateDecisions(),
-    sqlite({ path: join(dir, 'midge.db') }),
+    // Checkpoint and vacuum every second (the default is a minute), so short runs can see the file stay flat.
+    sqlite({ path: join(dir, 'midge.db'), maintenanceIntervalMs: 1000 }),
     webhook({ url, topics: ['#'], outbox: join(dir, 'webhook.db'), retry: { maxAttempts: 2, initialDelayMs: 10, maxDelayMs: 50 } }),
   ]
 }
@@ -73,6 +77,7 @@ export const withPlugins: Profile = {
     const b = await startBroker({ ...config, plugins })
     return {
       ...b,
+      dbPath: join(dir, 'midge.db'),
       async close() {
         await b.close()
         receiver.stop()
