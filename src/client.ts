@@ -376,7 +376,8 @@ export class Client implements ConnectionHandler, PacketSink, OutboundOwner {
       this.outbound.push(encode({ cmd: 'connack', sessionPresent: false, returnCode: 1 }, 4))
       return this.close('unsupported protocol version')
     }
-    this.disconnect(tooLarge ? Reason.PacketTooLarge : Reason.MalformedPacket, error.message) // [MQTT-4.13.1-1]
+    const code = error instanceof MqttError ? error.reasonCode : tooLarge ? Reason.PacketTooLarge : Reason.MalformedPacket
+    this.disconnect(code, error.message) // [MQTT-4.13.1-1]
   }
 
   /** Resolves the message a PUBLISH carries (payload still in the read buffer). */

@@ -12,6 +12,7 @@
  * refuses the same packets either way. mqtt-packet still decodes every packet: this only holds its bytes.
  */
 
+import { isUtf8 } from 'node:buffer'
 import { utf8 } from './strings.ts'
 
 const EMPTY = Buffer.alloc(0)
@@ -24,6 +25,8 @@ export class ContiguousBytes {
   /** The range the last slice or toString asked for, clamped (see clamp). */
   private from = 0
   private to = 0
+  /** Set when a string read since the last packet broke [MQTT-1.5.4-1, -2]; the decoder refuses that packet. */
+  stringError: string | null = null
 
   append(buf: Buffer): this {
     if (buf.length === 0) return this
@@ -64,8 +67,15 @@ export class ContiguousBytes {
 
   toString(encoding: BufferEncoding, start?: number, end?: number): string {
     this.clamp(start, end)
-    if (encoding === 'utf8') return utf8(this.bytes, this.start + this.from, this.start + this.to) // what the parser asks
-    return this.bytes.toString(encoding, this.start + this.from, this.start + this.to)
+    if (encoding !== 'utf8') return this.bytes.toString(encoding, this.start + this.from, this.start + this.to)
+    const from = this.start + this.from
+    const to = this.start + this.to
+    const text = utf8(this.bytes, from, to) // what the parser asks: topics, client ids, properties
+    // Every string the parser reads is a UTF-8 Encoded String (section 1.5.4): the decoder turns ill-formed bytes
+    // into U+FFFD, so only a string holding one is looked at again, byte by byte.
+    if (text.indexOf('\u0000') !== -1) this.stringError ??= 'a UTF-8 string holds U+0000'
+    else if (text.indexOf('\uFFFD') !== -1 && !isUtf8(this.bytes.subarray(from, to))) this.stringError ??= 'a string is not well-formed UTF-8'
+    return text
   }
 
   consume(bytes: number): this {

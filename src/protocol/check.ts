@@ -1,7 +1,7 @@
 /**
  * What the specification requires a receiver to check and mqtt-packet's lenient parser lets through: the one
- * validation step between decoding and the handlers (framing lengths are checked in codec.ts, topic names and
- * filters in validate.ts, where the handlers need them).
+ * validation step between decoding and the handlers (framing lengths, flag bytes and UTF-8 strings are checked in
+ * codec.ts, topic names and filters in validate.ts, where the handlers need them).
  *
  * Each rule throws MqttError with the reason code the spec gives: Malformed Packet (0x81) for what cannot be a
  * valid packet of its type, Protocol Error (0x82) for a valid packet the rules forbid. MQTT 3.1.1 clients are
@@ -18,7 +18,6 @@ const WILL: Allowed = { willDelayInterval: 'once', payloadFormatIndicator: 'once
 
 const ALLOWED: Readonly<Record<string, Allowed>> = {
   connect: { sessionExpiryInterval: 'once', authenticationMethod: 'once', authenticationData: 'once', requestProblemInformation: 'once', requestResponseInformation: 'once', receiveMaximum: 'once', topicAliasMaximum: 'once', userProperties: 'many', maximumPacketSize: 'once' },
-  // A Subscription Identifier from a client is a Protocol Error [MQTT-3.3.4-6]: it is not listed.
   publish: { payloadFormatIndicator: 'once', messageExpiryInterval: 'once', contentType: 'once', responseTopic: 'once', correlationData: 'once', topicAlias: 'once', userProperties: 'many' },
   puback: { reasonString: 'once', userProperties: 'many' },
   pubrec: { reasonString: 'once', userProperties: 'many' },
@@ -38,6 +37,8 @@ export function checkPacket(packet: Packet, version: ProtocolVersion): void {
       if (packet.qos === 0 && packet.dup) throw new MqttError(Reason.MalformedPacket, 'DUP set on a QoS 0 PUBLISH')
       if (packet.qos > 0) checkPacketId(packet.messageId, 'PUBLISH')
       if (version === 5 && packet.properties) {
+        // [MQTT-3.3.4-6] only the server sends a Subscription Identifier in PUBLISH.
+        if (packet.properties.subscriptionIdentifier !== undefined) throw new MqttError(Reason.ProtocolError, 'Subscription Identifier in a PUBLISH from a client')
         checkProperties(packet.properties, ALLOWED.publish!, 'PUBLISH')
         checkMessageProperties(packet.properties, 'PUBLISH')
       }
@@ -63,9 +64,6 @@ export function checkPacket(packet: Packet, version: ProtocolVersion): void {
 }
 
 function checkConnect(packet: Extract<Packet, { cmd: 'connect' }>, version: ProtocolVersion): void {
-  // [MQTT-1.5.4-2] a UTF-8 string must not hold U+0000.
-  if (packet.clientId.includes('\u0000')) throw new MqttError(Reason.MalformedPacket, 'client identifier contains U+0000')
-  if (packet.username?.includes('\u0000')) throw new MqttError(Reason.MalformedPacket, 'user name contains U+0000')
   // [MQTT-3.1.2-22] in 3.1.1 a password needs a user name; MQTT 5 allows one alone (section 3.1.2.9).
   if (version !== 5 && packet.password !== undefined && packet.username === undefined) throw new MqttError(Reason.ProtocolError, 'password without a user name')
   if (version === 5 && packet.properties) checkProperties(packet.properties, ALLOWED.connect!, 'CONNECT')

@@ -8,7 +8,10 @@
  */
 import { createRequire } from 'node:module'
 import type { Packet } from 'mqtt-packet'
+import { MqttError } from '../errors.ts'
 import { ContiguousBytes } from './bytes.ts'
+import { flagPropertyError } from './flags.ts'
+import { Reason } from './reason.ts'
 
 const mqttPacket = loadMqttPacket()
 
@@ -108,6 +111,13 @@ interface MqttPacketParser {
 /** A packet as mqtt-packet emits it: with its remaining length. */
 type DecodedPacket = Packet & { length: number; reasonCode?: number; properties?: object }
 
+/** A string of the packet just decoded was ill-formed UTF-8 or held U+0000 [MQTT-1.5.4-1, -2]: a Malformed Packet. */
+function takeStringError(list: ContiguousBytes): string {
+  const error = list.stringError!
+  list.stringError = null
+  return error
+}
+
 /**
  * mqtt-packet is handed runs of whole packets, and where a field is cut short by the remaining length it reads on
  * into the next packet (or finds -1 for a missing packet identifier) without complaint. So every packet's body must
@@ -162,7 +172,8 @@ class SharedDecoder {
     parser.emit = (event, value) => {
       if (this.failed) return true
       if (event === 'packet') {
-        const overrun = lengthError(value as DecodedPacket, parser._pos)
+        const list = parser._list as ContiguousBytes
+        const overrun = list.stringError ? takeStringError(list) : lengthError(value as DecodedPacket, parser._pos)
         if (overrun) {
           this.failed = true
           this.sink!.onParseError(new Error(overrun))
@@ -298,6 +309,14 @@ export class PacketReader implements PacketSink {
       if (data.length - at < size) {
         this.needed = size
         return at
+      }
+      const type = data[at]! >> 4
+      if (type === 3 || type === 1) {
+        const flagError = flagPropertyError(type, data[at]! & 0x0f, data, i + 1, at + size, this.settings.protocolVersion)
+        if (flagError) {
+          this.onParseError(new MqttError(Reason.ProtocolError, flagError))
+          return -1
+        }
       }
       at += size
     }

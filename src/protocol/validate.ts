@@ -11,7 +11,6 @@ function commonTopicError(topic: string, limits: TopicLimits): string | null {
   if (topic.length === 0) return 'empty topic' // [MQTT-4.7.3-1]
   if (Buffer.byteLength(topic) > limits.maxTopicLength) return `topic longer than ${limits.maxTopicLength} bytes`
   if (topic.includes('\u0000')) return 'topic contains U+0000' // [MQTT-4.7.3-2]
-  if (topic.includes('\uFFFD')) return 'topic is not valid UTF-8' // mqtt-packet decodes bad UTF-8 to U+FFFD [MQTT-1.5.4-1]
   return null
 }
 

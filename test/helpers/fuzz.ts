@@ -83,13 +83,21 @@ const packet = (first: number, body: number[]) => Buffer.from([first, ...varInt(
  * An MQTT 5 CONNECT written byte by byte, so it can carry what mqtt-packet will not encode: a property twice, a
  * property its packet may not carry, will QoS 3. `props` and `willProps` are raw property bytes.
  */
-export function rawConnect5(o: { clientId?: string; props?: number[]; willProps?: number[]; willQoS?: number; clean?: boolean }): Buffer {
+export function rawConnect5(o: { clientId?: string | number[]; props?: number[]; willProps?: number[]; willQoS?: number; clean?: boolean; password?: string; version?: 4 | 5 }): Buffer {
+  const version = o.version ?? 5
   const will = o.willProps !== undefined || o.willQoS !== undefined
-  const flags = (o.clean === false ? 0 : 0x02) | (will ? 0x04 | ((o.willQoS ?? 0) << 3) : 0)
+  const flags = (o.clean === false ? 0 : 0x02) | (will ? 0x04 | ((o.willQoS ?? 0) << 3) : 0) | (o.password !== undefined ? 0x40 : 0)
   const props = o.props ?? []
-  const body = [...str('MQTT'), 5, flags, ...u16(0), ...varInt(props.length), ...props, ...str(o.clientId ?? `raw-${Math.random()}`)]
-  if (will) body.push(...varInt(o.willProps?.length ?? 0), ...(o.willProps ?? []), ...str('will/topic'), ...str('gone'))
+  const clientId = Array.isArray(o.clientId) ? [...u16(o.clientId.length), ...o.clientId] : str(o.clientId ?? `raw-${Math.random()}`)
+  const body = [...str('MQTT'), version, flags, ...u16(0), ...(version === 5 ? [...varInt(props.length), ...props] : []), ...clientId]
+  if (will) body.push(...(version === 5 ? [...varInt(o.willProps?.length ?? 0), ...(o.willProps ?? [])] : []), ...str('will/topic'), ...str('gone'))
+  if (o.password !== undefined) body.push(...str(o.password))
   return packet(0x10, body)
+}
+
+/** An MQTT 5 SUBSCRIBE with raw property bytes and one filter given as raw bytes. */
+export function rawSubscribe5(props: number[], filter: number[] = [0x61], id = 1): Buffer {
+  return packet(0x82, [...u16(id), ...varInt(props.length), ...props, ...u16(filter.length), ...filter, 0x01])
 }
 
 /** MQTT 5 property bytes: identifier, then the value. */
@@ -100,6 +108,9 @@ export const prop = {
   receiveMaximum: (n: number) => [0x21, ...u16(n)],
   topicAlias: (n: number) => [0x23, ...u16(n)],
   payloadFormat: (b: number) => [0x01, b],
+  responseTopic: (t: string) => [0x08, ...str(t)],
+  subscriptionId: (n: number) => [0x0b, ...varInt(n)],
+  requestProblemInformation: (b: number) => [0x17, b],
 }
 
 /** An MQTT 5 PUBLISH with raw property bytes. */

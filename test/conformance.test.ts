@@ -1,0 +1,118 @@
+/**
+ * What the specification calls malformed or a protocol error is refused: one row per rule, with its tag, the bytes
+ * sent and the answer expected. Each row runs for MQTT 3.1.1 and 5.0 where it applies, against the bare broker and
+ * the default config's plugins (where the ack of a QoS 1/2 PUBLISH waits for the store). A refusal never comes as
+ * 0x83 "internal error", and the broker goes on serving others.
+ */
+import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
+import type { Packet } from 'mqtt-packet'
+import { until, type TestBroker } from './helpers/broker.ts'
+import { prop, rawConnect5, rawPublish5, rawSubscribe5 } from './helpers/fuzz.ts'
+import { connect, subscribe, type TestClient } from './helpers/mqttjs.ts'
+import { profiles } from './helpers/profiles.ts'
+import { RawClient } from './helpers/raw.ts'
+
+/** What the client sees: DISCONNECT with a code (MQTT 5), CONNACK with a code, a close with no packet, silence, or an answer. */
+type Outcome = { disconnect: number } | { connack: number } | 'closed' | 'open, no answer' | { answer: Packet['cmd'] }
+
+interface Row {
+  tag: string
+  rule: string
+  /** Sent after a successful CONNECT, or (connect: true) instead of one. */
+  bytes: (version: 4 | 5) => Buffer | number[]
+  connect?: boolean
+  versions: Array<4 | 5>
+  /** Expected outcome per version; 3.1.1 refusals close the connection without a word. */
+  expect: (version: 4 | 5) => Outcome
+}
+
+const closeOr = (code: number) => (version: 4 | 5): Outcome => (version === 5 ? { disconnect: code } : 'closed')
+const both: Array<4 | 5> = [4, 5]
+const v5: Array<4 | 5> = [5]
+const ill = [0xed, 0xa0, 0x80] // a UTF-16 surrogate, encoded: ill-formed UTF-8
+
+const rows: Row[] = [
+  // Properties (MQTT 5.0 section 2.2.2.2).
+  { tag: 'MQTT-2.2.2.2', rule: 'a property its packet may not carry (Session Expiry Interval in SUBSCRIBE) is malformed', bytes: () => rawSubscribe5(prop.sessionExpiry(5)), versions: v5, expect: closeOr(0x81) },
+  { tag: 'MQTT-2.2.2.2', rule: 'a single-use property given twice (Message Expiry Interval) is a protocol error', bytes: () => rawPublish5('dup', 1, [...prop.messageExpiry(1), ...prop.messageExpiry(2)]), versions: v5, expect: closeOr(0x82) },
+  { tag: 'MQTT-2.2.2.2', rule: 'Topic Alias given twice is a protocol error', bytes: () => rawPublish5('dup', 0, [...prop.topicAlias(1), ...prop.topicAlias(2)]), versions: v5, expect: closeOr(0x82) },
+  { tag: 'MQTT-3.8.2.1.2', rule: 'Subscription Identifier given twice in SUBSCRIBE is a protocol error', bytes: () => rawSubscribe5([...prop.subscriptionId(1), ...prop.subscriptionId(2)]), versions: v5, expect: closeOr(0x82) },
+  { tag: 'MQTT-2.2.2.2', rule: 'a property value cut short by the property length is malformed', bytes: () => rawPublish5('short', 1, [0x02, 0x00]), versions: v5, expect: closeOr(0x81) },
+  { tag: 'MQTT-2.2.2.2', rule: 'an undefined property identifier is malformed', bytes: () => rawPublish5('unknown', 1, [0x7f, 0x00]), versions: v5, expect: closeOr(0x81) },
+  { tag: 'MQTT-3.3.2.3.2', rule: 'a Payload Format Indicator of 0xED is refused, not forwarded as 1', bytes: () => rawPublish5('pfi', 1, prop.payloadFormat(0xed)), versions: v5, expect: closeOr(0x82) },
+  { tag: 'MQTT-3.3.2.3.2', rule: 'a Payload Format Indicator of 56 is refused', bytes: () => rawPublish5('pfi', 0, prop.payloadFormat(56)), versions: v5, expect: closeOr(0x82) },
+  { tag: 'MQTT-3.3.4-6', rule: 'a Subscription Identifier in a PUBLISH from a client is a protocol error', bytes: () => rawPublish5('sid', 1, prop.subscriptionId(3)), versions: v5, expect: closeOr(0x82) },
+  { tag: 'MQTT-3.3.2-14', rule: 'a Response Topic with a wildcard is a protocol error', bytes: () => rawPublish5('req', 1, prop.responseTopic('replies/+')), versions: v5, expect: closeOr(0x82) },
+  // Acks and pings with the wrong length.
+  ...(['PUBACK', 'PUBREC', 'PUBREL', 'PUBCOMP'] as const).flatMap((name, k): Row[] => {
+    const first = [0x40, 0x50, 0x62, 0x70][k]!
+    return [0, 1].map((length) => ({ tag: `MQTT-3.${4 + k}.2`, rule: `${name} with a remaining length of ${length} is malformed`, bytes: () => [first, length, ...Array(length).fill(0x07)], versions: both, expect: closeOr(0x81) }))
+  }),
+  { tag: 'MQTT-3.12.1', rule: 'a PINGREQ carrying a payload gets no PINGRESP: it is malformed', bytes: () => [0xc0, 0x02, 0x00, 0x00], versions: both, expect: closeOr(0x81) },
+  { tag: 'MQTT-2.2.1-2', rule: 'a QoS 1 PUBLISH with no room for its packet identifier is malformed', bytes: () => [0x32, 0x03, 0x00, 0x01, 0x61], versions: both, expect: closeOr(0x81) },
+  // Flags.
+  { tag: 'MQTT-3.3.1-2', rule: 'DUP set on a QoS 0 PUBLISH is malformed', bytes: () => [0x38, 0x03, 0x00, 0x01, 0x61], versions: both, expect: closeOr(0x81) },
+  // UTF-8 strings (section 1.5.4).
+  { tag: 'MQTT-1.5.4-2', rule: 'a topic filter holding U+0000 closes the connection', bytes: () => rawSubscribe5([], [0x61, 0x00]), versions: v5, expect: closeOr(0x81) },
+  { tag: 'MQTT-1.5.4-1', rule: 'a topic filter of ill-formed UTF-8 closes the connection', bytes: () => rawSubscribe5([], [0x61, ...ill]), versions: v5, expect: closeOr(0x81) },
+  { tag: 'MQTT-1.5.4-1', rule: 'a topic name of ill-formed UTF-8 closes the connection', bytes: () => [0x30, 0x05, 0x00, 0x03, ...ill], versions: both, expect: closeOr(0x81) },
+  { tag: 'MQTT-1.5.4-1', rule: 'a topic name holding a well-formed U+FFFD is accepted and routed', bytes: () => [0x32, 0x07, 0x00, 0x03, 0xef, 0xbf, 0xbd, 0x00, 0x01], versions: both, expect: () => ({ answer: 'puback' }) },
+  // CONNECT.
+  { tag: 'MQTT-1.5.4-2', rule: 'a client identifier holding U+0000 is refused', connect: true, bytes: (v) => rawConnect5({ version: v, clientId: [0x61, 0x00] }), versions: both, expect: () => 'closed' },
+  { tag: 'MQTT-1.5.4-1', rule: 'a client identifier holding a UTF-16 surrogate is refused', connect: true, bytes: (v) => rawConnect5({ version: v, clientId: [0x61, ...ill] }), versions: both, expect: () => 'closed' },
+  { tag: 'MQTT-3.1.2-12', rule: 'will QoS 3 is malformed', connect: true, bytes: (v) => rawConnect5({ version: v, willQoS: 3, willProps: [] }), versions: both, expect: (v) => (v === 5 ? { connack: 0x81 } : 'closed') },
+  { tag: 'MQTT-3.1.2-22', rule: 'on 3.1.1 a password flag without a user name flag is refused', connect: true, bytes: () => rawConnect5({ version: 4, password: 'pw' }), versions: [4], expect: () => 'closed' },
+  { tag: 'MQTT-3.1.2.9', rule: 'on MQTT 5 a password without a user name is allowed', connect: true, bytes: () => rawConnect5({ version: 5, password: 'pw' }), versions: v5, expect: () => ({ connack: 0 }) },
+  { tag: 'MQTT-3.1.2.11.7', rule: 'Request Problem Information of 2 is a protocol error', connect: true, bytes: () => rawConnect5({ props: prop.requestProblemInformation(2) }), versions: v5, expect: () => 'closed' },
+  { tag: 'MQTT-2.2.2.2', rule: 'will delay given twice is a protocol error (it armed a NaN timer)', connect: true, bytes: () => rawConnect5({ willProps: [...prop.willDelay(1), ...prop.willDelay(2)] }), versions: v5, expect: () => ({ connack: 0x82 }) },
+]
+
+/** Opens a connection, sends the row's bytes, and reports what came back. */
+async function attempt(port: number, row: Row, version: 4 | 5): Promise<Outcome> {
+  const c = row.connect ? await RawClient.open(port, version) : await RawClient.connected(port, version)
+  c.sendBytes(Buffer.from(row.bytes(version)))
+  try {
+    const packet = await c.next(undefined, 3000)
+    if (packet.cmd === 'disconnect') return { disconnect: (packet as { reasonCode?: number }).reasonCode ?? 0 }
+    if (packet.cmd === 'connack') {
+      const ack = packet as { reasonCode?: number; returnCode?: number }
+      return { connack: (version === 5 ? ack.reasonCode : ack.returnCode) ?? 0 }
+    }
+    return { answer: packet.cmd }
+  } catch {
+    return c.closed ? 'closed' : 'open, no answer'
+  } finally {
+    c.end()
+  }
+}
+
+for (const profile of profiles) {
+  describe(`conformance (${profile.name})`, () => {
+    let b: TestBroker
+    let watcher: TestClient
+    beforeAll(async () => {
+      b = await profile.start()
+      watcher = await connect(b.port, { clientId: 'watcher' })
+      await subscribe(watcher.client, 'alive')
+    })
+    afterAll(async () => {
+      await watcher.end()
+      await b.close()
+    })
+
+    for (const row of rows) {
+      for (const version of row.versions) {
+        test(`[${row.tag}] ${row.rule} (${version === 5 ? 'MQTT 5' : '3.1.1'})`, async () => {
+          const logged = b.logs.length
+          expect(await attempt(b.port, row, version)).toEqual(row.expect(version))
+          expect(b.logs.slice(logged).filter((l) => l.event === 'client.handler_error' || l.event === 'client.encode_error' || String(l.event).startsWith('process.'))).toEqual([])
+          // Others go on.
+          const pub = await RawClient.connected(b.port, 4)
+          pub.send({ cmd: 'publish', topic: 'alive', payload: Buffer.from(`${row.rule}`), qos: 0, retain: false, dup: false })
+          await until(() => watcher.messages.some((m) => m.payload === row.rule), 5000, 'the watcher hears the next message')
+          pub.end()
+        })
+      }
+    }
+  })
+}
