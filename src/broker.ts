@@ -223,9 +223,16 @@ export class Broker implements Acceptor {
 
   /** Finds or creates the session for a connecting client, taking over a live connection with the same id. */
   openSession(client: Client, clientId: string, cleanStart: boolean, expiryInterval: number): { session: Session; present: boolean } {
-    const live = this.sessions.get(clientId)?.client
-    if (live) live.disconnect(Reason.SessionTakenOver, 'session taken over') // [MQTT-3.1.4-3]
     let session = this.sessions.get(clientId)
+    const live = session?.client
+    if (live) {
+      // The session goes on with the new connection, opened before any will delay elapsed: the will is not
+      // published (MQTT 5.0 section 3.1.2.5; Mosquitto does the same). A session that ends with the old
+      // connection, or is replaced by a clean start, publishes it as the old connection closes [MQTT-3.1.4-3].
+      if (!cleanStart && session!.persistent) session!.will = undefined
+      live.disconnect(Reason.SessionTakenOver, 'session taken over') // [MQTT-3.1.4-3]
+    }
+    session = this.sessions.get(clientId)
     if (session) {
       session.clearTimers()
       session.will = undefined // a new connection before the will delay cancels the will [MQTT-3.1.3-9]

@@ -65,6 +65,11 @@ const rows: Row[] = [
   { tag: 'MQTT-3.1.2.9', rule: 'on MQTT 5 a password without a user name is allowed', connect: true, bytes: () => rawConnect5({ version: 5, password: 'pw' }), versions: v5, expect: () => ({ connack: 0 }) },
   { tag: 'MQTT-3.1.2.11.7', rule: 'Request Problem Information of 2 is a protocol error', connect: true, bytes: () => rawConnect5({ props: prop.requestProblemInformation(2) }), versions: v5, expect: () => 'closed' },
   { tag: 'MQTT-2.2.2.2', rule: 'will delay given twice is a protocol error (it armed a NaN timer)', connect: true, bytes: () => rawConnect5({ willProps: [...prop.willDelay(1), ...prop.willDelay(2)] }), versions: v5, expect: () => ({ connack: 0x82 }) },
+  { tag: 'MQTT-4.7.3-1', rule: 'an empty will topic: 3.1.1 is closed without a CONNACK, MQTT 5 gets 0x90', connect: true, bytes: (v) => rawConnect5({ version: v, willTopic: '', willProps: [] }), versions: both, expect: (v) => (v === 5 ? { connack: 0x90 } : 'closed') },
+  { tag: 'MQTT-3.3.2-2', rule: 'a will topic with a wildcard: 3.1.1 is closed without a CONNACK, MQTT 5 gets 0x90', connect: true, bytes: (v) => rawConnect5({ version: v, willTopic: 'a/#', willProps: [] }), versions: both, expect: (v) => (v === 5 ? { connack: 0x90 } : 'closed') },
+  // Topic filters that are well-formed strings but not valid filters: refused per filter, alike in SUBSCRIBE and UNSUBSCRIBE.
+  { tag: 'MQTT-4.7.1-1', rule: 'SUBSCRIBE to "#/a" gets SUBACK 0x8F (3.1.1: 0x80) and the connection stays', bytes: (v) => (v === 5 ? rawSubscribe5([], [...Buffer.from('#/a')]) : [0x82, 0x08, 0x00, 0x01, 0x00, 0x03, ...Buffer.from('#/a'), 0x00]), versions: both, expect: () => ({ answer: 'suback' }) },
+  { tag: 'MQTT-4.7.1-1', rule: 'UNSUBSCRIBE from "#/a" gets UNSUBACK (MQTT 5: 0x8F) and the connection stays', bytes: (v) => (v === 5 ? [0xa2, 0x08, 0x00, 0x01, 0x00, 0x00, 0x03, ...Buffer.from('#/a')] : [0xa2, 0x07, 0x00, 0x01, 0x00, 0x03, ...Buffer.from('#/a')]), versions: both, expect: () => ({ answer: 'unsuback' }) },
 ]
 
 /** Opens a connection, sends the row's bytes, and reports what came back. */
@@ -98,6 +103,41 @@ for (const profile of profiles) {
     afterAll(async () => {
       await watcher.end()
       await b.close()
+    })
+
+    test('[MQTT-4.7.1-1] MQTT 5: the per-filter codes are 0x8F in SUBACK and UNSUBACK alike', async () => {
+      const c = await RawClient.connected(b.port, 5)
+      c.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: '#/a', qos: 0 }, { topic: 'ok', qos: 1 }] })
+      expect(((await c.next('suback')) as { granted: number[] }).granted).toEqual([0x8f, 1])
+      c.send({ cmd: 'unsubscribe', messageId: 2, unsubscriptions: ['#/a', 'ok', 'never'] })
+      expect(((await c.next('unsuback')) as { granted: number[] }).granted).toEqual([0x8f, 0x00, 0x11])
+      c.end()
+    })
+
+    test('MQTT 3.1 (MQIsdp): a resent PUBREL with DUP set is accepted, as 3.1 allows', async () => {
+      const c = await RawClient.connected(b.port, 3)
+      c.sendBytes(Buffer.from([0x6a, 0x02, 0x00, 0x05]))
+      expect((await c.next('pubcomp')).cmd).toBe('pubcomp')
+      c.end()
+    })
+
+    test('[MQTT-3.1.4-3] MQTT 5: a persistent session taken over by a new connection does not publish its will (section 3.1.2.5)', async () => {
+      const heir = await connect(b.port, { clientId: 'heir-watch', protocolVersion: 5 })
+      await subscribe(heir.client, 'wills/#')
+      const will = { topic: 'wills/taken', payload: Buffer.from('gone'), qos: 0 as const, retain: false, properties: { willDelayInterval: 0 } }
+      const first = await connect(b.port, { clientId: 'twice', protocolVersion: 5, clean: false, properties: { sessionExpiryInterval: 60 }, will })
+      const taken = new Promise<number | undefined>((resolve) => first.client.once('disconnect', (p) => resolve(p.reasonCode)))
+      const second = await connect(b.port, { clientId: 'twice', protocolVersion: 5, clean: false, properties: { sessionExpiryInterval: 60 } })
+      expect(await taken).toBe(0x8e)
+      expect(await heir.quiet(300)).toEqual([])
+      // A clean start ends the old session: then its will is published as the old connection closes.
+      const third = await connect(b.port, { clientId: 'twice', protocolVersion: 5, clean: false, properties: { sessionExpiryInterval: 60 }, will })
+      await connect(b.port, { clientId: 'twice', protocolVersion: 5, clean: true }).then((c) => c.end())
+      expect((await heir.next()).topic).toBe('wills/taken')
+      await first.end(true)
+      await second.end(true)
+      await third.end(true)
+      await heir.end()
     })
 
     for (const row of rows) {

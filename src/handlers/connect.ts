@@ -65,7 +65,15 @@ export function handleConnect(client: Client, packet: ConnectPacket): void | Pro
   let will: Will | undefined
   if (packet.will) {
     const error = topicNameError(packet.will.topic, limits)
-    if (error) return refuse(client, Reason.TopicNameInvalid, `will topic: ${error}`)
+    if (error) {
+      // 3.1.1 has no CONNACK code for it (3 would say "server unavailable"): a protocol violation closes the
+      // connection (3.1.1 [MQTT-4.8.0-1]); MQTT 5 is told 0x90.
+      if (version !== 5) {
+        broker.logger.warn('client.protocol_error', { address: client.remoteAddress, reason: `will topic: ${error}` })
+        return client.close(`invalid will topic: ${error}`)
+      }
+      return refuse(client, Reason.TopicNameInvalid, `will topic: ${error}`)
+    }
     const willPacket = { cmd: 'publish' as const, topic: packet.will.topic, payload: packet.will.payload, qos: packet.will.qos ?? 0, retain: packet.will.retain ?? false, dup: false, properties: packet.will.properties }
     const message = Client.message(clientId, willPacket, Date.now())
     message.payload = Buffer.from(message.payload)

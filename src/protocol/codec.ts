@@ -281,12 +281,15 @@ export class PacketReader implements PacketSink {
   private frame(data: Buffer): number {
     let at = 0
     while (data.length - at >= 1) {
-      const headerError = checkFixedHeader(data[at]!, !this.started)
+      const headerError = checkFixedHeader(data[at]!, !this.started, this.settings.protocolVersion)
       if (headerError) {
         this.onParseError(new Error(headerError))
         return -1
       }
       this.started = true
+      // MQTT 3.1's DUP on a resent PUBREL / SUBSCRIBE / UNSUBSCRIBE (checked above): mqtt-packet knows only 3.1.1's
+      // flags, so the bit it would refuse is cleared here (nothing downstream reads DUP on these packets).
+      if ((data[at]! & 0x0f) === 0x0a && this.settings.protocolVersion === 3 && (data[at]! >> 4) !== 3) data[at] = data[at]! & 0xf7
       let remaining = 0
       let multiplier = 1
       let i = at + 1
@@ -329,14 +332,17 @@ export class PacketReader implements PacketSink {
  * rather than after the body it announces: reserved type 0, flag bits [MQTT-2.2.2-2], QoS 3 [MQTT-3.3.1-4],
  * and anything but CONNECT first [MQTT-3.1.0-1].
  */
-function checkFixedHeader(first: number, beforeConnect: boolean): string | null {
+function checkFixedHeader(first: number, beforeConnect: boolean, version: number | undefined): string | null {
   const type = first >> 4
   const flags = first & 0x0f
   if (beforeConnect && type !== 1) return 'the first packet must be CONNECT'
   if (type === 0) return 'reserved packet type 0'
   if (type === 3) return ((flags >> 1) & 3) === 3 ? 'Packet must not have both QoS bits set to 1' : null
   const required = type === 6 || type === 8 || type === 10 ? 2 : 0 // PUBREL, SUBSCRIBE, UNSUBSCRIBE
-  return flags === required ? null : `invalid flags for packet type ${type}`
+  if (flags === required) return null
+  // MQTT 3.1 (MQIsdp) lets a resent PUBREL, SUBSCRIBE or UNSUBSCRIBE carry DUP (3.1 section 2.1).
+  if (version === 3 && required === 2 && flags === 0x0a) return null
+  return `invalid flags for packet type ${type}`
 }
 
 /** Chunks up to this many bytes (or characters) are copied by a loop. */

@@ -83,14 +83,14 @@ const packet = (first: number, body: number[]) => Buffer.from([first, ...varInt(
  * An MQTT 5 CONNECT written byte by byte, so it can carry what mqtt-packet will not encode: a property twice, a
  * property its packet may not carry, will QoS 3. `props` and `willProps` are raw property bytes.
  */
-export function rawConnect5(o: { clientId?: string | number[]; props?: number[]; willProps?: number[]; willQoS?: number; clean?: boolean; password?: string; version?: 4 | 5 }): Buffer {
+export function rawConnect5(o: { clientId?: string | number[]; props?: number[]; willProps?: number[]; willQoS?: number; willTopic?: string; clean?: boolean; password?: string; version?: 4 | 5 }): Buffer {
   const version = o.version ?? 5
-  const will = o.willProps !== undefined || o.willQoS !== undefined
+  const will = o.willProps !== undefined || o.willQoS !== undefined || o.willTopic !== undefined
   const flags = (o.clean === false ? 0 : 0x02) | (will ? 0x04 | ((o.willQoS ?? 0) << 3) : 0) | (o.password !== undefined ? 0x40 : 0)
   const props = o.props ?? []
   const clientId = Array.isArray(o.clientId) ? [...u16(o.clientId.length), ...o.clientId] : str(o.clientId ?? `raw-${Math.random()}`)
   const body = [...str('MQTT'), version, flags, ...u16(0), ...(version === 5 ? [...varInt(props.length), ...props] : []), ...clientId]
-  if (will) body.push(...(version === 5 ? [...varInt(o.willProps?.length ?? 0), ...(o.willProps ?? [])] : []), ...str('will/topic'), ...str('gone'))
+  if (will) body.push(...(version === 5 ? [...varInt(o.willProps?.length ?? 0), ...(o.willProps ?? [])] : []), ...str(o.willTopic ?? 'will/topic'), ...str('gone'))
   if (o.password !== undefined) body.push(...str(o.password))
   return packet(0x10, body)
 }
