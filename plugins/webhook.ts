@@ -157,6 +157,28 @@ export function webhook(options: WebhookOptions): WebhookPlugin {
     }
   }
 
+  /**
+   * Runs the sender until stopped. A database fault (locked, unreadable) does not end it for good: it is logged once,
+   * and the sender starts again after a second, from what the outbox holds.
+   */
+  async function keepSending(log: Logger): Promise<void> {
+    let failing = false
+    while (running) {
+      try {
+        await run()
+        return
+      } catch (error) {
+        if (!failing) log.error('webhook.sender_failed', { error: (error as Error)?.message ?? String(error), effect: 'retrying every second; events stay in the outbox' })
+        failing = true
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, 1000)
+          wake = () => (running ? undefined : (clearTimeout(timer), resolve()))
+        })
+        wake = null
+      }
+    }
+  }
+
   function messageEvent(m: Readonly<Message>): Record<string, unknown> {
     let payload: string
     let encoding: 'utf8' | 'base64'
@@ -180,7 +202,7 @@ export function webhook(options: WebhookOptions): WebhookPlugin {
         else ctx.logger.info('webhook.outbox_write_recovered', { outbox: resolve(config.outbox) })
       })
       running = true
-      sender = run().catch((error: Error) => ctx.logger.error('webhook.sender_failed', { error: error.message }))
+      sender = keepSending(ctx.logger)
       ctx.logger.info('webhook.started', { url: config.url, topics: config.topics, events: config.events, outbox: this.status().outbox })
     },
     async stop() {

@@ -11,6 +11,7 @@ import { existsSync, mkdtempSync, readdirSync, rmSync, statSync, truncateSync, w
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { sqlite } from '../plugins/sqlite.ts'
+import { webhook } from '../plugins/webhook.ts'
 import { createBroker } from '../src/index.ts'
 import { createLogger } from '../src/logger.ts'
 import { startBroker, until } from './helpers/broker.ts'
@@ -92,6 +93,72 @@ describe('a store that cannot write', () => {
     await sub.end()
     await pub.end()
     await b.close()
+  })
+})
+
+describe('the webhook outbox', () => {
+  test('an outbox that cannot be written refuses acks (MQTT 5: 0x80) with one log line; once it can, events flow again', async () => {
+    const events: string[] = []
+    const server = Bun.serve({
+      hostname: '127.0.0.1',
+      port: 0,
+      async fetch(req) {
+        for (const e of ((await req.json()) as { events: Array<{ payload: string }> }).events) events.push(e.payload)
+        return new Response('ok')
+      },
+    })
+    const outbox = join(dir, `outbox-${++n}.db`)
+    const b = await startBroker({ plugins: [webhook({ url: `http://127.0.0.1:${server.port}/`, outbox, retry: { initialDelayMs: 10, maxDelayMs: 50 } })] })
+    const c = await RawClient.connected(b.port, 5)
+    expect(await publishAck(c, 'hook/a', 1, 1, 'before')).toBe(0x10)
+    await until(() => events.includes('before'), 5000, 'the first event delivered')
+    const locker = new Database(outbox)
+    locker.exec('BEGIN EXCLUSIVE')
+    expect(await publishAck(c, 'hook/b', 1, 2, 'while locked')).toBe(0x80)
+    expect(await publishAck(c, 'hook/c', 1, 3, 'while locked')).toBe(0x80)
+    expect(b.logs.filter((l) => l.event === 'webhook.outbox_write_failed')).toHaveLength(1)
+    locker.exec('COMMIT')
+    locker.close()
+    expect(await publishAck(c, 'hook/d', 1, 4, 'after')).toBe(0x10)
+    await until(() => events.includes('after'), 5000, 'events flow again')
+    expect(events).not.toContain('while locked') // refused, so not promised: the publisher knows to send again
+    c.end()
+    await b.close()
+    server.stop(true)
+  })
+
+  test('the sender survives an outbox it cannot update: it logs once, tries again every second, and delivers at least once', async () => {
+    const events: string[] = []
+    let release!: () => void
+    const held = new Promise<void>((resolve) => (release = resolve))
+    let requests = 0
+    const server = Bun.serve({
+      hostname: '127.0.0.1',
+      port: 0,
+      async fetch(req) {
+        const body = (await req.json()) as { events: Array<{ payload: string }> }
+        if (++requests === 1) await held // the first POST waits while the test locks the outbox
+        for (const e of body.events) events.push(e.payload)
+        return new Response('ok')
+      },
+    })
+    const outbox = join(dir, `outbox-${++n}.db`)
+    const b = await startBroker({ plugins: [webhook({ url: `http://127.0.0.1:${server.port}/`, outbox })] })
+    const c = await RawClient.connected(b.port, 5)
+    expect(await publishAck(c, 'hook/x', 1, 1, 'once')).toBe(0x10)
+    await until(() => requests === 1, 5000, 'the POST in flight')
+    const locker = new Database(outbox)
+    locker.exec('BEGIN EXCLUSIVE')
+    release() // delivered, but the sender cannot remove it from the outbox
+    await until(() => b.logs.some((l) => l.event === 'webhook.sender_failed'), 5000, 'the sender fault logged')
+    locker.exec('COMMIT')
+    locker.close()
+    await until(() => (b.midge.broker.plugins.plugins[0] as ReturnType<typeof webhook>).status().outbox === 0, 5000, 'the outbox emptied after the retry')
+    expect(events.filter((e) => e === 'once').length).toBeGreaterThanOrEqual(1)
+    expect(b.logs.filter((l) => l.event === 'webhook.sender_failed')).toHaveLength(1)
+    c.end()
+    await b.close()
+    server.stop(true)
   })
 })
 
