@@ -220,7 +220,8 @@ function cannotOpen(file: string, error: unknown): string {
   if (isCorrupt(error)) {
     return `the database ${file} is not a sound SQLite database (${message}). Restore it from a backup, or move it aside to start with an empty one; sqlite({ onCorrupt: 'moveAside' }) does that at start.`
   }
-  if (code === 'SQLITE_READONLY' || code === 'SQLITE_CANTOPEN' || code === 'SQLITE_PERM') {
+  // Extended codes name the cause (SQLITE_READONLY_DIRECTORY, SQLITE_CANTOPEN_ISDIR, ...).
+  if (code?.startsWith('SQLITE_READONLY') || code?.startsWith('SQLITE_CANTOPEN') || code === 'SQLITE_PERM' || code === 'SQLITE_AUTH') {
     return `the database ${file} cannot be written (${message}). Check that the broker's user may write the file and its folder.`
   }
   return `the database ${file} cannot be opened (${message}).`

@@ -7,7 +7,7 @@
 import { Database } from 'bun:sqlite'
 import { afterAll, describe, expect, test } from 'bun:test'
 import type { IPubackPacket, IPubrecPacket } from 'mqtt-packet'
-import { existsSync, mkdtempSync, readdirSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs'
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { sqlite } from '../plugins/sqlite.ts'
@@ -17,7 +17,7 @@ import { createLogger } from '../src/logger.ts'
 import { startBroker, until } from './helpers/broker.ts'
 import { connect, subscribe } from './helpers/mqttjs.ts'
 import { RawClient } from './helpers/raw.ts'
-import { spawnLines } from './helpers/process.ts'
+import { repoRoot, spawnLines } from './helpers/process.ts'
 
 const dir = mkdtempSync(join(tmpdir(), 'midge-store-faults-'))
 afterAll(() => rmSync(dir, { recursive: true, force: true }))
@@ -204,6 +204,29 @@ describe('a database that cannot be used at start', () => {
     expect(existsSync(String(moved?.movedTo))).toBe(true)
     expect(readdirSync(dir).some((f) => f.startsWith(`${path.split('/').pop()}.corrupt-`))).toBe(true)
     await midge.close()
+  })
+
+  test('a database file made read-only (chmod) stops start-up with a message naming the file and what to check', async () => {
+    // As root, chmod does not stop writes: the broker then runs as nobody, as a service user would.
+    const root = process.getuid?.() === 0
+    const folder = join(dir, `readonly-${++n}`)
+    mkdirSync(folder)
+    const path = join(folder, 'midge.db')
+    const db = new Database(path, { create: true })
+    db.exec('PRAGMA journal_mode = WAL; CREATE TABLE t (x)')
+    db.close()
+    chmodSync(path, 0o444)
+    chmodSync(folder, 0o555)
+    chmodSync(dir, 0o755)
+    const config = join(folder, '..', `readonly-${n}.config.ts`)
+    writeFileSync(config, `import { sqlite } from '${join(import.meta.dir, '..', 'plugins', 'sqlite.ts')}'\nexport default { listeners: [{ type: 'tcp', host: '127.0.0.1', port: 0 }], plugins: [sqlite({ path: '${path}' })] }\n`)
+    chmodSync(config, 0o644)
+    const command = root ? ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', process.execPath] : [process.execPath]
+    const proc = Bun.spawn([...command, 'src/main.ts', '--config', config], { cwd: repoRoot, stdout: 'pipe', stderr: 'pipe' })
+    expect(await proc.exited).toBe(1)
+    const said = await new Response(proc.stderr).text()
+    expect(said).toContain(path)
+    expect(said).toContain('cannot be written')
   })
 
   test('npm start with a corrupt database exits 1 and says which file', async () => {
