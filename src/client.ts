@@ -9,7 +9,7 @@ import { Outbound, type OutboundOwner } from './delivery/outbound.ts'
 import { dispatch } from './handlers/index.ts'
 import { type Message, encodedFor, isExpired, keepEncoded, remainingExpiry } from './message.ts'
 import { encode, PacketReader, PacketTooLargeError, type Packet, type PacketSink, type ProtocolVersion, type PubackPacket, type PublishPacket, type PubrecPacket } from './protocol/codec.ts'
-import { Reason } from './protocol/reason.ts'
+import { Reason, refusalCode } from './protocol/reason.ts'
 import type { Delivery, Session } from './session.ts'
 import type { Connection, ConnectionHandler } from './transport/types.ts'
 
@@ -265,7 +265,7 @@ export class Client implements ConnectionHandler, PacketSink, OutboundOwner {
     this.closeReason = why
     if (this.version === 5 && this.state === 'connected') {
       const properties = this.requestProblemInformation ? { reasonString: why } : undefined
-      this.send({ cmd: 'disconnect', reasonCode, properties })
+      this.send({ cmd: 'disconnect', reasonCode: refusalCode('disconnect', reasonCode, Reason.UnspecifiedError), properties })
     }
     this.outbound.flush()
     this.finish()
@@ -359,7 +359,7 @@ export class Client implements ConnectionHandler, PacketSink, OutboundOwner {
     if (error instanceof MqttError) {
       this.broker.logger.warn('client.protocol_error', { clientId: this.clientId || undefined, address: this.remoteAddress, reason: error.message, code: error.reasonCode })
       // A CONNECT in error: an MQTT 5 client may be told why in a CONNACK before the close [MQTT-4.13.1-1].
-      if (this.state === 'connecting' && this.version === 5) this.send({ cmd: 'connack', sessionPresent: false, reasonCode: error.reasonCode, properties: { reasonString: error.message } })
+      if (this.state === 'connecting' && this.version === 5) this.send({ cmd: 'connack', sessionPresent: false, reasonCode: refusalCode('connack', error.reasonCode, Reason.UnspecifiedError), properties: { reasonString: error.message } })
       this.disconnect(error.reasonCode, error.message)
     } else {
       this.broker.logger.error('client.handler_error', { clientId: this.clientId, address: this.remoteAddress, error: (error as Error)?.stack ?? String(error) })
@@ -377,6 +377,12 @@ export class Client implements ConnectionHandler, PacketSink, OutboundOwner {
       return this.close('unsupported protocol version')
     }
     const code = error instanceof MqttError ? error.reasonCode : tooLarge ? Reason.PacketTooLarge : Reason.MalformedPacket
+    if (this.state === 'connecting' && this.reader.protocolLevel === 5) {
+      // A CONNECT in error: an MQTT 5 client may be told why in a CONNACK before the close [MQTT-4.13.1-1].
+      this.version = 5
+      this.send({ cmd: 'connack', sessionPresent: false, reasonCode: refusalCode('connack', code, Reason.MalformedPacket), properties: { reasonString: error.message } })
+      return this.close(error.message)
+    }
     this.disconnect(code, error.message) // [MQTT-4.13.1-1]
   }
 

@@ -6,8 +6,8 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import type { Packet } from 'mqtt-packet'
-import { until, type TestBroker } from './helpers/broker.ts'
-import { prop, rawConnect5, rawPublish5, rawSubscribe5 } from './helpers/fuzz.ts'
+import { startBroker, until, type TestBroker } from './helpers/broker.ts'
+import { prop, rawConnect5, rawPublish5, rawSubscribe5, rawWithProps5 } from './helpers/fuzz.ts'
 import { connect, subscribe, type TestClient } from './helpers/mqttjs.ts'
 import { profiles } from './helpers/profiles.ts'
 import { RawClient } from './helpers/raw.ts'
@@ -34,6 +34,13 @@ const ill = [0xed, 0xa0, 0x80] // a UTF-16 surrogate, encoded: ill-formed UTF-8
 const rows: Row[] = [
   // Properties (MQTT 5.0 section 2.2.2.2).
   { tag: 'MQTT-2.2.2.2', rule: 'a property its packet may not carry (Session Expiry Interval in SUBSCRIBE) is malformed', bytes: () => rawSubscribe5(prop.sessionExpiry(5)), versions: v5, expect: closeOr(0x81) },
+  { tag: 'MQTT-2.2.2.2', rule: 'a property PUBACK may not carry (Topic Alias) is malformed', bytes: () => rawWithProps5(0x40, [0x00, 0x09, 0x00], prop.topicAlias(1)), versions: v5, expect: closeOr(0x81) },
+  { tag: 'MQTT-2.2.2.2', rule: 'a property PUBREL may not carry (Message Expiry Interval) is malformed', bytes: () => rawWithProps5(0x62, [0x00, 0x09, 0x00], prop.messageExpiry(1)), versions: v5, expect: closeOr(0x81) },
+  { tag: 'MQTT-2.2.2.2', rule: 'a property UNSUBSCRIBE may not carry (Session Expiry Interval) is malformed', bytes: () => rawWithProps5(0xa2, [0x00, 0x01], prop.sessionExpiry(1), [0x00, 0x01, 0x61]), versions: v5, expect: closeOr(0x81) },
+  { tag: 'MQTT-2.2.2.2', rule: 'a property DISCONNECT may not carry (Topic Alias) is malformed', bytes: () => rawWithProps5(0xe0, [0x00], prop.topicAlias(1)), versions: v5, expect: closeOr(0x81) },
+  { tag: 'MQTT-2.2.2.2', rule: 'a single-use property given twice in DISCONNECT (Session Expiry Interval 0, twice) is a protocol error', bytes: () => rawWithProps5(0xe0, [0x00], [...prop.sessionExpiry(0), ...prop.sessionExpiry(0)]), versions: v5, expect: closeOr(0x82) },
+  { tag: 'MQTT-2.2.2.2', rule: 'a single-use property given twice in PUBACK (Reason String) is a protocol error', bytes: () => rawWithProps5(0x40, [0x00, 0x09, 0x00], [0x1f, 0x00, 0x00, 0x1f, 0x00, 0x00]), versions: v5, expect: closeOr(0x82) },
+  { tag: 'MQTT-2.2.2.2', rule: 'Payload Format Indicator 0, twice, is a protocol error (a repeat of a false value is not lost)', bytes: () => rawPublish5('pfi', 0, [...prop.payloadFormat(0), ...prop.payloadFormat(0)]), versions: v5, expect: closeOr(0x82) },
   { tag: 'MQTT-2.2.2.2', rule: 'a single-use property given twice (Message Expiry Interval) is a protocol error', bytes: () => rawPublish5('dup', 1, [...prop.messageExpiry(1), ...prop.messageExpiry(2)]), versions: v5, expect: closeOr(0x82) },
   { tag: 'MQTT-2.2.2.2', rule: 'Topic Alias given twice is a protocol error', bytes: () => rawPublish5('dup', 0, [...prop.topicAlias(1), ...prop.topicAlias(2)]), versions: v5, expect: closeOr(0x82) },
   { tag: 'MQTT-3.8.2.1.2', rule: 'Subscription Identifier given twice in SUBSCRIBE is a protocol error', bytes: () => rawSubscribe5([...prop.subscriptionId(1), ...prop.subscriptionId(2)]), versions: v5, expect: closeOr(0x82) },
@@ -53,17 +60,22 @@ const rows: Row[] = [
   // Flags.
   { tag: 'MQTT-3.3.1-2', rule: 'DUP set on a QoS 0 PUBLISH is malformed', bytes: () => [0x38, 0x03, 0x00, 0x01, 0x61], versions: both, expect: closeOr(0x81) },
   // UTF-8 strings (section 1.5.4).
-  { tag: 'MQTT-1.5.4-2', rule: 'a topic filter holding U+0000 closes the connection', bytes: () => rawSubscribe5([], [0x61, 0x00]), versions: v5, expect: closeOr(0x81) },
-  { tag: 'MQTT-1.5.4-1', rule: 'a topic filter of ill-formed UTF-8 closes the connection', bytes: () => rawSubscribe5([], [0x61, ...ill]), versions: v5, expect: closeOr(0x81) },
+  { tag: 'MQTT-1.5.4-2', rule: 'a topic filter holding U+0000 closes the connection', bytes: (v) => (v === 5 ? rawSubscribe5([], [0x61, 0x00]) : [0x82, 0x07, 0x00, 0x01, 0x00, 0x02, 0x61, 0x00, 0x00]), versions: both, expect: closeOr(0x81) },
+  { tag: 'MQTT-1.5.4-1', rule: 'a topic filter of ill-formed UTF-8 closes the connection', bytes: (v) => (v === 5 ? rawSubscribe5([], [0x61, ...ill]) : [0x82, 0x09, 0x00, 0x01, 0x00, 0x04, 0x61, ...ill, 0x00]), versions: both, expect: closeOr(0x81) },
+  { tag: 'MQTT-1.5.4-2', rule: 'an UNSUBSCRIBE filter holding U+0000 closes the connection, as in SUBSCRIBE', bytes: (v) => (v === 5 ? [0xa2, 0x07, 0x00, 0x01, 0x00, 0x00, 0x02, 0x61, 0x00] : [0xa2, 0x06, 0x00, 0x01, 0x00, 0x02, 0x61, 0x00]), versions: both, expect: closeOr(0x81) },
+  { tag: 'MQTT-4.7.3-1', rule: 'SUBSCRIBE to an empty filter gets SUBACK 0x8F (3.1.1: 0x80) and the connection stays', bytes: (v) => (v === 5 ? rawSubscribe5([], []) : [0x82, 0x05, 0x00, 0x01, 0x00, 0x00, 0x00]), versions: both, expect: () => ({ answer: 'suback' }) },
   { tag: 'MQTT-1.5.4-1', rule: 'a topic name of ill-formed UTF-8 closes the connection', bytes: () => [0x30, 0x05, 0x00, 0x03, ...ill], versions: both, expect: closeOr(0x81) },
   { tag: 'MQTT-1.5.4-1', rule: 'a topic name holding a well-formed U+FFFD is accepted and routed', bytes: () => [0x32, 0x07, 0x00, 0x03, 0xef, 0xbf, 0xbd, 0x00, 0x01], versions: both, expect: () => ({ answer: 'puback' }) },
   // CONNECT.
-  { tag: 'MQTT-1.5.4-2', rule: 'a client identifier holding U+0000 is refused', connect: true, bytes: (v) => rawConnect5({ version: v, clientId: [0x61, 0x00] }), versions: both, expect: () => 'closed' },
-  { tag: 'MQTT-1.5.4-1', rule: 'a client identifier holding a UTF-16 surrogate is refused', connect: true, bytes: (v) => rawConnect5({ version: v, clientId: [0x61, ...ill] }), versions: both, expect: () => 'closed' },
+  { tag: 'MQTT-1.5.4-2', rule: 'a client identifier holding U+0000 is refused', connect: true, bytes: (v) => rawConnect5({ version: v, clientId: [0x61, 0x00] }), versions: both, expect: (v) => (v === 5 ? { connack: 0x81 } : 'closed') },
+  { tag: 'MQTT-1.5.4-2', rule: 'a user name holding U+0000 is refused', connect: true, bytes: (v) => rawConnect5({ version: v, username: [0x75, 0x00] }), versions: both, expect: (v) => (v === 5 ? { connack: 0x81 } : 'closed') },
+  { tag: 'MQTT-1.5.4-1', rule: 'a user name holding a UTF-16 surrogate is refused', connect: true, bytes: (v) => rawConnect5({ version: v, username: [0x75, ...ill] }), versions: both, expect: (v) => (v === 5 ? { connack: 0x81 } : 'closed') },
+  { tag: 'MQTT-1.5.4-2', rule: 'a will topic holding U+0000 is refused (3.1.1: without a CONNACK)', connect: true, bytes: (v) => rawConnect5({ version: v, willTopic: [0x77, 0x00], willProps: [] }), versions: both, expect: (v) => (v === 5 ? { connack: 0x81 } : 'closed') },
+  { tag: 'MQTT-1.5.4-1', rule: 'a client identifier holding a UTF-16 surrogate is refused', connect: true, bytes: (v) => rawConnect5({ version: v, clientId: [0x61, ...ill] }), versions: both, expect: (v) => (v === 5 ? { connack: 0x81 } : 'closed') },
   { tag: 'MQTT-3.1.2-12', rule: 'will QoS 3 is malformed', connect: true, bytes: (v) => rawConnect5({ version: v, willQoS: 3, willProps: [] }), versions: both, expect: (v) => (v === 5 ? { connack: 0x81 } : 'closed') },
   { tag: 'MQTT-3.1.2-22', rule: 'on 3.1.1 a password flag without a user name flag is refused', connect: true, bytes: () => rawConnect5({ version: 4, password: 'pw' }), versions: [4], expect: () => 'closed' },
   { tag: 'MQTT-3.1.2.9', rule: 'on MQTT 5 a password without a user name is allowed', connect: true, bytes: () => rawConnect5({ version: 5, password: 'pw' }), versions: v5, expect: () => ({ connack: 0 }) },
-  { tag: 'MQTT-3.1.2.11.7', rule: 'Request Problem Information of 2 is a protocol error', connect: true, bytes: () => rawConnect5({ props: prop.requestProblemInformation(2) }), versions: v5, expect: () => 'closed' },
+  { tag: 'MQTT-3.1.2.11.7', rule: 'Request Problem Information of 2 is a protocol error', connect: true, bytes: () => rawConnect5({ props: prop.requestProblemInformation(2) }), versions: v5, expect: () => ({ connack: 0x82 }) },
   { tag: 'MQTT-2.2.2.2', rule: 'will delay given twice is a protocol error (it armed a NaN timer)', connect: true, bytes: () => rawConnect5({ willProps: [...prop.willDelay(1), ...prop.willDelay(2)] }), versions: v5, expect: () => ({ connack: 0x82 }) },
   { tag: 'MQTT-4.7.3-1', rule: 'an empty will topic: 3.1.1 is closed without a CONNACK, MQTT 5 gets 0x90', connect: true, bytes: (v) => rawConnect5({ version: v, willTopic: '', willProps: [] }), versions: both, expect: (v) => (v === 5 ? { connack: 0x90 } : 'closed') },
   { tag: 'MQTT-3.3.2-2', rule: 'a will topic with a wildcard: 3.1.1 is closed without a CONNACK, MQTT 5 gets 0x90', connect: true, bytes: (v) => rawConnect5({ version: v, willTopic: 'a/#', willProps: [] }), versions: both, expect: (v) => (v === 5 ? { connack: 0x90 } : 'closed') },
@@ -156,3 +168,21 @@ for (const profile of profiles) {
     }
   })
 }
+
+describe("the broker's own answers stay within what the spec allows for each packet", () => {
+  test('MQTT 5: a plugin that denies with a code the packet may not carry: the client gets 0x87 instead (sections 3.2.2.2, 3.4.2.1, 3.9.3)', async () => {
+    // Reason 0x8E (Session taken over) belongs to DISCONNECT only.
+    const odd = { name: 'odd-codes', authenticate: (r: { clientId: string }) => (r.clientId === 'odd' ? { decision: 'deny' as const, reasonCode: 0x8e } : ('abstain' as const)), authorizePublish: () => ({ decision: 'deny' as const, reasonCode: 0x8e }), authorizeSubscribe: () => ({ decision: 'deny' as const, reasonCode: 0x00 }) }
+    const other = await startBroker({ plugins: [odd] })
+    const refused = await RawClient.open(other.port, 5)
+    refused.send({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 5, clientId: 'odd', clean: true, keepalive: 0 })
+    expect(((await refused.next('connack')) as { reasonCode: number }).reasonCode).toBe(0x87)
+    const c = await RawClient.connected(other.port, 5)
+    c.send({ cmd: 'publish', topic: 'x', payload: Buffer.from('x'), qos: 1, messageId: 1, retain: false, dup: false })
+    expect(((await c.next('puback')) as { reasonCode: number }).reasonCode).toBe(0x87)
+    c.send({ cmd: 'subscribe', messageId: 2, subscriptions: [{ topic: 'x', qos: 0 }] })
+    expect(((await c.next('suback')) as { granted: number[] }).granted).toEqual([0x87])
+    c.end()
+    await other.close()
+  })
+})

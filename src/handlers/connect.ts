@@ -5,7 +5,7 @@
  */
 import { Client } from '../client.ts'
 import { type ConnackPacket, type ConnectPacket, encode } from '../protocol/codec.ts'
-import { connackReturnCode, Reason } from '../protocol/reason.ts'
+import { connackReturnCode, Reason, refusalCode } from '../protocol/reason.ts'
 import { topicNameError } from '../protocol/validate.ts'
 import { decide, type Verdict } from '../plugin.ts'
 import { NEVER_EXPIRES, type Will } from '../session.ts'
@@ -144,7 +144,7 @@ export function handleConnect(client: Client, packet: ConnectPacket): void | Pro
     if (client.state !== 'connecting') return // the socket went away while we were deciding
     if (verdict.allowed) return admitOrFetch()
     broker.bans.authFailed(client.remoteAddress, clientId, Date.now())
-    refuse(client, verdict.reasonCode ?? Reason.NotAuthorized, verdict.reasonString ?? 'not authorized') // [MQTT-3.2.2-5]
+    refuse(client, refusalCode('connack', verdict.reasonCode, Reason.NotAuthorized), verdict.reasonString ?? 'not authorized') // [MQTT-3.2.2-5]
   }
   const verdict = decide(hooks, [request], (error) => broker.pluginError('authenticate', error))
   if (verdict instanceof Promise) return verdict.then(settle)

@@ -6,7 +6,7 @@ import { Client } from '../client.ts'
 import { RouteCache } from '../delivery/matches.ts'
 import { MqttError } from '../errors.ts'
 import type { PublishPacket } from '../protocol/codec.ts'
-import { Reason, type ReasonCode } from '../protocol/reason.ts'
+import { Reason, type ReasonCode, refusalCode } from '../protocol/reason.ts'
 import { topicNameError } from '../protocol/validate.ts'
 import { decide, type Verdict } from '../plugin.ts'
 
@@ -74,7 +74,7 @@ function acknowledge(client: Client, packet: PublishPacket, verdict: Verdict): v
     if (message.retain) broker.retain(message)
     reasonCode = reached === 0 ? Reason.NoMatchingSubscribers : Reason.Success
   } else {
-    reasonCode = verdict.reasonCode ?? Reason.NotAuthorized
+    reasonCode = refusalCode('puback', verdict.reasonCode, Reason.NotAuthorized)
     reasonString = verdict.reasonString
     broker.logger.debug('publish.denied', { clientId: client.clientId, topic: packet.topic, reasonCode })
   }

@@ -7,7 +7,7 @@ import type { Client } from '../client.ts'
 import { MqttError } from '../errors.ts'
 import { decide, type Verdict } from '../plugin.ts'
 import type { QoS, SubscribePacket } from '../protocol/codec.ts'
-import { Reason } from '../protocol/reason.ts'
+import { Reason, refusalCode } from '../protocol/reason.ts'
 import { parseSharedFilter, topicFilterError } from '../protocol/validate.ts'
 import { type Subscription, subscriptionKey } from '../topics/trie.ts'
 
@@ -62,7 +62,7 @@ function complete(client: Client, messageId: number, requests: Array<Subscriptio
     const verdict = verdicts?.[i]
     if (verdict && !verdict.allowed) {
       broker.logger.debug('subscribe.denied', { clientId: client.clientId, filter: subscriptionKey(sub) })
-      return granted.push(client.version === 5 ? (verdict.reasonCode ?? Reason.NotAuthorized) : 0x80)
+      return granted.push(client.version === 5 ? refusalCode('suback', verdict.reasonCode, Reason.NotAuthorized) : 0x80)
     }
     if (session.subscriptions.size >= broker.config.limits.maxSubscriptionsPerClient && !session.subscriptions.has(subscriptionKey(sub))) {
       return granted.push(client.version === 5 ? Reason.QuotaExceeded : 0x80)

@@ -1,7 +1,8 @@
 /**
  * What the specification requires a receiver to check and mqtt-packet's lenient parser lets through: the one
- * validation step between decoding and the handlers (framing lengths, flag bytes and UTF-8 strings are checked in
- * codec.ts, topic names and filters in validate.ts, where the handlers need them).
+ * validation step between decoding and the handlers. Framing checks what decoding hides: lengths (codec.ts),
+ * repeated and flag properties (properties.ts), UTF-8 strings (bytes.ts); topic names and filters are checked in
+ * validate.ts, where the handlers need them.
  *
  * Each rule throws MqttError with the reason code the spec gives: Malformed Packet (0x81) for what cannot be a
  * valid packet of its type, Protocol Error (0x82) for a valid packet the rules forbid. MQTT 3.1.1 clients are
@@ -11,22 +12,24 @@ import { MqttError } from '../errors.ts'
 import type { Packet, ProtocolVersion } from './codec.ts'
 import { Reason } from './reason.ts'
 
-/** The properties a client may send in each packet, and whether each may repeat (MQTT 5.0 section 2.2.2.2). */
-type Allowed = Readonly<Record<string, 'once' | 'many'>>
+/** The properties a client may send in each packet (MQTT 5.0 section 2.2.2.2); a repeat is refused at framing (properties.ts). */
+type Allowed = ReadonlySet<string>
+const names = (...list: string[]): Allowed => new Set(list)
 
-const WILL: Allowed = { willDelayInterval: 'once', payloadFormatIndicator: 'once', messageExpiryInterval: 'once', contentType: 'once', responseTopic: 'once', correlationData: 'once', userProperties: 'many' }
+const WILL = names('willDelayInterval', 'payloadFormatIndicator', 'messageExpiryInterval', 'contentType', 'responseTopic', 'correlationData', 'userProperties')
+const ACK = names('reasonString', 'userProperties')
 
 const ALLOWED: Readonly<Record<string, Allowed>> = {
-  connect: { sessionExpiryInterval: 'once', authenticationMethod: 'once', authenticationData: 'once', requestProblemInformation: 'once', requestResponseInformation: 'once', receiveMaximum: 'once', topicAliasMaximum: 'once', userProperties: 'many', maximumPacketSize: 'once' },
-  publish: { payloadFormatIndicator: 'once', messageExpiryInterval: 'once', contentType: 'once', responseTopic: 'once', correlationData: 'once', topicAlias: 'once', userProperties: 'many' },
-  puback: { reasonString: 'once', userProperties: 'many' },
-  pubrec: { reasonString: 'once', userProperties: 'many' },
-  pubrel: { reasonString: 'once', userProperties: 'many' },
-  pubcomp: { reasonString: 'once', userProperties: 'many' },
-  subscribe: { subscriptionIdentifier: 'once', userProperties: 'many' },
-  unsubscribe: { userProperties: 'many' },
-  disconnect: { sessionExpiryInterval: 'once', reasonString: 'once', serverReference: 'once', userProperties: 'many' },
-  auth: { authenticationMethod: 'once', authenticationData: 'once', reasonString: 'once', userProperties: 'many' },
+  connect: names('sessionExpiryInterval', 'authenticationMethod', 'authenticationData', 'requestProblemInformation', 'requestResponseInformation', 'receiveMaximum', 'topicAliasMaximum', 'userProperties', 'maximumPacketSize'),
+  publish: names('payloadFormatIndicator', 'messageExpiryInterval', 'contentType', 'responseTopic', 'correlationData', 'topicAlias', 'userProperties'),
+  puback: ACK,
+  pubrec: ACK,
+  pubrel: ACK,
+  pubcomp: ACK,
+  subscribe: names('subscriptionIdentifier', 'userProperties'),
+  unsubscribe: names('userProperties'),
+  disconnect: names('sessionExpiryInterval', 'reasonString', 'serverReference', 'userProperties'),
+  auth: names('authenticationMethod', 'authenticationData', 'reasonString', 'userProperties'),
 }
 
 /** Checks one decoded packet from a client; throws MqttError on the first rule it breaks. */
@@ -82,16 +85,15 @@ function checkPacketId(id: number | undefined, what: string): void {
 }
 
 /**
- * Section 2.2.2.2: a property its packet may not carry is a Malformed Packet; one of the single-use properties
- * given twice is a Protocol Error (mqtt-packet turns a repeat into an array). A value mqtt-packet could not read
- * whole (a string or binary cut short) comes back null.
+ * Section 2.2.2.2: a property its packet may not carry is a Malformed Packet, and so is a value mqtt-packet could
+ * not read whole (a string or binary cut short comes back null, a number -1).
  */
 function checkProperties(properties: object, allowed: Allowed, where: string): void {
-  for (const [name, value] of Object.entries(properties)) {
-    const rule = allowed[name]
-    if (rule === undefined) throw new MqttError(Reason.MalformedPacket, `property ${name} is not allowed in ${where}`)
+  // for-in, not Object.entries: no arrays made for a PUBLISH that carries properties.
+  for (const name in properties) {
+    const value = (properties as Record<string, unknown>)[name]
+    if (!allowed.has(name)) throw new MqttError(Reason.MalformedPacket, `property ${name} is not allowed in ${where}`)
     if (value === null || value === undefined || value === -1) throw new MqttError(Reason.MalformedPacket, `property ${name} in ${where} is cut short`)
-    if (rule === 'once' && Array.isArray(value)) throw new MqttError(Reason.ProtocolError, `property ${name} appears more than once in ${where}`)
   }
 }
 

@@ -10,7 +10,7 @@ import { createRequire } from 'node:module'
 import type { Packet } from 'mqtt-packet'
 import { MqttError } from '../errors.ts'
 import { ContiguousBytes } from './bytes.ts'
-import { flagPropertyError } from './flags.ts'
+import { propertiesError } from './properties.ts'
 import { Reason } from './reason.ts'
 
 const mqttPacket = loadMqttPacket()
@@ -223,6 +223,13 @@ export class PacketReader implements PacketSink {
   private failed = false
   /** The stream's first packet header has been seen (it must be CONNECT). */
   private started = false
+  /** The protocol level CONNECT asked for, read at framing (packets after it in the same read are framed before it is decoded). */
+  private version: number | undefined = undefined
+
+  /** The protocol level of this stream's CONNECT, once its bytes have arrived (before it is decoded). */
+  get protocolLevel(): number | undefined {
+    return this.version
+  }
 
   constructor(
     private readonly maxPacketSize: number,
@@ -281,7 +288,7 @@ export class PacketReader implements PacketSink {
   private frame(data: Buffer): number {
     let at = 0
     while (data.length - at >= 1) {
-      const headerError = checkFixedHeader(data[at]!, !this.started, this.settings.protocolVersion)
+      const headerError = checkFixedHeader(data[at]!, !this.started, this.version)
       if (headerError) {
         this.onParseError(new Error(headerError))
         return -1
@@ -289,7 +296,7 @@ export class PacketReader implements PacketSink {
       this.started = true
       // MQTT 3.1's DUP on a resent PUBREL / SUBSCRIBE / UNSUBSCRIBE (checked above): mqtt-packet knows only 3.1.1's
       // flags, so the bit it would refuse is cleared here (nothing downstream reads DUP on these packets).
-      if ((data[at]! & 0x0f) === 0x0a && this.settings.protocolVersion === 3 && (data[at]! >> 4) !== 3) data[at] = data[at]! & 0xf7
+      if ((data[at]! & 0x0f) === 0x0a && this.version === 3 && (data[at]! >> 4) !== 3) data[at] = data[at]! & 0xf7
       let remaining = 0
       let multiplier = 1
       let i = at + 1
@@ -313,11 +320,13 @@ export class PacketReader implements PacketSink {
         this.needed = size
         return at
       }
+      // MQTT 5 property sections (and CONNECT's, whose version is in it): what mqtt-packet's decoding hides.
       const type = data[at]! >> 4
-      if (type === 3 || type === 1) {
-        const flagError = flagPropertyError(type, data[at]! & 0x0f, data, i + 1, at + size, this.settings.protocolVersion)
-        if (flagError) {
-          this.onParseError(new MqttError(Reason.ProtocolError, flagError))
+      if (type === 1) this.version = protocolLevel(data, i + 1, at + size)
+      if (this.version === 5) {
+        const propertyError = propertiesError(type, data[at]! & 0x0f, data, i + 1, at + size)
+        if (propertyError) {
+          this.onParseError(new MqttError(Reason.ProtocolError, propertyError))
           return -1
         }
       }
@@ -325,6 +334,13 @@ export class PacketReader implements PacketSink {
     }
     return at
   }
+}
+
+/** The protocol level of a CONNECT whose body is buf[from, to): the byte after the protocol name. */
+function protocolLevel(buf: Uint8Array, from: number, to: number): number | undefined {
+  if (to - from < 2) return undefined
+  const at = from + 2 + ((buf[from]! << 8) | buf[from + 1]!)
+  return at < to ? buf[at] : undefined
 }
 
 /**

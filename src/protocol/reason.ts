@@ -60,3 +60,20 @@ const v4ConnackCode: Partial<Record<number, number>> = {
 export function connackReturnCode(reason: number): number {
   return v4ConnackCode[reason] ?? 3
 }
+
+/** The error reason codes (0x80 and up) each packet the broker sends may carry (MQTT 5.0 sections 3.2.2.2 to 3.14.2.1). */
+const ERROR_CODES = {
+  connack: [0x80, 0x81, 0x82, 0x83, 0x84, 0x85, 0x86, 0x87, 0x88, 0x89, 0x8a, 0x8c, 0x90, 0x95, 0x97, 0x99, 0x9a, 0x9b, 0x9c, 0x9d, 0x9f],
+  puback: [0x80, 0x83, 0x87, 0x90, 0x91, 0x97, 0x99],
+  suback: [0x80, 0x83, 0x87, 0x8f, 0x91, 0x97, 0x9e, 0xa1, 0xa2],
+  disconnect: [0x80, 0x81, 0x82, 0x83, 0x87, 0x89, 0x8b, 0x8d, 0x8e, 0x8f, 0x90, 0x93, 0x94, 0x95, 0x96, 0x97, 0x98, 0x99, 0x9a, 0x9b, 0x9c, 0x9d, 0x9e, 0x9f, 0xa0, 0xa1, 0xa2],
+} as const
+const errorCodes = Object.fromEntries(Object.entries(ERROR_CODES).map(([packet, codes]) => [packet, new Set<number>(codes)])) as Record<keyof typeof ERROR_CODES, Set<number>>
+
+/**
+ * A refusal's code as `packet` may carry it: a plugin may deny with any number, but the broker only ever sends a
+ * code the spec allows there (PUBREC takes PUBACK's). One it does not allow becomes `fallback`.
+ */
+export function refusalCode(packet: keyof typeof ERROR_CODES, code: number | undefined, fallback: number): number {
+  return code !== undefined && errorCodes[packet].has(code) ? code : fallback
+}

@@ -83,16 +83,22 @@ const packet = (first: number, body: number[]) => Buffer.from([first, ...varInt(
  * An MQTT 5 CONNECT written byte by byte, so it can carry what mqtt-packet will not encode: a property twice, a
  * property its packet may not carry, will QoS 3. `props` and `willProps` are raw property bytes.
  */
-export function rawConnect5(o: { clientId?: string | number[]; props?: number[]; willProps?: number[]; willQoS?: number; willTopic?: string; clean?: boolean; password?: string; version?: 4 | 5 }): Buffer {
+export function rawConnect5(o: { clientId?: string | number[]; props?: number[]; willProps?: number[]; willQoS?: number; willTopic?: string | number[]; clean?: boolean; username?: number[]; password?: string; version?: 4 | 5 }): Buffer {
   const version = o.version ?? 5
   const will = o.willProps !== undefined || o.willQoS !== undefined || o.willTopic !== undefined
-  const flags = (o.clean === false ? 0 : 0x02) | (will ? 0x04 | ((o.willQoS ?? 0) << 3) : 0) | (o.password !== undefined ? 0x40 : 0)
+  const flags = (o.clean === false ? 0 : 0x02) | (will ? 0x04 | ((o.willQoS ?? 0) << 3) : 0) | (o.password !== undefined ? 0x40 : 0) | (o.username !== undefined ? 0x80 : 0)
   const props = o.props ?? []
   const clientId = Array.isArray(o.clientId) ? [...u16(o.clientId.length), ...o.clientId] : str(o.clientId ?? `raw-${Math.random()}`)
   const body = [...str('MQTT'), version, flags, ...u16(0), ...(version === 5 ? [...varInt(props.length), ...props] : []), ...clientId]
-  if (will) body.push(...(version === 5 ? [...varInt(o.willProps?.length ?? 0), ...(o.willProps ?? [])] : []), ...str(o.willTopic ?? 'will/topic'), ...str('gone'))
+  if (will) body.push(...(version === 5 ? [...varInt(o.willProps?.length ?? 0), ...(o.willProps ?? [])] : []), ...(Array.isArray(o.willTopic) ? [...u16(o.willTopic.length), ...o.willTopic] : str(o.willTopic ?? 'will/topic')), ...str('gone'))
+  if (o.username !== undefined) body.push(...u16(o.username.length), ...o.username)
   if (o.password !== undefined) body.push(...str(o.password))
   return packet(0x10, body)
+}
+
+/** An MQTT 5 packet of the given first byte with a body of `before`, then raw property bytes, then `after`. */
+export function rawWithProps5(first: number, before: number[], props: number[], after: number[] = []): Buffer {
+  return packet(first, [...before, ...varInt(props.length), ...props, ...after])
 }
 
 /** An MQTT 5 SUBSCRIBE with raw property bytes and one filter given as raw bytes. */
