@@ -85,6 +85,12 @@ export class Broker implements Acceptor {
   private qos0Delivery: Delivery | null = { message: NO_MESSAGE, qos: 0, retain: false, subscriptionIds: undefined }
   private readonly listeners: Listeners = { clientConnected: [], clientDisconnected: [], message: [], subscribe: [], unsubscribe: [], deliver: [], drop: [], sessionEnded: [] }
   private readonly sweepTimer: ReturnType<typeof setInterval>
+  /**
+   * Retained messages that expire, by topic, with when (epoch ms). One nobody subscribes to would otherwise stay
+   * in memory and in the store for ever: the sweep clears them.
+   */
+  private readonly expiringRetained = new Map<string, number>()
+  private nextRetainedPurge = 0
 
   constructor(
     readonly config: ResolvedConfig,
@@ -138,6 +144,7 @@ export class Broker implements Acceptor {
         continue
       }
       this.retained.set(message.topic, { ...message, owned: true })
+      if (message.expiresAt > 0) this.expiringRetained.set(message.topic, message.expiresAt)
       loaded++
     }
     return loaded
@@ -369,7 +376,7 @@ export class Broker implements Acceptor {
     const cap = this.config.limits.maxQueuedMessages + this.retained.size
     for (const message of this.retained.match(sub.filter)) {
       if (isExpired(message, now)) {
-        this.retained.set(message.topic, null)
+        this.clearRetained(message.topic)
         continue
       }
       if (session.queue.length >= cap) {
@@ -388,6 +395,8 @@ export class Broker implements Acceptor {
   retain(message: Message): void {
     const kept = message.payload.length === 0 ? null : own({ ...message, retain: true, encoded: undefined, encodedMore: undefined, remote: undefined })
     this.retained.set(message.topic, kept)
+    if (kept && kept.expiresAt > 0) this.expiringRetained.set(message.topic, kept.expiresAt)
+    else if (this.expiringRetained.size > 0) this.expiringRetained.delete(message.topic)
     // Write-behind mirror (memory stays the truth); $SYS is the broker's own and is not kept across restarts.
     // A message from another node was stored by that node already.
     if (!message.topic.startsWith('$SYS/') && !message.remote) this.plugins.retainedStore?.set(message.topic, kept)
@@ -506,6 +515,7 @@ export class Broker implements Acceptor {
     const now = Date.now()
     this.admission.prune(now)
     this.bans.prune(now)
+    if (this.expiringRetained.size > 0 && now >= this.nextRetainedPurge) this.purgeExpiredRetained(now)
     const { connectTimeoutMs, drainTimeoutMs } = this.config.limits
     for (const client of this.clients) {
       if (client.state === 'connecting') {
@@ -516,6 +526,23 @@ export class Broker implements Acceptor {
         client.close(`slow consumer: socket blocked for over ${drainTimeoutMs} ms`)
       }
     }
+  }
+
+  /** Clears the retained messages whose expiry has passed, from memory and the retained store (at most once a second). */
+  private purgeExpiredRetained(now: number): void {
+    this.nextRetainedPurge = now + 1000
+    for (const [topic, expiresAt] of this.expiringRetained) {
+      if (expiresAt > now) continue
+      this.expiringRetained.delete(topic)
+      if (this.retained.get(topic)?.expiresAt === expiresAt) this.clearRetained(topic) // else replaced since
+    }
+  }
+
+  /** An expired retained message leaves memory and the retained store. */
+  private clearRetained(topic: string): void {
+    this.retained.set(topic, null)
+    this.expiringRetained.delete(topic)
+    if (!topic.startsWith('$SYS/')) this.plugins.retainedStore?.set(topic, null)
   }
 
   /** Disconnects every client (MQTT 5: DISCONNECT 0x8B) and stops all timers. */

@@ -1,3 +1,4 @@
+import { Database } from 'bun:sqlite'
 import { afterAll, describe, expect, test } from 'bun:test'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -17,6 +18,23 @@ let n = 0
 const dbPath = () => join(dir, `db-${++n}`, 'midge.db')
 
 describe('sqlite plugin: retained messages', () => {
+  test('[MQTT-3.3.2-5] a retained message whose expiry passes leaves memory and the database, though nobody subscribes', async () => {
+    const path = dbPath()
+    const b = await startBroker({ plugins: [sqlite({ path })] })
+    const c = await RawClient.connected(b.port, 5)
+    c.send({ cmd: 'publish', topic: 'short/lived', payload: Buffer.from('x'), qos: 1, messageId: 1, retain: true, dup: false, properties: { messageExpiryInterval: 1 } })
+    c.send({ cmd: 'publish', topic: 'long/lived', payload: Buffer.from('y'), qos: 1, messageId: 2, retain: true, dup: false })
+    await c.next('puback')
+    await c.next('puback')
+    const rows = () => (new Database(path, { readonly: true }).query('SELECT topic FROM retained ORDER BY topic').all() as Array<{ topic: string }>).map((r) => r.topic)
+    expect(rows()).toEqual(['long/lived', 'short/lived'])
+    await until(() => b.midge.broker.retained.size === 1, 5000, 'the expired message cleared from memory')
+    await until(() => rows().length === 1, 5000, 'and from the database')
+    expect(rows()).toEqual(['long/lived'])
+    c.end()
+    await b.close()
+  })
+
   test('retained messages (with properties and expiry) survive a restart; a cleared one stays cleared', async () => {
     const path = dbPath()
     const first = await startBroker({ plugins: [sqlite({ path })] })
