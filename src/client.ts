@@ -156,13 +156,21 @@ export class Client implements ConnectionHandler, PacketSink, OutboundOwner {
     const chain: Promise<void> = wait.then(
       () => {
         if (this.ackChain === chain) this.ackChain = null
-        this.guarded(() => this.send(ack))
+        try {
+          this.send(ack)
+        } catch (error) {
+          this.failSafely(error)
+        }
       },
       (error: unknown) => {
         if (this.ackChain === chain) this.ackChain = null
         // The store logs the fault once; this is one message it failed to hold.
         if (this.broker.logger.isDebug) this.broker.logger.debug('client.ack_refused', { clientId: this.clientId, packetId: ack.messageId, error: (error as Error)?.message ?? String(error) })
-        this.guarded(() => this.refuseAck(ack))
+        try {
+          this.refuseAck(ack)
+        } catch (again) {
+          this.failSafely(again)
+        }
       },
     )
     this.ackChain = chain
@@ -315,27 +323,39 @@ export class Client implements ConnectionHandler, PacketSink, OutboundOwner {
   private hold(pending: Promise<void>): void {
     this.held = []
     pending.then(
-      () => this.guarded(() => this.release()),
-      (error: unknown) => this.guarded(() => this.fail(error)),
+      () => {
+        try {
+          this.release()
+        } catch (error) {
+          this.failSafely(error)
+        }
+      },
+      (error: unknown) => this.failSafely(error),
     )
   }
 
-  /** Runs work from a promise callback or microtask, where a throw would reach the process: it ends this connection instead. */
-  private guarded(work: () => void): void {
+  /**
+   * fail(), from a promise callback or a microtask, where a throw would reach the process: whatever happens while
+   * ending the connection is logged, never thrown.
+   */
+  private failSafely(error: unknown): void {
     try {
-      work()
-    } catch (error) {
-      try {
-        this.fail(error)
-      } catch (again) {
-        this.broker.logger.error('client.handler_error', { clientId: this.clientId || undefined, error: (again as Error)?.stack ?? String(again) })
-      }
+      this.fail(error)
+    } catch (again) {
+      this.broker.logger.error('client.handler_error', { clientId: this.clientId || undefined, error: (again as Error)?.stack ?? String(again) })
     }
   }
 
   /** OutboundOwner: flushing this connection's bytes threw (a bug): the connection ends, the others are flushed. */
   onFlushError(error: unknown): void {
-    this.guarded(() => this.fail(error))
+    this.failSafely(error)
+  }
+
+  /** A CONNECT in error: an MQTT 5 client may be told why in a CONNACK before the close [MQTT-4.13.1-1]. */
+  private refuseConnect(reasonCode: number, why: string): void {
+    this.version = 5
+    this.send({ cmd: 'connack', sessionPresent: false, reasonCode: refusalCode('connack', reasonCode, Reason.UnspecifiedError), properties: { reasonString: why } })
+    this.close(why)
   }
 
   /** The pending decision settled: handle the packets that waited, until one waits again. */
@@ -358,8 +378,7 @@ export class Client implements ConnectionHandler, PacketSink, OutboundOwner {
     if (this.state === 'closed') return
     if (error instanceof MqttError) {
       this.broker.logger.warn('client.protocol_error', { clientId: this.clientId || undefined, address: this.remoteAddress, reason: error.message, code: error.reasonCode })
-      // A CONNECT in error: an MQTT 5 client may be told why in a CONNACK before the close [MQTT-4.13.1-1].
-      if (this.state === 'connecting' && this.version === 5) this.send({ cmd: 'connack', sessionPresent: false, reasonCode: refusalCode('connack', error.reasonCode, Reason.UnspecifiedError), properties: { reasonString: error.message } })
+      if (this.state === 'connecting' && this.version === 5) return this.refuseConnect(error.reasonCode, error.message)
       this.disconnect(error.reasonCode, error.message)
     } else {
       this.broker.logger.error('client.handler_error', { clientId: this.clientId, address: this.remoteAddress, error: (error as Error)?.stack ?? String(error) })
@@ -377,12 +396,7 @@ export class Client implements ConnectionHandler, PacketSink, OutboundOwner {
       return this.close('unsupported protocol version')
     }
     const code = error instanceof MqttError ? error.reasonCode : tooLarge ? Reason.PacketTooLarge : Reason.MalformedPacket
-    if (this.state === 'connecting' && this.reader.protocolLevel === 5) {
-      // A CONNECT in error: an MQTT 5 client may be told why in a CONNACK before the close [MQTT-4.13.1-1].
-      this.version = 5
-      this.send({ cmd: 'connack', sessionPresent: false, reasonCode: refusalCode('connack', code, Reason.MalformedPacket), properties: { reasonString: error.message } })
-      return this.close(error.message)
-    }
+    if (this.state === 'connecting' && this.reader.protocolLevel === 5) return this.refuseConnect(code, error.message)
     this.disconnect(code, error.message) // [MQTT-4.13.1-1]
   }
 
