@@ -13,7 +13,7 @@
  */
 
 import { isUtf8 } from 'node:buffer'
-import { utf8 } from './strings.ts'
+import { lastUtf8Clean, utf8 } from './strings.ts'
 
 const EMPTY = Buffer.alloc(0)
 
@@ -71,8 +71,9 @@ export class ContiguousBytes {
     const from = this.start + this.from
     const to = this.start + this.to
     const text = utf8(this.bytes, from, to) // what the parser asks: topics, client ids, properties
-    // Every string the parser reads is a UTF-8 Encoded String (section 1.5.4): the decoder turns ill-formed bytes
-    // into U+FFFD, so only a string holding one is looked at again, byte by byte.
+    // Every string the parser reads is a UTF-8 Encoded String (section 1.5.4). Short ASCII ones were checked while
+    // hashed; the decoder turns ill-formed bytes into U+FFFD, so only a string holding one is read again, byte by byte.
+    if (lastUtf8Clean()) return text
     if (text.indexOf('\u0000') !== -1) this.stringError ??= 'a UTF-8 string holds U+0000'
     else if (text.indexOf('\uFFFD') !== -1 && !isUtf8(this.bytes.subarray(from, to))) this.stringError ??= 'a string is not well-formed UTF-8'
     return text

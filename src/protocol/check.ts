@@ -42,7 +42,7 @@ export function checkPacket(packet: Packet, version: ProtocolVersion): void {
       if (version === 5 && packet.properties) {
         // [MQTT-3.3.4-6] only the server sends a Subscription Identifier in PUBLISH.
         if (packet.properties.subscriptionIdentifier !== undefined) throw new MqttError(Reason.ProtocolError, 'Subscription Identifier in a PUBLISH from a client')
-        checkProperties(packet.properties, ALLOWED.publish!, 'PUBLISH')
+        checkProperties(packet.properties, ALLOWED.publish!, 'publish')
         checkMessageProperties(packet.properties, 'PUBLISH')
       }
       return
@@ -50,16 +50,16 @@ export function checkPacket(packet: Packet, version: ProtocolVersion): void {
     case 'pubrec':
     case 'pubrel':
     case 'pubcomp':
-      checkPacketId(packet.messageId, packet.cmd.toUpperCase())
-      if (version === 5 && packet.properties) checkProperties(packet.properties, ALLOWED[packet.cmd]!, packet.cmd.toUpperCase())
+      checkPacketId(packet.messageId, packet.cmd)
+      if (version === 5 && packet.properties) checkProperties(packet.properties, ALLOWED[packet.cmd]!, packet.cmd)
       return
     case 'subscribe':
     case 'unsubscribe':
-      if (version === 5 && packet.properties) checkProperties(packet.properties, ALLOWED[packet.cmd]!, packet.cmd.toUpperCase())
+      if (version === 5 && packet.properties) checkProperties(packet.properties, ALLOWED[packet.cmd]!, packet.cmd)
       return
     case 'disconnect':
     case 'auth':
-      if (version === 5 && packet.properties) checkProperties(packet.properties, ALLOWED[packet.cmd]!, packet.cmd.toUpperCase())
+      if (version === 5 && packet.properties) checkProperties(packet.properties, ALLOWED[packet.cmd]!, packet.cmd)
       return
     case 'connect':
       return checkConnect(packet, version)
@@ -69,7 +69,7 @@ export function checkPacket(packet: Packet, version: ProtocolVersion): void {
 function checkConnect(packet: Extract<Packet, { cmd: 'connect' }>, version: ProtocolVersion): void {
   // [MQTT-3.1.2-22] in 3.1.1 a password needs a user name; MQTT 5 allows one alone (section 3.1.2.9).
   if (version !== 5 && packet.password !== undefined && packet.username === undefined) throw new MqttError(Reason.ProtocolError, 'password without a user name')
-  if (version === 5 && packet.properties) checkProperties(packet.properties, ALLOWED.connect!, 'CONNECT')
+  if (version === 5 && packet.properties) checkProperties(packet.properties, ALLOWED.connect!, 'connect')
   const will = packet.will
   if (!will) return
   if ((will.qos as number) > 2) throw new MqttError(Reason.MalformedPacket, 'will QoS 3') // [MQTT-3.1.2-12]
@@ -80,8 +80,8 @@ function checkConnect(packet: Extract<Packet, { cmd: 'connect' }>, version: Prot
 }
 
 /** [MQTT-2.2.1-2, -3] a packet identifier is 1..65535 (mqtt-packet gives -1 when the body has no room for one). */
-function checkPacketId(id: number | undefined, what: string): void {
-  if (id === undefined || !Number.isInteger(id) || id < 1 || id > 65535) throw new MqttError(Reason.MalformedPacket, `${what} without a valid packet identifier`)
+function checkPacketId(id: number | undefined, cmd: string): void {
+  if (id === undefined || !Number.isInteger(id) || id < 1 || id > 65535) throw new MqttError(Reason.MalformedPacket, `${cmd.toUpperCase()} without a valid packet identifier`)
 }
 
 /**
@@ -92,10 +92,13 @@ function checkProperties(properties: object, allowed: Allowed, where: string): v
   // for-in, not Object.entries: no arrays made for a PUBLISH that carries properties.
   for (const name in properties) {
     const value = (properties as Record<string, unknown>)[name]
-    if (!allowed.has(name)) throw new MqttError(Reason.MalformedPacket, `property ${name} is not allowed in ${where}`)
-    if (value === null || value === undefined || value === -1) throw new MqttError(Reason.MalformedPacket, `property ${name} in ${where} is cut short`)
+    if (!allowed.has(name)) throw new MqttError(Reason.MalformedPacket, `property ${name} is not allowed in ${label(where)}`)
+    if (value === null || value === undefined || value === -1) throw new MqttError(Reason.MalformedPacket, `property ${name} in ${label(where)} is cut short`)
   }
 }
+
+/** How an error names where it was: the packet, or the will. */
+const label = (where: string) => (where === 'will' ? 'the will' : where.toUpperCase())
 
 /** Rules on the values of the properties a message carries (PUBLISH and will). */
 function checkMessageProperties(properties: { responseTopic?: string }, where: string): void {

@@ -34,20 +34,35 @@ export function internStats(): { hits: number; misses: number; standingAside: bo
   return { hits: totalHits, misses: totalMisses, standingAside: asideFor !== 0 }
 }
 
+/** Whether the last string utf8() returned is known to be ASCII without U+0000 (seen while hashing its bytes). */
+let lastClean = false
+
+/** True when the last utf8() result needs no check for U+0000 or ill-formed UTF-8 (see bytes.ts). */
+export function lastUtf8Clean(): boolean {
+  return lastClean
+}
+
 /** `buf.toString('utf8', from, to)` for a range already within `buf`. */
 export function utf8(buf: Buffer, from: number, to: number): string {
+  lastClean = false
   const length = to - from
-  if (length <= 0) return ''
+  if (length <= 0) {
+    lastClean = true
+    return ''
+  }
   if (length > MAX_BYTES) return buf.toString('utf8', from, to)
   if ((++tick & asideFor) !== 0) return buf.toString('utf8', from, to)
   let hash = 0x811c9dc5 // FNV-1a
   let high = 0
+  let zero = false
   for (let i = from; i < to; i++) {
     const byte = buf[i]!
     high |= byte
+    if (byte === 0) zero = true
     hash = Math.imul(hash ^ byte, 0x01000193)
   }
   if (high >= 0x80) return buf.toString('utf8', from, to) // not ASCII: a string's chars are not its bytes
+  lastClean = !zero
   if (++lookups === SAMPLE) {
     asideFor = (totalHits - hitsBefore) * 2 < SAMPLE ? STAND_ASIDE - 1 : 0
     hitsBefore = totalHits
