@@ -78,7 +78,9 @@ for (const profile of profiles) {
     expect(broker.retained.size).toBe(0)
     expect(after.files).toBeLessThanOrEqual(baseline.files)
     expect(after.heap - baseline.heap).toBeLessThan(16 * 1024 * 1024)
-    expect(after.rss - baseline.rss).toBeLessThan(64 * 1024 * 1024)
+    // RSS is the whole test process's (every test file runs in it) and the allocator keeps freed pages a while:
+    // a loose bound here; the heap after a full GC is the tight one.
+    expect(after.rss - baseline.rss).toBeLessThan(128 * 1024 * 1024)
     if (b.dbPath) expect(after.db).toBeLessThanOrEqual(Math.max(baseline.db, 64 * 1024) * 1.25)
     await b.close()
   }, (SECONDS + 120) * 1000)
