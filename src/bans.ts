@@ -45,6 +45,11 @@ export class Bans {
     private readonly logger: Logger,
   ) {}
 
+  /** Subjects whose recent failures or disconnections are being counted (each for at most its rule's window). */
+  get counting(): number {
+    return this.recent.size
+  }
+
   get checksAddresses(): boolean {
     return this.addressBans > 0
   }

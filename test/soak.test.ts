@@ -70,7 +70,7 @@ for (const profile of profiles) {
     await settled()
     const after = { files: openFiles(), heap: process.memoryUsage().heapUsed, rss: process.memoryUsage().rss, db: fileSize(b.dbPath) }
     const timers = [...broker.sessions.values()].filter((s) => s.willTimer || s.expiryTimer).length
-    console.log(`soak (${profile.name}): ${n} rounds, ${n * 26} connections, ${received} messages delivered; baseline ${JSON.stringify(baseline)}, after ${JSON.stringify(after)}`)
+    console.log(`soak (${profile.name}): ${n} rounds, ${n * 26} connections, ${received} messages delivered; baseline ${JSON.stringify(baseline)}, after ${JSON.stringify(after)}; ${broker.bans.counting} client ids in the flapping window`)
     expect(broker.clients.size).toBe(0)
     expect(broker.sessions.size).toBe(0)
     expect(timers).toBe(0)
