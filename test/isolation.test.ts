@@ -7,6 +7,7 @@ import type { IPubackPacket } from 'mqtt-packet'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { sqlite } from '../plugins/sqlite.ts'
 import { createBroker, type Plugin } from '../src/index.ts'
 import { createLogger } from '../src/logger.ts'
 import { startBroker, until } from './helpers/broker.ts'
@@ -74,6 +75,39 @@ describe('the last line of defence', () => {
     expect(process.listenerCount('uncaughtException')).toBe(before + 1)
     await b.close()
     expect(process.listenerCount('uncaughtException')).toBe(before)
+  })
+})
+
+describe('held packets whose client has gone', () => {
+  test('a decision that settles after its client went, or after its session was taken over, does nothing: no ack, no error', async () => {
+    const pending: Array<() => void> = []
+    const slow: Plugin = { name: 'slow', authorizePublish: () => new Promise((resolve) => pending.push(() => resolve('allow'))) }
+    const dir2 = mkdtempSync(join(tmpdir(), 'midge-held-'))
+    const b = await startBroker({ plugins: [slow, sqlite({ path: join(dir2, 'midge.db') })] })
+    const watcher = await connect(b.port)
+    await subscribe(watcher.client, 'held/#', { qos: 1 })
+    // One client goes while its QoS 1 PUBLISH (and the packets behind it) wait for the decision.
+    const gone = await RawClient.connected(b.port, 5, { clientId: 'gone' })
+    gone.send({ cmd: 'publish', topic: 'held/gone', payload: Buffer.from('1'), qos: 1, messageId: 1, retain: false, dup: false })
+    gone.send({ cmd: 'publish', topic: 'held/gone', payload: Buffer.from('2'), qos: 2, messageId: 2, retain: false, dup: false })
+    await until(() => pending.length === 1, 5000, 'the first decision pending')
+    gone.end()
+    await gone.waitClosed()
+    // Another's persistent session is taken over by a new connection meanwhile.
+    const old = await RawClient.connected(b.port, 5, { clientId: 'moved', clean: false, properties: { sessionExpiryInterval: 60 } })
+    old.send({ cmd: 'publish', topic: 'held/moved', payload: Buffer.from('3'), qos: 2, messageId: 7, retain: false, dup: false })
+    await until(() => pending.length === 2, 5000, 'the second decision pending')
+    const heir = await RawClient.connected(b.port, 5, { clientId: 'moved', clean: false, properties: { sessionExpiryInterval: 60 } })
+    await old.waitClosed()
+    for (const settle of pending.splice(0)) settle()
+    await until(() => b.midge.broker.clients.size === 2, 5000, 'only the watcher and the heir left')
+    expect(await watcher.quiet(200)).toEqual([]) // decided for clients that had gone: not routed
+    expect(heir.packets).toEqual([]) // and the heir is not sent the old connection's PUBREC
+    expect(b.logs.filter((l) => l.event === 'client.handler_error' || String(l.event).startsWith('process.'))).toEqual([])
+    heir.end()
+    await watcher.end()
+    await b.close()
+    rmSync(dir2, { recursive: true, force: true })
   })
 })
 
