@@ -79,7 +79,7 @@ const limits = z.strictObject({
   maxInflight: int(1, 65535).default(64),
   /** Topic aliases a MQTT 5 client may use towards the broker (0 disables them). */
   topicAliasMaximum: int(0, 65535).default(32),
-  /** Messages held for one session while it is offline or its window is full; oldest QoS 0 go first, then new ones are refused. */
+  /** QoS 1/2 messages held for one session while it is offline or its window is full; past it new ones are dropped (counted). */
   maxQueuedMessages: int(0, 10_000_000).default(1000),
   /** The same queue, bounded in payload bytes. */
   maxQueuedBytes: int(0, 2 ** 31).default(16 * MiB),

@@ -272,7 +272,7 @@ describe.skipIf(!natsServerPath)('cluster on NATS JetStream', () => {
       cluster.set(m.topic, m.payload)
     }
     expect(Number(cluster.get('$SYS/cluster/nodes'))).toBeGreaterThanOrEqual(1)
-    expect(Number(cluster.get('$SYS/cluster/clients/connected'))).toBeGreaterThanOrEqual(0)
+    expect(cluster.get('$SYS/cluster/clients/connected')).toMatch(/^\d+$/) // a count, summed over the nodes (0 is possible: figures lag)
     await totals.end()
     await onB.end()
     await withSys.close()
