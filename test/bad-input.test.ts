@@ -31,14 +31,14 @@ const attacks: Array<[string, number[] | Buffer]> = [
   ['truncated PUBLISH topic length', [0x30, 0x02, 0x00, 0x09]],
   // With a store, the ack of a QoS 1/2 PUBLISH waits for its flush: a packet with no room for its identifier once
   // crashed the broker from that promise callback.
-  ['QoS 1 PUBLISH whose topic fills the body: no packet identifier [MQTT-2.2.1-2]', [0x32, 0x03, 0x00, 0x01, 0x61]],
-  ['QoS 2 PUBLISH whose topic fills the body: no packet identifier [MQTT-2.2.1-2]', [0x34, 0x03, 0x00, 0x01, 0x61]],
-  ['PUBACK of 0 bytes [MQTT-3.4.2]', [0x40, 0x00]],
-  ['PUBREC of 1 byte [MQTT-3.5.2]', [0x50, 0x01, 0x07]],
-  ['PUBREL of 0 bytes [MQTT-3.6.2]', [0x62, 0x00]],
-  ['PUBCOMP of 1 byte [MQTT-3.7.2]', [0x70, 0x01, 0x00]],
+  ['QoS 1 PUBLISH whose topic fills the body: no packet identifier [MQTT-2.2.1-3]', [0x32, 0x03, 0x00, 0x01, 0x61]],
+  ['QoS 2 PUBLISH whose topic fills the body: no packet identifier [MQTT-2.2.1-3]', [0x34, 0x03, 0x00, 0x01, 0x61]],
+  ['PUBACK of 0 bytes (section 3.4.2)', [0x40, 0x00]],
+  ['PUBREC of 1 byte (section 3.5.2)', [0x50, 0x01, 0x07]],
+  ['PUBREL of 0 bytes (section 3.6.2)', [0x62, 0x00]],
+  ['PUBCOMP of 1 byte (section 3.7.2)', [0x70, 0x01, 0x00]],
   ['PUBREC of 0 bytes followed by a PINGREQ (the parser must not read the next packet as its identifier)', [0x50, 0x00, 0xc0, 0x00]],
-  ['PINGREQ with a payload [MQTT-3.12.1]', [0xc0, 0x02, 0x00, 0x00]],
+  ['PINGREQ with a payload (section 3.12.1)', [0xc0, 0x02, 0x00, 0x00]],
   ['QoS 0 PUBLISH with DUP set [MQTT-3.3.1-2]', [0x38, 0x03, 0x00, 0x01, 0x61]],
 ]
 

@@ -33,30 +33,30 @@ const ill = [0xed, 0xa0, 0x80] // a UTF-16 surrogate, encoded: ill-formed UTF-8
 
 const rows: Row[] = [
   // Properties (MQTT 5.0 section 2.2.2.2).
-  { tag: 'MQTT-2.2.2.2', rule: 'a property its packet may not carry (Session Expiry Interval in SUBSCRIBE) is malformed', bytes: () => rawSubscribe5(prop.sessionExpiry(5)), versions: v5, expect: closeOr(0x81) },
-  { tag: 'MQTT-2.2.2.2', rule: 'a property PUBACK may not carry (Topic Alias) is malformed', bytes: () => rawWithProps5(0x40, [0x00, 0x09, 0x00], prop.topicAlias(1)), versions: v5, expect: closeOr(0x81) },
-  { tag: 'MQTT-2.2.2.2', rule: 'a property PUBREL may not carry (Message Expiry Interval) is malformed', bytes: () => rawWithProps5(0x62, [0x00, 0x09, 0x00], prop.messageExpiry(1)), versions: v5, expect: closeOr(0x81) },
-  { tag: 'MQTT-2.2.2.2', rule: 'a property UNSUBSCRIBE may not carry (Session Expiry Interval) is malformed', bytes: () => rawWithProps5(0xa2, [0x00, 0x01], prop.sessionExpiry(1), [0x00, 0x01, 0x61]), versions: v5, expect: closeOr(0x81) },
-  { tag: 'MQTT-2.2.2.2', rule: 'a property DISCONNECT may not carry (Topic Alias) is malformed', bytes: () => rawWithProps5(0xe0, [0x00], prop.topicAlias(1)), versions: v5, expect: closeOr(0x81) },
-  { tag: 'MQTT-2.2.2.2', rule: 'a single-use property given twice in DISCONNECT (Session Expiry Interval 0, twice) is a protocol error', bytes: () => rawWithProps5(0xe0, [0x00], [...prop.sessionExpiry(0), ...prop.sessionExpiry(0)]), versions: v5, expect: closeOr(0x82) },
-  { tag: 'MQTT-2.2.2.2', rule: 'a single-use property given twice in PUBACK (Reason String) is a protocol error', bytes: () => rawWithProps5(0x40, [0x00, 0x09, 0x00], [0x1f, 0x00, 0x00, 0x1f, 0x00, 0x00]), versions: v5, expect: closeOr(0x82) },
-  { tag: 'MQTT-2.2.2.2', rule: 'Payload Format Indicator 0, twice, is a protocol error (a repeat of a false value is not lost)', bytes: () => rawPublish5('pfi', 0, [...prop.payloadFormat(0), ...prop.payloadFormat(0)]), versions: v5, expect: closeOr(0x82) },
-  { tag: 'MQTT-2.2.2.2', rule: 'a single-use property given twice (Message Expiry Interval) is a protocol error', bytes: () => rawPublish5('dup', 1, [...prop.messageExpiry(1), ...prop.messageExpiry(2)]), versions: v5, expect: closeOr(0x82) },
-  { tag: 'MQTT-2.2.2.2', rule: 'Topic Alias given twice is a protocol error', bytes: () => rawPublish5('dup', 0, [...prop.topicAlias(1), ...prop.topicAlias(2)]), versions: v5, expect: closeOr(0x82) },
-  { tag: 'MQTT-3.8.2.1.2', rule: 'Subscription Identifier given twice in SUBSCRIBE is a protocol error', bytes: () => rawSubscribe5([...prop.subscriptionId(1), ...prop.subscriptionId(2)]), versions: v5, expect: closeOr(0x82) },
-  { tag: 'MQTT-2.2.2.2', rule: 'a property value cut short by the property length is malformed', bytes: () => rawPublish5('short', 1, [0x02, 0x00]), versions: v5, expect: closeOr(0x81) },
-  { tag: 'MQTT-2.2.2.2', rule: 'an undefined property identifier is malformed', bytes: () => rawPublish5('unknown', 1, [0x7f, 0x00]), versions: v5, expect: closeOr(0x81) },
-  { tag: 'MQTT-3.3.2.3.2', rule: 'a Payload Format Indicator of 0xED is refused, not forwarded as 1', bytes: () => rawPublish5('pfi', 1, prop.payloadFormat(0xed)), versions: v5, expect: closeOr(0x82) },
-  { tag: 'MQTT-3.3.2.3.2', rule: 'a Payload Format Indicator of 56 is refused', bytes: () => rawPublish5('pfi', 0, prop.payloadFormat(56)), versions: v5, expect: closeOr(0x82) },
+  { tag: '§2.2.2.2', rule: 'a property its packet may not carry (Session Expiry Interval in SUBSCRIBE) is malformed', bytes: () => rawSubscribe5(prop.sessionExpiry(5)), versions: v5, expect: closeOr(0x81) },
+  { tag: '§2.2.2.2', rule: 'a property PUBACK may not carry (Topic Alias) is malformed', bytes: () => rawWithProps5(0x40, [0x00, 0x09, 0x00], prop.topicAlias(1)), versions: v5, expect: closeOr(0x81) },
+  { tag: '§2.2.2.2', rule: 'a property PUBREL may not carry (Message Expiry Interval) is malformed', bytes: () => rawWithProps5(0x62, [0x00, 0x09, 0x00], prop.messageExpiry(1)), versions: v5, expect: closeOr(0x81) },
+  { tag: '§2.2.2.2', rule: 'a property UNSUBSCRIBE may not carry (Session Expiry Interval) is malformed', bytes: () => rawWithProps5(0xa2, [0x00, 0x01], prop.sessionExpiry(1), [0x00, 0x01, 0x61]), versions: v5, expect: closeOr(0x81) },
+  { tag: '§2.2.2.2', rule: 'a property DISCONNECT may not carry (Topic Alias) is malformed', bytes: () => rawWithProps5(0xe0, [0x00], prop.topicAlias(1)), versions: v5, expect: closeOr(0x81) },
+  { tag: '§2.2.2.2', rule: 'a single-use property given twice in DISCONNECT (Session Expiry Interval 0, twice) is a protocol error', bytes: () => rawWithProps5(0xe0, [0x00], [...prop.sessionExpiry(0), ...prop.sessionExpiry(0)]), versions: v5, expect: closeOr(0x82) },
+  { tag: '§2.2.2.2', rule: 'a single-use property given twice in PUBACK (Reason String) is a protocol error', bytes: () => rawWithProps5(0x40, [0x00, 0x09, 0x00], [0x1f, 0x00, 0x00, 0x1f, 0x00, 0x00]), versions: v5, expect: closeOr(0x82) },
+  { tag: '§2.2.2.2', rule: 'Payload Format Indicator 0, twice, is a protocol error (a repeat of a false value is not lost)', bytes: () => rawPublish5('pfi', 0, [...prop.payloadFormat(0), ...prop.payloadFormat(0)]), versions: v5, expect: closeOr(0x82) },
+  { tag: '§2.2.2.2', rule: 'a single-use property given twice (Message Expiry Interval) is a protocol error', bytes: () => rawPublish5('dup', 1, [...prop.messageExpiry(1), ...prop.messageExpiry(2)]), versions: v5, expect: closeOr(0x82) },
+  { tag: '§2.2.2.2', rule: 'Topic Alias given twice is a protocol error', bytes: () => rawPublish5('dup', 0, [...prop.topicAlias(1), ...prop.topicAlias(2)]), versions: v5, expect: closeOr(0x82) },
+  { tag: '§3.8.2.1.2', rule: 'Subscription Identifier given twice in SUBSCRIBE is a protocol error', bytes: () => rawSubscribe5([...prop.subscriptionId(1), ...prop.subscriptionId(2)]), versions: v5, expect: closeOr(0x82) },
+  { tag: '§2.2.2.2', rule: 'a property value cut short by the property length is malformed', bytes: () => rawPublish5('short', 1, [0x02, 0x00]), versions: v5, expect: closeOr(0x81) },
+  { tag: '§2.2.2.2', rule: 'an undefined property identifier is malformed', bytes: () => rawPublish5('unknown', 1, [0x7f, 0x00]), versions: v5, expect: closeOr(0x81) },
+  { tag: '§3.3.2.3.2', rule: 'a Payload Format Indicator of 0xED is refused, not forwarded as 1', bytes: () => rawPublish5('pfi', 1, prop.payloadFormat(0xed)), versions: v5, expect: closeOr(0x82) },
+  { tag: '§3.3.2.3.2', rule: 'a Payload Format Indicator of 56 is refused', bytes: () => rawPublish5('pfi', 0, prop.payloadFormat(56)), versions: v5, expect: closeOr(0x82) },
   { tag: 'MQTT-3.3.4-6', rule: 'a Subscription Identifier in a PUBLISH from a client is a protocol error', bytes: () => rawPublish5('sid', 1, prop.subscriptionId(3)), versions: v5, expect: closeOr(0x82) },
   { tag: 'MQTT-3.3.2-14', rule: 'a Response Topic with a wildcard is a protocol error', bytes: () => rawPublish5('req', 1, prop.responseTopic('replies/+')), versions: v5, expect: closeOr(0x82) },
   // Acks and pings with the wrong length.
   ...(['PUBACK', 'PUBREC', 'PUBREL', 'PUBCOMP'] as const).flatMap((name, k): Row[] => {
     const first = [0x40, 0x50, 0x62, 0x70][k]!
-    return [0, 1].map((length) => ({ tag: `MQTT-3.${4 + k}.2`, rule: `${name} with a remaining length of ${length} is malformed`, bytes: () => [first, length, ...Array(length).fill(0x07)], versions: both, expect: closeOr(0x81) }))
+    return [0, 1].map((length) => ({ tag: `§3.${4 + k}.2`, rule: `${name} with a remaining length of ${length} is malformed`, bytes: () => [first, length, ...Array(length).fill(0x07)], versions: both, expect: closeOr(0x81) }))
   }),
-  { tag: 'MQTT-3.12.1', rule: 'a PINGREQ carrying a payload gets no PINGRESP: it is malformed', bytes: () => [0xc0, 0x02, 0x00, 0x00], versions: both, expect: closeOr(0x81) },
-  { tag: 'MQTT-2.2.1-2', rule: 'a QoS 1 PUBLISH with no room for its packet identifier is malformed', bytes: () => [0x32, 0x03, 0x00, 0x01, 0x61], versions: both, expect: closeOr(0x81) },
+  { tag: '§3.12.1', rule: 'a PINGREQ carrying a payload gets no PINGRESP: it is malformed', bytes: () => [0xc0, 0x02, 0x00, 0x00], versions: both, expect: closeOr(0x81) },
+  { tag: 'MQTT-2.2.1-3', rule: 'a QoS 1 PUBLISH with no room for its packet identifier is malformed', bytes: () => [0x32, 0x03, 0x00, 0x01, 0x61], versions: both, expect: closeOr(0x81) },
   // Flags.
   { tag: 'MQTT-3.3.1-2', rule: 'DUP set on a QoS 0 PUBLISH is malformed', bytes: () => [0x38, 0x03, 0x00, 0x01, 0x61], versions: both, expect: closeOr(0x81) },
   // UTF-8 strings (section 1.5.4).
@@ -73,10 +73,10 @@ const rows: Row[] = [
   { tag: 'MQTT-1.5.4-2', rule: 'a will topic holding U+0000 is refused (3.1.1: without a CONNACK)', connect: true, bytes: (v) => rawConnect5({ version: v, willTopic: [0x77, 0x00], willProps: [] }), versions: both, expect: (v) => (v === 5 ? { connack: 0x81 } : 'closed') },
   { tag: 'MQTT-1.5.4-1', rule: 'a client identifier holding a UTF-16 surrogate is refused', connect: true, bytes: (v) => rawConnect5({ version: v, clientId: [0x61, ...ill] }), versions: both, expect: (v) => (v === 5 ? { connack: 0x81 } : 'closed') },
   { tag: 'MQTT-3.1.2-12', rule: 'will QoS 3 is malformed', connect: true, bytes: (v) => rawConnect5({ version: v, willQoS: 3, willProps: [] }), versions: both, expect: (v) => (v === 5 ? { connack: 0x81 } : 'closed') },
-  { tag: 'MQTT-3.1.2-22', rule: 'on 3.1.1 a password flag without a user name flag is refused', connect: true, bytes: () => rawConnect5({ version: 4, password: 'pw' }), versions: [4], expect: () => 'closed' },
-  { tag: 'MQTT-3.1.2.9', rule: 'on MQTT 5 a password without a user name is allowed', connect: true, bytes: () => rawConnect5({ version: 5, password: 'pw' }), versions: v5, expect: () => ({ connack: 0 }) },
-  { tag: 'MQTT-3.1.2.11.7', rule: 'Request Problem Information of 2 is a protocol error', connect: true, bytes: () => rawConnect5({ props: prop.requestProblemInformation(2) }), versions: v5, expect: () => ({ connack: 0x82 }) },
-  { tag: 'MQTT-2.2.2.2', rule: 'will delay given twice is a protocol error (it armed a NaN timer)', connect: true, bytes: () => rawConnect5({ willProps: [...prop.willDelay(1), ...prop.willDelay(2)] }), versions: v5, expect: () => ({ connack: 0x82 }) },
+  { tag: '3.1.1: MQTT-3.1.2-22', rule: 'on 3.1.1 a password flag without a user name flag is refused', connect: true, bytes: () => rawConnect5({ version: 4, password: 'pw' }), versions: [4], expect: () => 'closed' },
+  { tag: '§3.1.2.9', rule: 'on MQTT 5 a password without a user name is allowed', connect: true, bytes: () => rawConnect5({ version: 5, password: 'pw' }), versions: v5, expect: () => ({ connack: 0 }) },
+  { tag: '§3.1.2.11.7', rule: 'Request Problem Information of 2 is a protocol error', connect: true, bytes: () => rawConnect5({ props: prop.requestProblemInformation(2) }), versions: v5, expect: () => ({ connack: 0x82 }) },
+  { tag: '§2.2.2.2', rule: 'will delay given twice is a protocol error (it armed a NaN timer)', connect: true, bytes: () => rawConnect5({ willProps: [...prop.willDelay(1), ...prop.willDelay(2)] }), versions: v5, expect: () => ({ connack: 0x82 }) },
   { tag: 'MQTT-4.7.3-1', rule: 'an empty will topic: 3.1.1 is closed without a CONNACK, MQTT 5 gets 0x90', connect: true, bytes: (v) => rawConnect5({ version: v, willTopic: '', willProps: [] }), versions: both, expect: (v) => (v === 5 ? { connack: 0x90 } : 'closed') },
   { tag: 'MQTT-3.3.2-2', rule: 'a will topic with a wildcard: 3.1.1 is closed without a CONNACK, MQTT 5 gets 0x90', connect: true, bytes: (v) => rawConnect5({ version: v, willTopic: 'a/#', willProps: [] }), versions: both, expect: (v) => (v === 5 ? { connack: 0x90 } : 'closed') },
   // Topic filters that are well-formed strings but not valid filters: refused per filter, alike in SUBSCRIBE and UNSUBSCRIBE.

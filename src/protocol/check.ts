@@ -67,7 +67,7 @@ export function checkPacket(packet: Packet, version: ProtocolVersion): void {
 }
 
 function checkConnect(packet: Extract<Packet, { cmd: 'connect' }>, version: ProtocolVersion): void {
-  // [MQTT-3.1.2-22] in 3.1.1 a password needs a user name; MQTT 5 allows one alone (section 3.1.2.9).
+  // 3.1.1's [MQTT-3.1.2-22]: a password needs a user name; MQTT 5 allows one alone (section 3.1.2.9).
   if (version !== 5 && packet.password !== undefined && packet.username === undefined) throw new MqttError(Reason.ProtocolError, 'password without a user name')
   if (version === 5 && packet.properties) checkProperties(packet.properties, ALLOWED.connect!, 'connect')
   const will = packet.will
@@ -79,7 +79,7 @@ function checkConnect(packet: Extract<Packet, { cmd: 'connect' }>, version: Prot
   }
 }
 
-/** [MQTT-2.2.1-2, -3] a packet identifier is 1..65535 (mqtt-packet gives -1 when the body has no room for one). */
+/** [MQTT-2.2.1-3] a packet identifier is 1..65535 (mqtt-packet gives -1 when the body has no room for one). */
 function checkPacketId(id: number | undefined, cmd: string): void {
   if (id === undefined || !Number.isInteger(id) || id < 1 || id > 65535) throw new MqttError(Reason.MalformedPacket, `${cmd.toUpperCase()} without a valid packet identifier`)
 }

@@ -122,7 +122,7 @@ function takeStringError(list: ContiguousBytes): string {
  * mqtt-packet is handed runs of whole packets, and where a field is cut short by the remaining length it reads on
  * into the next packet (or finds -1 for a missing packet identifier) without complaint. So every packet's body must
  * have been read exactly to its end: a field past the end, or bytes left over after the last field, is a Malformed
- * Packet (MQTT 5.0 section 2.2.2 and 1.5; [MQTT-3.12.1] PINGREQ and [MQTT-3.4.2] acks have fixed lengths). A
+ * Packet (MQTT 5.0 section 2.2.2 and 1.5; sections 3.4.2 to 3.7.2 and 3.12.1: acks and PINGREQ have fixed lengths). A
  * PUBLISH's payload is the rest of the body, so it can only overrun.
  */
 function lengthError(packet: DecodedPacket, read: number): string | null {
