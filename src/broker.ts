@@ -9,6 +9,7 @@ import { Client } from './client.ts'
 import type { ResolvedConfig } from './config.ts'
 import type { Logger } from './logger.ts'
 import { PluginHost, type StoredSession } from './plugin.ts'
+import { publish } from './publish.ts'
 import { type Message, isExpired, own } from './message.ts'
 import type { QoS } from './protocol/codec.ts'
 import { Reason } from './protocol/reason.ts'
@@ -316,8 +317,7 @@ export class Broker implements Acceptor {
     session.will = undefined
     clearTimeout(session.willTimer)
     const message: Message = { ...will.message, expiresAt: will.expirySeconds === undefined ? 0 : Date.now() + will.expirySeconds * 1000 }
-    this.route(message)
-    if (message.retain) this.retain(message)
+    publish(this, message, null) // checked when the will arrived in CONNECT
   }
 
   /** Ends a session: its will (if still pending) is published and its subscriptions removed. */

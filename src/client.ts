@@ -10,6 +10,7 @@ import { dispatch } from './handlers/index.ts'
 import { type Message, encodedFor, isExpired, keepEncoded, remainingExpiry } from './message.ts'
 import { encode, PacketReader, PacketTooLargeError, type Packet, type PacketSink, type ProtocolVersion, type PubackPacket, type PublishPacket, type PubrecPacket } from './protocol/codec.ts'
 import { Reason, refusalCode } from './protocol/reason.ts'
+import type { Publisher } from './publish.ts'
 import type { Delivery, Session } from './session.ts'
 import type { Connection, ConnectionHandler } from './transport/types.ts'
 
@@ -37,7 +38,7 @@ const ackNow: PubackPacket | PubrecPacket = { cmd: 'puback', messageId: 0, reaso
 /** Held packets past which the socket stops being read until the pending decision settles. */
 const HOLD_PAUSE_AT = 64
 
-export class Client implements ConnectionHandler, PacketSink, OutboundOwner {
+export class Client implements ConnectionHandler, PacketSink, OutboundOwner, Publisher {
   state: State = 'connecting'
   version: ProtocolVersion = 4
   clientId = ''
@@ -84,6 +85,11 @@ export class Client implements ConnectionHandler, PacketSink, OutboundOwner {
   /** Read from the socket when first needed (a syscall), then kept: a closed socket may no longer tell. */
   get remoteAddress(): string {
     return (this.address ??= this.conn.remoteAddress)
+  }
+
+  /** Publisher: the connection closed (a decision on one of its messages settled too late to route it). */
+  get gone(): boolean {
+    return this.state !== 'connected'
   }
 
   /** Who this client is, as plugins and events see it (fixed once CONNECT is accepted). */

@@ -11,6 +11,7 @@ import type { MessageProperties } from './message.ts'
 import type { QoS } from './protocol/codec.ts'
 import { Reason } from './protocol/reason.ts'
 import { topicNameError } from './protocol/validate.ts'
+import { type Accepted, publish } from './publish.ts'
 import { startSysPublisher, VERSION } from './sys.ts'
 import { clusterPlugin } from './cluster/plugin.ts'
 import { listenHttp } from './http/server.ts'
@@ -145,9 +146,7 @@ function publishAsBroker(broker: Broker, options: PublishOptions): number {
     origin: undefined,
     owned: true,
   }
-  const reached = broker.route(message)
-  if (message.retain) broker.retain(message)
-  return reached
+  return (publish(broker, message, null) as Accepted).reached // the broker's own message: never refused, never pending
 }
 
 function pluginContext(broker: Broker, plugin: Plugin, logger: Logger): PluginContext {

@@ -1,5 +1,6 @@
 /** `$SYS/broker/...` topics, published retained on an interval, named as Mosquitto names them. */
 import type { Broker } from './broker.ts'
+import { publish } from './publish.ts'
 
 export const VERSION = '0.1.0'
 
@@ -40,8 +41,7 @@ export function startSysPublisher(broker: Broker, intervalSeconds: number): () =
 
 function send(broker: Broker, topic: string, value: string): void {
   const message = { topic, payload: Buffer.from(value), qos: 0 as const, retain: true, properties: undefined, expiresAt: 0, origin: undefined }
-  broker.route(message)
-  broker.retain(message)
+  publish(broker, message, null)
 }
 
 /** Counters summed over every node's latest $SYS/nodes/<node>/... figures: $SYS/cluster/... (and the node count). */

@@ -26,6 +26,7 @@ import type { ClusterConfig } from '../config.ts'
 import type { Logger } from '../logger.ts'
 import type { Message, MessageProperties } from '../message.ts'
 import type { StoredDelivery, StoredSession } from '../plugin.ts'
+import { publish } from '../publish.ts'
 import type { Subscription } from '../topics/trie.ts'
 import { Reason } from '../protocol/reason.ts'
 import { filterMatches as topicMatches } from '../topics/trie.ts'
@@ -239,9 +240,7 @@ export class NatsFabric {
     const meta = JSON.parse(metaText) as Meta
     if (meta.node === this.node) return
     this.received++
-    const message = this.toMessage(meta, data)
-    this.broker.route(message)
-    if (message.retain) this.broker.retain(message)
+    publish(this.broker, this.toMessage(meta, data), null) // checked and authorised on the node it came from
   }
 
   /** A message routed on this node: on to the other nodes. QoS 1/2 go through JetStream and are waited on. */

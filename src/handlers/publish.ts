@@ -8,13 +8,11 @@ import { MqttError } from '../errors.ts'
 import type { PublishPacket } from '../protocol/codec.ts'
 import { Reason, type ReasonCode, refusalCode } from '../protocol/reason.ts'
 import { topicNameError } from '../protocol/validate.ts'
-import { decide, type Verdict } from '../plugin.ts'
+import { publish, type PublishResult } from '../publish.ts'
 
 export function handlePublish(client: Client, packet: PublishPacket): void | Promise<void> {
   const broker = client.broker
   const session = client.session!
-  broker.stats.messagesReceived++
-  broker.stats.receivedByQoS[packet.qos]++
   if (client.version === 5) resolveTopicAlias(client, packet)
 
   // A client mostly publishes to the topic it published to last: that one was valid then and is valid now.
@@ -37,60 +35,44 @@ export function handlePublish(client: Client, packet: PublishPacket): void | Pro
     }
   }
 
-  // Clients do not write the broker's own topics (as in Mosquitto).
-  if (packet.topic.startsWith('$SYS/') || packet.topic === '$SYS') {
-    return acknowledge(client, packet, { allowed: false, reasonCode: Reason.NotAuthorized, reasonString: '$SYS topics are written by the broker only' })
-  }
-  if (broker.plugins.authorizePublish.length === 0) return acknowledge(client, packet, ALLOWED)
-  return authorize(client, packet)
+  const message = Client.message(client.clientId, packet, Date.now(), broker.config.limits.maxMessageExpirySeconds)
+  const result = publish(broker, message, client, (client.routeCache ??= new RouteCache()))
+  if (result instanceof Promise) return acknowledgeLater(client, packet, result)
+  acknowledge(client, packet, result)
+}
+
+/** acknowledge() once a plugin decision settles (apart, so handlePublish creates no closures). */
+function acknowledgeLater(client: Client, packet: PublishPacket, result: Promise<PublishResult>): Promise<void> {
+  return result.then((r) => acknowledge(client, packet, r))
 }
 
 /**
- * Asks the plugins, then acknowledges. Kept apart from handlePublish so that function creates no closures:
- * a function that does allocates their shared scope on every call, plugins or not.
+ * Answers the PUBLISH once core publish() has taken or refused it: QoS 1 PUBACK, QoS 2 PUBREC. A refused QoS 0
+ * message is dropped silently; a refused QoS 1/2 one is acknowledged with the reason code in MQTT 5 (0x87 unless
+ * the plugin says).
  */
-function authorize(client: Client, packet: PublishPacket): void | Promise<void> {
-  const broker = client.broker
-  const request = { topic: packet.topic, payload: packet.payload as Buffer, qos: packet.qos, retain: packet.retain }
-  const verdict = decide(broker.plugins.authorizePublish, [client.info, request], (error) => broker.pluginError('authorizePublish', error))
-  if (verdict instanceof Promise) return verdict.then((v) => acknowledge(client, packet, v))
-  acknowledge(client, packet, verdict)
-}
-
-const ALLOWED: Verdict = { allowed: true }
-
-/**
- * Routes an allowed message, then answers: QoS 1 PUBACK, QoS 2 PUBREC. A denied QoS 0 message is dropped
- * silently; a denied QoS 1/2 one is acknowledged with the reason code in MQTT 5 (0x87 unless the plugin says).
- */
-function acknowledge(client: Client, packet: PublishPacket, verdict: Verdict): void {
-  if (client.state !== 'connected') return
-  const broker = client.broker
+function acknowledge(client: Client, packet: PublishPacket, result: PublishResult): void {
+  if (client.state !== 'connected' || packet.qos === 0) return
   let reasonCode: number
   let reasonString: string | undefined
-  if (verdict.allowed) {
-    const message = Client.message(client.clientId, packet, Date.now(), broker.config.limits.maxMessageExpirySeconds)
-    const reached = broker.route(message, (client.routeCache ??= new RouteCache()))
-    if (message.retain) broker.retain(message)
-    reasonCode = reached === 0 ? Reason.NoMatchingSubscribers : Reason.Success
+  if (result.accepted) {
+    reasonCode = result.reached === 0 ? Reason.NoMatchingSubscribers : Reason.Success
   } else {
-    reasonCode = refusalCode('puback', verdict.reasonCode, Reason.NotAuthorized)
-    reasonString = verdict.reasonString
-    broker.logger.debug('publish.denied', { clientId: client.clientId, topic: packet.topic, reasonCode })
-  }
-  if (packet.qos === 0) return
-  if (!verdict.allowed && client.version !== 5 && reasonCode !== Reason.NotAuthorized) {
-    // 3.1.1 has no way to say "not accepted" but to close: an ACL refusal is acknowledged and dropped (as
-    // Mosquitto does), but a broker that cannot take the message (e.g. its cluster is down) must not ack it.
-    throw new MqttError(reasonCode as ReasonCode, verdict.reasonString ?? 'the message could not be accepted')
+    reasonCode = refusalCode('puback', result.reasonCode, Reason.NotAuthorized)
+    reasonString = result.reasonString
+    if (client.version !== 5 && reasonCode !== Reason.NotAuthorized) {
+      // 3.1.1 has no way to say "not accepted" but to close: an ACL refusal is acknowledged and dropped (as
+      // Mosquitto does), but a broker that cannot take the message (e.g. its cluster is down) must not ack it.
+      throw new MqttError(reasonCode as ReasonCode, reasonString ?? 'the message could not be accepted')
+    }
   }
   const id = packet.messageId!
-  if (packet.qos === 2 && reasonCode < 0x80) broker.deliverer.inboundQoS2(client.session!, id, true)
+  if (packet.qos === 2 && reasonCode < 0x80) client.broker.deliverer.inboundQoS2(client.session!, id, true)
   const cmd: 'puback' | 'pubrec' = packet.qos === 1 ? 'puback' : 'pubrec' // [MQTT-4.3.2-2], [MQTT-4.3.3-8]
   // MQTT 5.0 section 3.4.2.2.2: a reason string only when the client has not asked us to leave them out.
   const properties = reasonString && client.requestProblemInformation ? { reasonString } : undefined
   // With a persistent store, acknowledge only once what this message changed is on disk (a refusal changed nothing).
-  client.sendAck(cmd, id, reasonCode, properties, verdict.allowed ? broker.plugins.flushed() : null)
+  client.sendAck(cmd, id, reasonCode, properties, result.accepted ? result.durable : null)
 }
 
 /** MQTT 5.0 section 3.3.2.3.4: alias 0 or above our maximum is invalid; an empty topic needs a known alias. */

@@ -4,7 +4,8 @@
  */
 import type { Broker, ClientInfo } from '../broker.ts'
 import type { Message, MessageProperties } from '../message.ts'
-import { decide, type Verdict } from '../plugin.ts'
+import { decide } from '../plugin.ts'
+import { publish } from '../publish.ts'
 import type { QoS } from '../protocol/codec.ts'
 import { Reason } from '../protocol/reason.ts'
 import { topicFilterError, topicNameError } from '../protocol/validate.ts'
@@ -44,20 +45,15 @@ export class BrokerView {
     return this.broker.closing
   }
 
-  /** Checks, routes and (if asked) retains a message; resolves once it is durable. */
+  /** Checks the request, then publishes as `who` through the broker's one publish path; resolves once it is durable. */
   async publish(who: Principal, input: PublishInput): Promise<PublishOutcome> {
     const broker = this.broker
     const invalid = topicNameError(input.topic, broker.config.limits)
     if (invalid) return { ok: false, status: 400, error: 'bad_request', message: `topic: ${invalid}` }
-    if (input.topic.startsWith('$SYS/') || input.topic === '$SYS') return { ok: false, status: 403, error: 'forbidden', message: '$SYS topics are written by the broker only' }
     if (input.payload.length + Buffer.byteLength(input.topic) + 16 > broker.config.limits.maxPacketSize) {
       return { ok: false, status: 413, error: 'payload_too_large', message: `larger than the maximum packet size of ${broker.config.limits.maxPacketSize} bytes` }
     }
-    const client: ClientInfo = { clientId: `http:${who.name}`, username: who.username, protocolVersion: 5, address: who.address }
-    const hooks = broker.plugins.authorizePublish
-    const verdict: Verdict = hooks.length === 0 ? { allowed: true } : await decide(hooks, [client, { topic: input.topic, payload: input.payload, qos: input.qos, retain: input.retain }], (e) => broker.pluginError('authorizePublish', e))
-    if (!verdict.allowed) return { ok: false, status: 403, error: 'forbidden', message: verdict.reasonString ?? `not allowed to publish to ${input.topic}` }
-
+    const info: ClientInfo = { clientId: `http:${who.name}`, username: who.username, protocolVersion: 5, address: who.address }
     const { messageExpiryInterval, ...rest } = input.properties ?? {}
     const properties = Object.keys(rest).length > 0 ? rest : undefined
     const message: Message = {
@@ -67,15 +63,15 @@ export class BrokerView {
       retain: input.retain,
       properties,
       expiresAt: messageExpiryInterval === undefined ? 0 : Date.now() + messageExpiryInterval * 1000,
-      origin: client.clientId,
+      origin: info.clientId,
       owned: true,
     }
-    broker.stats.messagesReceived++
-    broker.stats.receivedByQoS[input.qos]++
-    const reached = broker.route(message)
-    if (message.retain) broker.retain(message)
+    // An HTTP caller does not go away mid-decision as a connection does: its answer is simply not read.
+    const result = await publish(broker, message, { info, gone: false })
+    if (!result.accepted) return { ok: false, status: 403, error: 'forbidden', message: result.reasonString ?? `not allowed to publish to ${input.topic}` }
+    const { reached, durable } = result // read before waiting: the result object is the broker's to reuse
     try {
-      if (input.qos > 0) await broker.plugins.flushed() // like PUBACK: answer once it is durable
+      await durable // like PUBACK: answer once it is durable
     } catch (error) {
       return { ok: false, status: 503, error: 'not_stored', message: `the message was routed but could not be stored: ${(error as Error)?.message ?? String(error)}` }
     }
