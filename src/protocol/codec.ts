@@ -133,7 +133,7 @@ function lengthError(packet: DecodedPacket, read: number): string | null {
     packet.properties = undefined
     return null
   }
-  if ((packet as { messageId?: number }).messageId === -1) return `${packet.cmd} too short for its packet identifier (remaining length ${packet.length})`
+  // (A packet identifier with no room at all comes back as -1 without a read past the end: check.ts refuses it.)
   if (read > packet.length) return `${packet.cmd} shorter than its fields (remaining length ${packet.length})`
   if (read < packet.length && packet.cmd !== 'publish') return `${packet.cmd} longer than its fields (remaining length ${packet.length}, ${packet.length - read} bytes left over)`
   return null
