@@ -8,7 +8,7 @@ import { Bans } from './bans.ts'
 import { Client } from './client.ts'
 import type { ResolvedConfig } from './config.ts'
 import type { Logger } from './logger.ts'
-import { PluginHost, type StoredSession } from './plugin.ts'
+import { type ClientInfo, PluginHost, type StoredSession } from './plugin.ts'
 import { publish } from './publish.ts'
 import { type Message, isExpired, own } from './message.ts'
 import type { QoS } from './protocol/codec.ts'
@@ -29,13 +29,6 @@ export interface BrokerStats {
   messagesDropped: number
   bytesReceived: number
   bytesSent: number
-}
-
-export interface ClientInfo {
-  clientId: string
-  username: string | undefined
-  protocolVersion: 3 | 4 | 5
-  address: string
 }
 
 /** Events an embedding program can listen to with `broker.on(...)`. Listeners run after routing. */

@@ -2,7 +2,8 @@
  * One network connection: its parser, its outbound buffer, what the client negotiated in CONNECT,
  * and the session it is attached to. Packets go to the handlers; every error ends here, never in the socket.
  */
-import type { Broker, ClientInfo } from './broker.ts'
+import type { Broker } from './broker.ts'
+import type { ClientInfo } from './plugin.ts'
 import { MqttError } from './errors.ts'
 import type { RouteCache } from './delivery/matches.ts'
 import { Outbound, type OutboundOwner } from './delivery/outbound.ts'

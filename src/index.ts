@@ -1,8 +1,8 @@
 /** Midge's public API. Plugins and embedding programs import from here only. */
 export { createBroker, type CreateBrokerOptions, type ListenAddress, type Midge, type PublishOptions } from './midge.ts'
 export { defineConfig, loadConfig, resolveConfig, validatePluginOptions, type ResolvedConfig, type UserConfig, type Limits } from './config.ts'
-export type { AuthenticateRequest, BrokerStatsView, Decision, Denial, MaybePromise, Plugin, PluginContext, PluginPublish, PublishRequest, RetainedPersistence, SessionPersistence, StoredDelivery, StoredSession, SubscribeRequest } from './plugin.ts'
-export type { BrokerEvents, BrokerStats, ClientInfo } from './broker.ts'
+export type { AuthenticateRequest, BrokerStatsView, ClientInfo, Decision, Denial, MaybePromise, Plugin, PluginContext, PluginPublish, PublishRequest, RetainedPersistence, SessionPersistence, StoredDelivery, StoredSession, SubscribeRequest } from './plugin.ts'
+export type { BrokerEvents, BrokerStats } from './broker.ts'
 export type { Message, MessageProperties } from './message.ts'
 export type { RetainedStore } from './topics/retained.ts'
 export { MemoryRetainedStore } from './topics/retained.ts'

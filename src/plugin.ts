@@ -9,7 +9,6 @@
  *
  * The host builds one array per decision hook at start-up, so a hook no plugin has costs nothing.
  */
-import type { ClientInfo } from './broker.ts'
 import type { Logger } from './logger.ts'
 import type { Message } from './message.ts'
 import type { QoS } from './protocol/codec.ts'
@@ -17,6 +16,14 @@ import type { Subscription } from './topics/trie.ts'
 import { ConfigError } from './errors.ts'
 
 export type MaybePromise<T> = T | Promise<T>
+
+/** Who a client is, as plugins, events and the HTTP API see it (fixed once its CONNECT is accepted). */
+export interface ClientInfo {
+  clientId: string
+  username: string | undefined
+  protocolVersion: 3 | 4 | 5
+  address: string
+}
 
 /** A refusal with the MQTT 5 reason code and reason string the client should see. */
 export interface Denial {

@@ -10,11 +10,21 @@
  *    acknowledgement says so. (The broker's own messages acknowledge nothing: nothing waits on them.)
  * Each source keeps only what differs: how it reads and validates its input, and how it answers.
  */
-import type { Broker, ClientInfo } from './broker.ts'
 import type { RouteCache } from './delivery/matches.ts'
 import type { Message } from './message.ts'
-import { decide, type Verdict } from './plugin.ts'
+import { type ClientInfo, decide, type PluginHost, type Verdict } from './plugin.ts'
+import type { Logger } from './logger.ts'
 import { Reason } from './protocol/reason.ts'
+
+/** What publishing needs of the broker (Broker is one): counters, plugins, routing and the retained store. */
+export interface PublishTarget {
+  readonly stats: { messagesReceived: number; receivedByQoS: [number, number, number] }
+  readonly plugins: PluginHost
+  readonly logger: Logger
+  route(message: Message, cache?: RouteCache): number
+  retain(message: Message): void
+  pluginError(hook: string, error: unknown): void
+}
 
 /** A message taken: how many sessions it reached, and what to wait on before it is durable (null: nothing). */
 export interface Accepted {
@@ -52,7 +62,7 @@ const taken: Accepted = { accepted: true, reached: 0, durable: null }
  * Publishes `message` from a client, or from the broker itself (null). `cache` is a publishing client's route cache.
  * Returns a Promise only while a plugin decision is pending.
  */
-export function publish(broker: Broker, message: Message, client: Publisher | null, cache?: RouteCache): PublishResult | Promise<PublishResult> {
+export function publish(broker: PublishTarget, message: Message, client: Publisher | null, cache?: RouteCache): PublishResult | Promise<PublishResult> {
   if (client === null) return deliver(broker, message, cache, taken, false)
   broker.stats.messagesReceived++
   broker.stats.receivedByQoS[message.qos]++
@@ -63,14 +73,14 @@ export function publish(broker: Broker, message: Message, client: Publisher | nu
 }
 
 /** Asks the plugins (apart from publish(), so that function creates no closures). */
-function authorize(broker: Broker, message: Message, client: Publisher, cache: RouteCache | undefined): PublishResult | Promise<PublishResult> {
+function authorize(broker: PublishTarget, message: Message, client: Publisher, cache: RouteCache | undefined): PublishResult | Promise<PublishResult> {
   const request = { topic: message.topic, payload: message.payload, qos: message.qos, retain: message.retain }
   const verdict = decide(broker.plugins.authorizePublish, [client.info, request], (error) => broker.pluginError('authorizePublish', error))
   if (verdict instanceof Promise) return verdict.then((v) => (client.gone ? GONE : settle(broker, message, cache, v, { accepted: true, reached: 0, durable: null })))
   return settle(broker, message, cache, verdict, taken)
 }
 
-function settle(broker: Broker, message: Message, cache: RouteCache | undefined, verdict: Verdict, into: Accepted): PublishResult {
+function settle(broker: PublishTarget, message: Message, cache: RouteCache | undefined, verdict: Verdict, into: Accepted): PublishResult {
   if (!verdict.allowed) {
     if (broker.logger.isDebug) broker.logger.debug('publish.denied', { clientId: message.origin, topic: message.topic, reasonCode: verdict.reasonCode })
     return { accepted: false, reasonCode: verdict.reasonCode, reasonString: verdict.reasonString }
@@ -79,7 +89,7 @@ function settle(broker: Broker, message: Message, cache: RouteCache | undefined,
 }
 
 /** Routes, retains, and (`waits`) says what a QoS 1/2 message waits on to be durable. */
-function deliver(broker: Broker, message: Message, cache: RouteCache | undefined, into: Accepted, waits: boolean): Accepted {
+function deliver(broker: PublishTarget, message: Message, cache: RouteCache | undefined, into: Accepted, waits: boolean): Accepted {
   into.reached = broker.route(message, cache)
   if (message.retain) broker.retain(message)
   // With a persistent store, what this message changed is durable once the stores have written it. Asked only

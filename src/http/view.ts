@@ -2,7 +2,8 @@
  * What the HTTP API may see and do: a narrow view of the broker. HTTP publishes enter the same path as
  * MQTT ones (ACL decisions, routing, retained store, plugins' notifications, $SYS counters, durable flush).
  */
-import type { Broker, ClientInfo } from '../broker.ts'
+import type { Broker } from '../broker.ts'
+import type { ClientInfo } from '../plugin.ts'
 import type { Message, MessageProperties } from '../message.ts'
 import { decide } from '../plugin.ts'
 import { publish } from '../publish.ts'
