@@ -7,7 +7,8 @@ import mqttPacket, { generate, type Packet } from 'mqtt-packet'
 import BufferList from 'bl'
 import { ContiguousBytes } from '../src/protocol/bytes.ts'
 import { internStats, utf8 } from '../src/protocol/strings.ts'
-import { encode, readInPlace } from '../src/protocol/codec.ts'
+import { encode } from '../src/protocol/codec.ts'
+import { internalsProblems, readInPlace } from '../src/protocol/mqtt-packet.ts'
 import { repoRoot } from './helpers/process.ts'
 
 /** A repeatable pseudo-random integer in [0, n), from `seed`. */
@@ -39,6 +40,13 @@ const script = `
 `
 
 describe('codec', () => {
+  // Midge relies on a few mqtt-packet internals (src/protocol/mqtt-packet.ts); mqtt-packet is pinned, and an upgrade
+  // that changes any of them fails here first, naming it, rather than somewhere downstream.
+  test("mqtt-packet's internals are shaped as the codec relies on", () => {
+    expect(internalsProblems()).toEqual([])
+    expect(require('mqtt-packet/package.json').version).toBe(require('../package.json').dependencies['mqtt-packet'])
+  })
+
   test('decodes with mqtt-packet and leaves the real debug module to every other module', async () => {
     const { stdout, stderr } = await run(script)
     expect(JSON.parse(stdout)).toEqual({ got: ['connect ', 'publish a/b'], debugLoaded: false, realDebug: true })
@@ -53,7 +61,7 @@ describe('codec', () => {
 })
 
 describe('encode', () => {
-  // In a fresh process the codec loads mqtt-packet itself, with its var-int buffers shared (codec.ts,
+  // In a fresh process the codec loads mqtt-packet itself, with its var-int buffers shared (mqtt-packet.ts,
   // reuseVarByteInts); the bytes must still be stock mqtt-packet's, as this process (which loaded it first) makes them.
   test('MQTT 5 properties encode with shared var-int buffers, to the same bytes as stock mqtt-packet', async () => {
     const v5 = (props: object) => ({ cmd: 'publish', topic: 't/1', payload: Buffer.from('x'), qos: 1, messageId: 9, retain: false, dup: false, properties: props })

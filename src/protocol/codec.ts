@@ -1,70 +1,17 @@
 /**
- * The only importer of mqtt-packet.
+ * Framing, decoding and encoding, on mqtt-packet (loaded, and its internals relied on, in mqtt-packet.ts only).
  *
  * Reading: each connection frames its byte stream itself, from the fixed header's remaining length (which it
  * must read anyway to refuse an oversized packet before buffering its body), and hands runs of whole packets to
  * one mqtt-packet parser shared by every connection. mqtt-packet still decodes every packet; since it only ever
  * sees whole packets it ends each call with no state, and an idle connection costs no parser of its own.
  */
-import { createRequire } from 'node:module'
 import type { Packet } from 'mqtt-packet'
 import { MqttError } from '../errors.ts'
-import { ContiguousBytes } from './bytes.ts'
+import type { ContiguousBytes } from './bytes.ts'
+import { mqttPacket, type MqttPacketParser, type ParserSettings, readInPlace } from './mqtt-packet.ts'
 import { propertiesError } from './properties.ts'
 import { Reason } from './reason.ts'
-
-const mqttPacket = loadMqttPacket()
-
-/**
- * mqtt-packet calls its `debug` logger (npm `debug`) about 15 times per packet parsed and 5 per packet generated.
- * Even disabled, each call allocates an array for its arguments and runs a getter: about 30 short-lived arrays
- * per routed message, the larger part of the hot path's garbage. Unless DEBUG asks for logs, mqtt-packet is
- * loaded with a logger that does nothing (the stand-in lives in the require cache only while mqtt-packet loads,
- * so every other module still gets the real `debug`).
- */
-function loadMqttPacket(): typeof import('mqtt-packet') {
-  const require = createRequire(import.meta.url)
-  const packetPath = require.resolve('mqtt-packet')
-  if (!require.cache[packetPath]) reuseVarByteInts(packetPath)
-  const debugPath = process.env.DEBUG || require.cache[packetPath] ? null : resolveFrom(packetPath, 'debug')
-  if (!debugPath) return require('mqtt-packet') // logs asked for, loaded already, or a version without `debug`
-  const real = require.cache[debugPath]
-  const silent = () => {}
-  const createDebug = () => Object.assign(silent, { enabled: false })
-  require.cache[debugPath] = { id: debugPath, filename: debugPath, loaded: true, exports: createDebug } as unknown as NodeJS.Module
-  try {
-    return require('mqtt-packet')
-  } finally {
-    if (real) require.cache[debugPath] = real
-    else delete require.cache[debugPath]
-  }
-}
-
-/**
- * mqtt-packet's MQTT 5 encoder measures every properties section by encoding its length as a variable byte
- * integer into a new buffer (`genBufVariableByteInt`: a 4-byte buffer and a view of it) and taking that buffer's
- * length: two objects per packet with properties, the largest cost in encoding them. Its callers only measure
- * the result or, for values under 16,384, cache it themselves, so one shared buffer per value serves as well.
- * writeToStream.js reads the function from numbers.js when it loads, so this runs before mqtt-packet loads; a
- * version laid out otherwise is left as it is.
- */
-function reuseVarByteInts(packetPath: string): void {
-  const numbersPath = resolveFrom(packetPath, './numbers')
-  if (!numbersPath) return
-  const numbers = createRequire(packetPath)(numbersPath) as { genBufVariableByteInt?: (num: number) => Buffer }
-  const generate = numbers.genBufVariableByteInt
-  if (typeof generate !== 'function') return
-  const cache: Buffer[] = []
-  numbers.genBufVariableByteInt = (num: number) => (num >= 0 && num < 16384 && Number.isInteger(num) ? (cache[num] ??= generate(num)) : generate(num))
-}
-
-function resolveFrom(from: string, id: string): string | null {
-  try {
-    return createRequire(from).resolve(id)
-  } catch {
-    return null
-  }
-}
 
 export type {
   IAuthPacket as AuthPacket,
@@ -95,18 +42,6 @@ export interface PacketSink {
   onParseError(error: Error): void
 }
 
-interface MqttPacketParser {
-  parse(buf: Buffer): number
-  /** Called by the parser with 'packet' (a Packet) or 'error' (an Error); it extends EventEmitter. */
-  emit(event: string, value: unknown): boolean
-  /** mqtt-packet internals: what it knows of the connection (protocolVersion, bridgeMode); CONNECT replaces it. */
-  settings: ParserSettings
-  /** mqtt-packet internals: its input (a `bl` BufferList), made anew by `_resetState`. */
-  _list: unknown
-  _resetState(): void
-  /** mqtt-packet internals: how far into the current packet's body it has read (still set when it emits the packet). */
-  _pos: number
-}
 
 /** A packet as mqtt-packet emits it: with its remaining length. */
 type DecodedPacket = Packet & { length: number; reasonCode?: number; properties?: object }
@@ -139,23 +74,6 @@ function lengthError(packet: DecodedPacket, read: number): string | null {
   return null
 }
 
-/**
- * Has the parser read its input from a ContiguousBytes instead of bl (see bytes.ts), now and after every reset.
- * Left as it is if this mqtt-packet keeps its input some other way.
- */
-export function readInPlace(mqttPacketParser: object): void {
-  const parser = mqttPacketParser as MqttPacketParser
-  const list = parser._list as { consume?: unknown; readUInt8?: unknown } | undefined
-  if (typeof parser._resetState !== 'function' || typeof list?.consume !== 'function' || typeof list.readUInt8 !== 'function') return
-  const reset = parser._resetState
-  parser._resetState = function (this: MqttPacketParser) {
-    reset.call(this)
-    this._list = new ContiguousBytes()
-  }
-  parser._list = new ContiguousBytes()
-}
-
-type ParserSettings = { protocolVersion?: number; bridgeMode?: boolean }
 
 /** Decodes runs of whole packets for any connection; synchronous, so one instance serves them all. */
 class SharedDecoder {
