@@ -3,26 +3,16 @@
  * username gets CONNACK 0x8A (3.1.1: 5), a banned address is closed before anything is read, each ban is logged once.
  */
 import { describe, expect, test } from 'bun:test'
-import type { IConnackPacket, IDisconnectPacket } from 'mqtt-packet'
+import type { IDisconnectPacket } from 'mqtt-packet'
 import { auth } from '../plugins/auth.ts'
 import { startBroker, until, type TestBroker } from './helpers/broker.ts'
 import { RawClient } from './helpers/raw.ts'
 
 const ADMIN = 'admin-token-0123456789abcdef'
 
-/** Sends CONNECT and returns the CONNACK code, or 'closed' when the socket is closed without one. */
-async function connectCode(port: number, version: 4 | 5, clientId: string, username?: string, password?: string): Promise<number | 'closed'> {
-  const c = await RawClient.open(port, version)
-  c.send({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: version, clientId, clean: true, keepalive: 0, username, password: password === undefined ? undefined : Buffer.from(password) })
-  try {
-    const ack = (await c.next('connack')) as IConnackPacket
-    return (version === 5 ? ack.reasonCode : ack.returnCode) ?? 0
-  } catch {
-    return 'closed'
-  } finally {
-    c.end()
-  }
-}
+/** CONNECT as `clientId` (with a user name and password when given): the CONNACK code, or 'closed'. */
+const connectCode = (port: number, version: 4 | 5, clientId: string, username?: string, password?: string) =>
+  RawClient.connackCode(port, version, { clientId, username, password: password === undefined ? undefined : Buffer.from(password) })
 
 const withAuth = () =>
   auth({

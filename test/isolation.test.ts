@@ -122,9 +122,7 @@ describe('a plugin that throws is isolated', () => {
       },
     }
     const b = await startBroker({ plugins: [failing] })
-    const doomed = await RawClient.open(b.port, 5)
-    doomed.send({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 5, clientId: 'doomed', clean: true, keepalive: 0 })
-    expect(((await doomed.next('connack')) as { reasonCode: number }).reasonCode).toBe(0x87)
+    expect(await RawClient.connackCode(b.port, 5, { clientId: 'doomed' })).toBe(0x87)
     const raw = await RawClient.connected(b.port, 5)
     raw.send({ cmd: 'publish', topic: 'bad', payload: Buffer.from('x'), qos: 1, messageId: 1, retain: false, dup: false })
     expect(((await raw.next('puback')) as IPubackPacket).reasonCode).toBe(0x87)

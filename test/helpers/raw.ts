@@ -50,6 +50,23 @@ export class RawClient {
     return self
   }
 
+  /**
+   * Sends one CONNECT and answers with its CONNACK's code (MQTT 5 reason code, 3.1.1 return code), or 'closed' when
+   * the broker closed the connection without one; the connection is then ended.
+   */
+  static async connackCode(port: number, version: Version, connect: Partial<mqttPacket.IConnectPacket> = {}): Promise<number | 'closed'> {
+    const c = await RawClient.open(port, version)
+    c.send({ cmd: 'connect', protocolId: version === 3 ? 'MQIsdp' : 'MQTT', protocolVersion: version, clientId: `raw-${Math.random().toString(16).slice(2)}`, clean: true, keepalive: 0, ...connect } as Packet)
+    try {
+      const ack = (await c.next('connack')) as mqttPacket.IConnackPacket
+      return (version === 5 ? ack.reasonCode : ack.returnCode) ?? 0
+    } catch {
+      return 'closed'
+    } finally {
+      c.end()
+    }
+  }
+
   /** Opens a connection and completes CONNECT/CONNACK. */
   static async connected(port: number, version: Version = 4, connect: Partial<mqttPacket.IConnectPacket> = {}): Promise<RawClient> {
     const c = await RawClient.open(port, version)
