@@ -107,7 +107,7 @@ describe('auth plugin: ACL', () => {
     expect(((await bob.next('puback')) as { reasonCode: number }).reasonCode).toBe(0)
     const m = await watcher.next()
     expect(m.topic).toBe('clients/bob/status')
-    expect(await watcher.quiet(200)).toEqual([])
+    expect(await watcher.quiet()).toEqual([])
     bob.end()
     await watcher.end()
   })

@@ -52,7 +52,7 @@ describe.skipIf(!natsServerPath)('cluster on NATS JetStream', () => {
     expect(got[1]!.packet.properties).toMatchObject({ userProperties: { k: 'v' }, contentType: 'text/plain' })
     expect(Buffer.from(got[1]!.packet.properties!.correlationData!).toString()).toBe('c')
     expect(got[2]!.packet.retain).toBe(true) // retain as published
-    expect(await sub.quiet(200)).toEqual([]) // once each, no echo
+    expect(await sub.quietFor(200)).toEqual([]) // once each, no echo
     await sub.end()
     await pub.end()
   })
@@ -71,7 +71,7 @@ describe.skipIf(!natsServerPath)('cluster on NATS JetStream', () => {
     const onC = await connect(c.port)
     await subscribe(onC.client, 'ret/#')
     expect((await onC.next()).payload).toBe('kept')
-    expect(await onC.quiet(200)).toEqual([])
+    expect(await onC.quiet()).toEqual([])
     await Promise.all([pub.end(), onB.end(), onC.end()])
     await c.close()
   })
@@ -121,7 +121,7 @@ describe.skipIf(!natsServerPath)('cluster on NATS JetStream', () => {
     const onA = await connect(a.port)
     await onA.client.publishAsync('sess/y', 'after', { qos: 1 })
     expect((await back.next()).payload).toBe('after')
-    expect(await back.quiet(200)).toEqual([])
+    expect(await back.quietFor(200)).toEqual([])
     await Promise.all([pub.end(), back.end(), onA.end()])
   })
 
@@ -284,7 +284,7 @@ describe.skipIf(!natsServerPath)('cluster on NATS JetStream', () => {
     const onB = await connect(b.port)
     await subscribe(onB.client, '$SYS/broker/node')
     a.midge.publish({ topic: '$SYS/broker/node', payload: 'a', retain: true })
-    expect(await onB.quiet(300)).toEqual([]) // A's $SYS stays on A
+    expect(await onB.quietFor(300)).toEqual([]) // A's $SYS stays on A
     await onB.end()
   })
 

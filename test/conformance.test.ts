@@ -141,7 +141,7 @@ for (const profile of profiles) {
       const taken = new Promise<number | undefined>((resolve) => first.client.once('disconnect', (p) => resolve(p.reasonCode)))
       const second = await connect(b.port, { clientId: 'twice', protocolVersion: 5, clean: false, properties: { sessionExpiryInterval: 60 } })
       expect(await taken).toBe(0x8e)
-      expect(await heir.quiet(300)).toEqual([])
+      expect(await heir.quiet()).toEqual([])
       // A clean start ends the old session: then its will is published as the old connection closes.
       const third = await connect(b.port, { clientId: 'twice', protocolVersion: 5, clean: false, properties: { sessionExpiryInterval: 60 }, will })
       await connect(b.port, { clientId: 'twice', protocolVersion: 5, clean: true }).then((c) => c.end())

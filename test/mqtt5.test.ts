@@ -125,7 +125,7 @@ describe('MQTT 5', () => {
     await c.client.publishAsync('nl/x', 'mine')
     await other.client.publishAsync('nl/x', 'theirs')
     expect((await c.next()).payload).toBe('theirs')
-    expect(await c.quiet(200)).toEqual([])
+    expect(await c.quiet()).toEqual([])
     await c.end()
     await other.end()
   })

@@ -13,8 +13,16 @@ export interface TestClient {
   messages: Received[]
   /** Resolves with the next message not yet returned by next(). */
   next(ms?: number): Promise<Received>
-  /** Resolves when no further message arrives for `ms` (to assert "nothing delivered"). */
-  quiet(ms?: number): Promise<Received[]>
+  /** Resolves once the broker has answered a PINGREQ on this connection: whatever it wrote here before has arrived. */
+  ping(): Promise<void>
+  /**
+   * "Nothing arrives", proven rather than waited for: a PINGREQ is answered on each of `from` (the clients whose
+   * packets could cause a message: the broker has handled them, routing included), then on this client (what was
+   * routed here has arrived). Returns what arrived since the call, which a test expects to be nothing.
+   */
+  quiet(...from: TestClient[]): Promise<Received[]>
+  /** For what only time can show (a timer that must not fire): what arrives within `ms`. */
+  quietFor(ms: number): Promise<Received[]>
   end(force?: boolean): Promise<void>
 }
 
@@ -33,7 +41,7 @@ export async function connect(port: number, options: IClientOptions = {}): Promi
     client.once('close', () => reject(new Error('closed before CONNACK')))
   })
   client.on('error', () => {}) // errors after connect are asserted through events in the tests
-  return {
+  const self: TestClient = {
     client,
     messages,
     async next(ms = 5000) {
@@ -52,7 +60,30 @@ export async function connect(port: number, options: IClientOptions = {}): Promi
       }
       return messages[read++]!
     },
-    async quiet(ms = 300) {
+    ping() {
+      return new Promise<void>((resolve, reject) => {
+        const answered = (packet: { cmd: string }) => {
+          if (packet.cmd !== 'pingresp') return
+          client.off('packetreceive', answered)
+          client.off('close', closed)
+          resolve()
+        }
+        const closed = () => {
+          client.off('packetreceive', answered)
+          reject(new Error('closed before PINGRESP'))
+        }
+        client.on('packetreceive', answered)
+        client.once('close', closed)
+        client.sendPing()
+      })
+    },
+    async quiet(...from: TestClient[]) {
+      const before = messages.length
+      for (const other of from) await other.ping()
+      await self.ping()
+      return messages.slice(before)
+    },
+    async quietFor(ms: number) {
       const before = messages.length
       await Bun.sleep(ms)
       return messages.slice(before)
@@ -61,6 +92,7 @@ export async function connect(port: number, options: IClientOptions = {}): Promi
       return new Promise<void>((resolve) => client.end(force, {}, () => resolve()))
     },
   }
+  return self
 }
 
 export function subscribe(client: MqttClient, topic: string | string[], options: mqtt.IClientSubscribeOptions = { qos: 0 }) {
