@@ -27,7 +27,7 @@ const attacks: Array<[string, number[] | Buffer]> = [
   ['PUBLISH with both QoS bits set [MQTT-3.3.1-4]', [0x36, 0x03, 0x00, 0x01, 0x61]],
   ['remaining length encoded in 5 bytes', [0x30, 0xff, 0xff, 0xff, 0xff, 0x01]],
   ['5-byte header announcing a 256 MB body', [0x30, 0xff, 0xff, 0xff, 0x7f]],
-  ['SUBSCRIBE with no topic filters [MQTT-3.8.3-3]', [0x82, 0x02, 0x00, 0x01]],
+  ['SUBSCRIBE with no topic filters [MQTT-3.8.3-2]', [0x82, 0x02, 0x00, 0x01]],
   ['truncated PUBLISH topic length', [0x30, 0x02, 0x00, 0x09]],
   // With a store, the ack of a QoS 1/2 PUBLISH waits for its flush: a packet with no room for its identifier once
   // crashed the broker from that promise callback.
@@ -83,7 +83,7 @@ describe('bad input closes only the offending connection', () => {
     await c.waitClosed()
   })
 
-  test('[MQTT-3.8.3-3] MQTT 5: SUBSCRIBE without topic filters gets DISCONNECT 0x82', async () => {
+  test('[MQTT-3.8.3-2] MQTT 5: SUBSCRIBE without topic filters gets DISCONNECT 0x82', async () => {
     const c = await RawClient.connected(b.port, 5)
     c.sendBytes(Buffer.from([0x82, 0x03, 0x00, 0x01, 0x00])) // packet id 1, no properties, no filters
     expect(((await c.next('disconnect')) as { reasonCode: number }).reasonCode).toBe(0x82)
@@ -97,7 +97,7 @@ describe('bad input closes only the offending connection', () => {
     await othersGoOn()
   })
 
-  test('packet id 0 on a QoS 1 PUBLISH is malformed [MQTT-2.2.1-2]', async () => {
+  test('packet id 0 on a QoS 1 PUBLISH is malformed [MQTT-2.2.1-3]', async () => {
     const c = await RawClient.connected(b.port, 4)
     c.sendBytes(Buffer.from([0x32, 0x06, 0x00, 0x01, 0x61, 0x00, 0x00, 0x78]))
     await c.waitClosed()

@@ -154,7 +154,7 @@ for (const profile of profiles) {
 
     for (const row of rows) {
       for (const version of row.versions) {
-        test(`[${row.tag}] ${row.rule} (${version === 5 ? 'MQTT 5' : '3.1.1'})`, async () => {
+        test(`${row.tag.startsWith('§') ? `(section ${row.tag.slice(1)})` : `[${row.tag}]`} ${row.rule} (${version === 5 ? 'MQTT 5' : '3.1.1'})`, async () => {
           const logged = b.logs.length
           expect(await attempt(b.port, row, version)).toEqual(row.expect(version))
           expect(b.logs.slice(logged).filter((l) => l.event === 'client.handler_error' || l.event === 'client.encode_error' || String(l.event).startsWith('process.'))).toEqual([])

@@ -36,7 +36,7 @@ for (const profile of profiles) {
       await pub.end()
       await b.close()
     })
-    for (const seed of SEEDS) test(`[MQTT-4.13] ${PACKETS.toLocaleString('en-US')} malformed packets (seed ${seed}) close only their own connections; a steady QoS 1 stream loses nothing`, () => run(b, sub, pub, seed), 3_600_000)
+    for (const seed of SEEDS) test(`(section 4.13) ${PACKETS.toLocaleString('en-US')} malformed packets (seed ${seed}) close only their own connections; a steady QoS 1 stream loses nothing`, () => run(b, sub, pub, seed), 3_600_000)
   })
 }
 

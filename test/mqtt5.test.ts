@@ -155,7 +155,7 @@ describe('MQTT 5', () => {
     for (const c of [v4, v4b, v5, v5rap, pub]) await c.end()
   })
 
-  test('[MQTT-3.3.4-7] the broker never has more QoS 1 messages in flight than the client Receive Maximum', async () => {
+  test('[MQTT-3.3.4-9] the broker never has more QoS 1 messages in flight than the client Receive Maximum', async () => {
     const c = await RawClient.connected(b.port, 5, { properties: { receiveMaximum: 2 } })
     c.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'rm', qos: 1 }] })
     await c.next('suback')
@@ -173,7 +173,7 @@ describe('MQTT 5', () => {
     c.end()
   })
 
-  test('[MQTT-3.3.4-9] a client that exceeds the broker Receive Maximum gets DISCONNECT 0x93', async () => {
+  test('[MQTT-3.3.4-7] a client that exceeds the broker Receive Maximum gets DISCONNECT 0x93', async () => {
     const c = await RawClient.connected(b.port, 5)
     const connack = b.midge.config.limits.receiveMaximum
     expect(connack).toBe(2)
@@ -184,7 +184,7 @@ describe('MQTT 5', () => {
     await c.waitClosed()
   })
 
-  test('[MQTT-3.1.2-24] a packet over the broker maximum packet size is DISCONNECT 0x95', async () => {
+  test('MQTT 5 (section 3.2.2.3.6): a packet over the broker maximum packet size is DISCONNECT 0x95', async () => {
     const c = await RawClient.connected(b.port, 5)
     const connack = await RawClient.open(b.port, 5)
     connack.send({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 5, clientId: 'mps', clean: true, keepalive: 0 })
@@ -206,7 +206,7 @@ describe('MQTT 5', () => {
     c.end()
   })
 
-  test('[MQTT-4.12.0-1] AUTH without an authentication method is a protocol error; an auth method in CONNECT gets 0x8C', async () => {
+  test('MQTT 5 (section 4.12): AUTH without an authentication method is a protocol error; an auth method in CONNECT gets 0x8C', async () => {
     const c = await RawClient.connected(b.port, 5)
     c.send({ cmd: 'auth', reasonCode: 0x18, properties: { authenticationMethod: 'SCRAM-SHA-1' } })
     expect(((await c.next('disconnect')) as IDisconnectPacket).reasonCode).toBe(0x82)

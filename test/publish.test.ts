@@ -41,7 +41,7 @@ describe('PUBLISH and QoS', () => {
     await pub.end()
   })
 
-  test('[MQTT-4.3.2] QoS 1 publish is acknowledged with PUBACK carrying the packet id', async () => {
+  test('(section 4.3.2) QoS 1 publish is acknowledged with PUBACK carrying the packet id', async () => {
     const c = await RawClient.connected(b.port, 4)
     c.send({ cmd: 'publish', topic: 'ack/1', payload: Buffer.from('x'), qos: 1, messageId: 4242, retain: false, dup: false })
     const ack = (await c.next('puback')) as IPubackPacket
@@ -49,7 +49,7 @@ describe('PUBLISH and QoS', () => {
     c.end()
   })
 
-  test('[MQTT-4.3.3] full QoS 2 flow from the publisher: PUBREC, PUBREL, PUBCOMP', async () => {
+  test('(section 4.3.3) full QoS 2 flow from the publisher: PUBREC, PUBREL, PUBCOMP', async () => {
     const c = await RawClient.connected(b.port, 5)
     c.send({ cmd: 'publish', topic: 'ack/2', payload: Buffer.from('x'), qos: 2, messageId: 7, retain: false, dup: false })
     expect(((await c.next('pubrec')) as IPubrecPacket).messageId).toBe(7)
@@ -84,7 +84,7 @@ describe('PUBLISH and QoS', () => {
     await sub.end()
   })
 
-  test('[MQTT-4.3.3] QoS 2 to a subscriber: PUBLISH, PUBREC, PUBREL, PUBCOMP', async () => {
+  test('(section 4.3.3) QoS 2 to a subscriber: PUBLISH, PUBREC, PUBREL, PUBCOMP', async () => {
     const s = await RawClient.connected(b.port, 4)
     s.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'two/way', qos: 2 }] })
     await s.next('suback')

@@ -194,7 +194,7 @@ describe('sessions', () => {
     c.end()
   })
 
-  test('[MQTT-3.14.2-2] MQTT 5: DISCONNECT may change session expiry, but not from 0', async () => {
+  test('MQTT 5 (section 3.14.2.2.2): DISCONNECT may change session expiry, but not from 0', async () => {
     const a = await RawClient.connected(b.port, 5, { clientId: 'sx-change', clean: true, properties: { sessionExpiryInterval: 60 } })
     a.send({ cmd: 'disconnect', reasonCode: 0, properties: { sessionExpiryInterval: 0 } })
     await a.waitClosed()

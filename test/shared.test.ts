@@ -10,7 +10,7 @@ beforeAll(async () => {
 afterAll(() => b.close())
 
 describe('shared subscriptions', () => {
-  test('[MQTT-4.8.2] each message goes to one member of the group, round-robin', async () => {
+  test('(section 4.8.2) each message goes to one member of the group, round-robin', async () => {
     const members = await Promise.all([0, 1, 2].map(() => connect(b.port, { protocolVersion: 5 })))
     for (const m of members) await subscribe(m.client, '$share/workers/jobs/+', { qos: 1 })
     const plain = await connect(b.port)

@@ -50,7 +50,7 @@ describe('a store that cannot write', () => {
     expect(await publishAck(v5, 'store/b', 1, 2)).toBe(0x80)
     expect(await publishAck(v5, 'store/c', 1, 3)).toBe(0x80)
     expect(await publishAck(v5, 'store/d', 2, 4)).toBe(0x80)
-    // The refused QoS 2 id is free again: the same id is a new message, not a duplicate [MQTT-4.3.3].
+    // The refused QoS 2 id is free again: the same id is a new message, not a duplicate (section 4.3.3).
     expect(await publishAck(v5, 'store/d', 2, 4)).toBe(0x80)
     // QoS 0 does not wait on the store.
     v5.send({ cmd: 'publish', topic: 'store/qos0', payload: Buffer.from('still here'), qos: 0, retain: false, dup: false })

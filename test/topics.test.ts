@@ -11,7 +11,7 @@ beforeAll(async () => {
 afterAll(() => b.close())
 
 describe('topics and subscriptions', () => {
-  test('[MQTT-4.7.1] + matches one level, # matches any number including the parent', async () => {
+  test('(section 4.7.1) + matches one level, # matches any number including the parent', async () => {
     const sub = await connect(b.port)
     await subscribe(sub.client, ['w/+/t', 'h/#'])
     const pub = await connect(b.port)

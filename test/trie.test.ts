@@ -30,7 +30,7 @@ const sub = (clientId: string, filter: string): Subscription => ({ clientId, fil
 const limits = { maxTopicLevels: 128, maxTopicLength: 65535 }
 
 describe('subscription trie', () => {
-  test('[MQTT-4.7] matches exactly what the reference matcher matches, on 3,000 random topics against 300 random filters', () => {
+  test('(section 4.7) matches exactly what the reference matcher matches, on 3,000 random topics against 300 random filters', () => {
     const r = rng(42)
     const trie = new SubscriptionTrie()
     const filters = Array.from({ length: 300 }, () => randomFilter(r)).filter((f) => topicFilterError(f, limits) === null)

@@ -50,7 +50,7 @@ export class Deliverer {
     const limit = this.limits.maxOutboundBufferBytes
     while (session.queue.length > 0 && client.outbound.bufferedBytes < limit) {
       const next = session.queue.peek()!
-      if (next.qos > 0 && session.inflight.size >= client.sendWindow) break // [MQTT-3.3.4-7]
+      if (next.qos > 0 && session.inflight.size >= client.sendWindow) break // [MQTT-3.3.4-9] the server keeps within the client's Receive Maximum
       session.dequeue()
       this.transmit(session, client, next)
     }

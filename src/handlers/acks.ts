@@ -17,7 +17,7 @@ export function handlePubrec(client: Client, packet: PubrecPacket): void {
   const id = packet.messageId ?? 0
   const delivery = session.inflight.get(id)
   if (!delivery || delivery.awaiting === 'puback') {
-    // [MQTT-4.3.3] answer with PUBREL anyway so the client can finish; v5 says the id is unknown.
+    // (section 4.3.3) answer with PUBREL anyway so the client can finish; v5 says the id is unknown.
     client.send({ cmd: 'pubrel', messageId: id, reasonCode: client.version === 5 ? Reason.PacketIdentifierNotFound : undefined })
     return
   }

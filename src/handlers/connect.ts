@@ -28,7 +28,7 @@ export function handleConnect(client: Client, packet: ConnectPacket): void | Pro
     // No enhanced authentication is configured (MQTT 5.0 section 4.12).
     return refuse(client, Reason.BadAuthenticationMethod, 'enhanced authentication is not supported')
   }
-  if (version === 5 && props?.receiveMaximum === 0) return refuse(client, Reason.ProtocolError, 'receive maximum of 0') // [MQTT-3.1.2-? 3.1.2.11.3]
+  if (version === 5 && props?.receiveMaximum === 0) return refuse(client, Reason.ProtocolError, 'receive maximum of 0') // section 3.1.2.11.3
   if (version === 5 && props?.maximumPacketSize === 0) return refuse(client, Reason.ProtocolError, 'maximum packet size of 0')
 
   // Client identifier [MQTT-3.1.3-6..8]
@@ -42,7 +42,7 @@ export function handleConnect(client: Client, packet: ConnectPacket): void | Pro
     }
   }
 
-  // Keep alive [MQTT-3.1.2-24]; MQTT 5 clients may be told a lower Server Keep Alive [MQTT-3.2.2-21].
+  // Keep alive (closed after 1.5 times it, [MQTT-3.1.2-22]); MQTT 5 clients may be told a lower Server Keep Alive [MQTT-3.2.2-21].
   let keepAlive = packet.keepalive ?? 0
   if (limits.maxKeepAliveSeconds < 65535 && (keepAlive === 0 || keepAlive > limits.maxKeepAliveSeconds)) {
     if (version === 5) {

@@ -13,7 +13,7 @@ export function handleDisconnect(client: Client, packet: DisconnectPacket): void
   if (session) {
     const requested = packet.properties?.sessionExpiryInterval
     if (requested !== undefined) {
-      // [MQTT-3.14.2-2] a session that was to end with the connection cannot be revived on DISCONNECT.
+      // Section 3.14.2.2.2: a session that was to end with the connection cannot be revived on DISCONNECT.
       if (session.expiryInterval === 0 && requested !== 0) {
         throw new MqttError(Reason.ProtocolError, 'session expiry set on DISCONNECT after 0 on CONNECT')
       }
@@ -28,5 +28,5 @@ export function handleDisconnect(client: Client, packet: DisconnectPacket): void
 /** No enhanced authentication method is configured, so an AUTH packet is a protocol error (MQTT 5.0 section 4.12). */
 export function handleAuth(client: Client, _packet: AuthPacket): void {
   if (client.version !== 5) throw new MqttError(Reason.ProtocolError, 'AUTH is an MQTT 5 packet')
-  throw new MqttError(Reason.ProtocolError, 'AUTH without an authentication method') // [MQTT-4.12.0-1]
+  throw new MqttError(Reason.ProtocolError, 'AUTH without an authentication method') // section 4.12
 }

@@ -23,7 +23,7 @@ export function handlePublish(client: Client, packet: PublishPacket): void | Pro
   }
 
   const id = packet.messageId ?? 0
-  if (packet.qos > 0 && id === 0) throw new MqttError(Reason.MalformedPacket, 'packet identifier 0') // [MQTT-2.2.1-2]
+  if (packet.qos > 0 && id === 0) throw new MqttError(Reason.MalformedPacket, 'packet identifier 0') // [MQTT-2.2.1-3]
   if (packet.qos === 2) {
     if (session.awaitingRelease.has(id)) {
       // [MQTT-4.3.3-10] a resent QoS 2 PUBLISH is acknowledged again but not delivered twice.
@@ -31,7 +31,7 @@ export function handlePublish(client: Client, packet: PublishPacket): void | Pro
       return
     }
     if (session.awaitingRelease.size >= broker.config.limits.receiveMaximum) {
-      throw new MqttError(Reason.ReceiveMaximumExceeded, 'receive maximum exceeded') // [MQTT-3.3.4-9]
+      throw new MqttError(Reason.ReceiveMaximumExceeded, 'receive maximum exceeded') // the client broke [MQTT-3.3.4-7]: DISCONNECT 0x93 (section 3.3.4)
     }
   }
 

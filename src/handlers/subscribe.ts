@@ -15,7 +15,7 @@ export function handleSubscribe(client: Client, packet: SubscribePacket): void |
   const broker = client.broker
   const v5 = client.version === 5
   if (!packet.messageId) throw new MqttError(Reason.MalformedPacket, 'packet identifier 0') // [MQTT-2.2.1-3]
-  if (packet.subscriptions.length === 0) throw new MqttError(Reason.ProtocolError, 'SUBSCRIBE without topic filters') // [MQTT-3.8.3-3]
+  if (packet.subscriptions.length === 0) throw new MqttError(Reason.ProtocolError, 'SUBSCRIBE without topic filters') // [MQTT-3.8.3-2]
   const identifier = packet.properties?.subscriptionIdentifier ?? 0
   if (v5 && packet.properties?.subscriptionIdentifier === 0) {
     throw new MqttError(Reason.ProtocolError, 'subscription identifier 0') // MQTT 5.0 section 3.8.2.1.2

@@ -224,7 +224,7 @@ export class PacketReader implements PacketSink {
         remaining += (byte & 0x7f) * multiplier
         if ((byte & 0x80) === 0) break
         if (i === at + 4) {
-          this.onParseError(new Error('Invalid variable byte integer')) // more than 4 bytes [MQTT-1.5.5]
+          this.onParseError(new Error('Invalid variable byte integer')) // more than 4 bytes (section 1.5.5)
           return -1
         }
         multiplier *= 128

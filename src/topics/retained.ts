@@ -69,7 +69,7 @@ export class MemoryRetainedStore implements RetainedStore {
       const level = levels[depth]!
       const atRoot = depth === 0
       if (level === '#') {
-        // "a/#" includes "a" itself [MQTT-4.7.1-2]
+        // "a/#" includes "a" itself (section 4.7.1.2)
         if (node.message && !atRoot) out.push(node.message)
         collect(node, out, atRoot)
       } else if (level === '+') {

@@ -182,7 +182,7 @@ export class SubscriptionTrie {
     }
     for (const node of current) {
       visit(node, visitor)
-      // "sport/#" also matches "sport" [MQTT-4.7.1-2 note]
+      // "sport/#" also matches "sport" (section 4.7.1.2)
       if (node.hash) visit(node.hash, visitor)
     }
   }

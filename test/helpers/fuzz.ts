@@ -62,7 +62,7 @@ function encodeOrNull(packet: Packet, version: 4 | 5): Buffer | null {
   }
 }
 
-/** A variable byte integer [MQTT-1.5.5]. */
+/** A variable byte integer (section 1.5.5). */
 function varInt(n: number): number[] {
   const out: number[] = []
   do {
@@ -150,7 +150,7 @@ export const classics: Buffer[] = [
   Buffer.from([0x50, 0x01, 0x07]), // PUBREC of 1 byte
   Buffer.from([0x62, 0x00]), // PUBREL of 0 bytes
   Buffer.from([0x70, 0x01, 0x00]), // PUBCOMP of 1 byte
-  Buffer.from([0xc0, 0x02, 0x00, 0x00]), // PINGREQ with a payload [MQTT-3.12.1]
+  Buffer.from([0xc0, 0x02, 0x00, 0x00]), // PINGREQ with a payload (section 3.12.1)
   Buffer.from([0x38, 0x03, 0x00, 0x01, 0x61]), // QoS 0 PUBLISH with DUP [MQTT-3.3.1-2]
   rawPublish5('dup/expiry', 1, [...prop.messageExpiry(1), ...prop.messageExpiry(2)]), // a single-use property twice
   rawPublish5('dup/alias', 1, [...prop.topicAlias(1), ...prop.topicAlias(2)]),
