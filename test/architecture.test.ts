@@ -1,0 +1,106 @@
+/**
+ * The core's seams, checked from its imports: the core (sessions, routing, delivery, handlers, protocol, topics,
+ * plugin API) depends on no transport, HTTP, cluster, plugin or runtime library, and its import cycles do not grow.
+ * The wiring (midge.ts, main.ts, index.ts), the config schema (config.ts, on zod), the adapters (http/, cluster/,
+ * transport/ but its contract) and plugins/ sit outside it.
+ */
+import { describe, expect, test } from 'bun:test'
+import { readdirSync, readFileSync } from 'node:fs'
+import { dirname, join, relative, resolve } from 'node:path'
+import { repoRoot } from './helpers/process.ts'
+
+const src = join(repoRoot, 'src')
+const OUTSIDE = [/^src\/http\//, /^src\/cluster\//, /^src\/transport\/(?!types\.ts$)/, /^src\/(main|midge|index|config)\.ts$/]
+/** Imports the core may not make: runtime libraries and the adapters. */
+const FORBIDDEN = [/^zod(\/|$)/, /^hono(\/|$)/, /^bun:/, /^@nats-io\//, /^mqtt$/, /^src\/http\//, /^src\/cluster\//, /^src\/transport\/(?!types\.ts$)/, /^plugins\//]
+/**
+ * The one cycle left in the core (issue 18: handlers get a narrow context instead of the whole Client and Broker).
+ * It may shrink; no file may join it, and no other cycle may form.
+ */
+const KNOWN_CYCLE = ['src/broker.ts', 'src/client.ts', 'src/delivery/deliverer.ts', 'src/handlers/acks.ts', 'src/handlers/connect.ts', 'src/handlers/control.ts', 'src/handlers/index.ts', 'src/handlers/publish.ts', 'src/handlers/subscribe.ts', 'src/handlers/unsubscribe.ts', 'src/session.ts']
+
+interface Import {
+  target: string
+  typeOnly: boolean
+}
+
+function sources(dir: string): string[] {
+  return readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? sources(join(dir, e.name)) : e.name.endsWith('.ts') ? [join(dir, e.name)] : []))
+}
+
+/** Every module a file imports or re-exports: repo-relative paths for its own files, package names for the rest. */
+function importsOf(file: string): Import[] {
+  const text = readFileSync(file, 'utf8')
+  const out: Import[] = []
+  const pattern = /(?:^|\n)\s*(?:import|export)\s+(type\s+)?(?:[^'";]*?\sfrom\s+)?['"]([^'"]+)['"]|import\(\s*['"]([^'"]+)['"]\s*\)/g
+  for (const m of text.matchAll(pattern)) {
+    const spec = m[2] ?? m[3]!
+    const target = spec.startsWith('.') ? relative(repoRoot, resolve(dirname(file), spec)) : spec
+    out.push({ target, typeOnly: m[1] !== undefined })
+  }
+  return out
+}
+
+const files = sources(src).map((f) => relative(repoRoot, f))
+const core = files.filter((f) => !OUTSIDE.some((re) => re.test(f)))
+const graph = new Map(core.map((f) => [f, importsOf(join(repoRoot, f))]))
+
+/** Strongly connected components of the core's import graph with more than one file (Tarjan). */
+function cycles(): string[][] {
+  let index = 0
+  const indices = new Map<string, number>()
+  const low = new Map<string, number>()
+  const stack: string[] = []
+  const onStack = new Set<string>()
+  const out: string[][] = []
+  const visit = (v: string) => {
+    indices.set(v, index)
+    low.set(v, index++)
+    stack.push(v)
+    onStack.add(v)
+    for (const { target: w } of graph.get(v) ?? []) {
+      if (!graph.has(w)) continue
+      if (!indices.has(w)) {
+        visit(w)
+        low.set(v, Math.min(low.get(v)!, low.get(w)!))
+      } else if (onStack.has(w)) low.set(v, Math.min(low.get(v)!, indices.get(w)!))
+    }
+    if (low.get(v) === indices.get(v)) {
+      const component: string[] = []
+      let w: string
+      do {
+        w = stack.pop()!
+        onStack.delete(w)
+        component.push(w)
+      } while (w !== v)
+      if (component.length > 1) out.push(component.sort())
+    }
+  }
+  for (const v of graph.keys()) if (!indices.has(v)) visit(v)
+  return out
+}
+
+describe('architecture', () => {
+  test('the scan sees the core: its files and their imports', () => {
+    expect(core).toContain('src/broker.ts')
+    expect(core).toContain('src/transport/types.ts')
+    expect(core).not.toContain('src/http/app.ts')
+    expect(graph.get('src/broker.ts')!.map((i) => i.target)).toContain('src/client.ts')
+  })
+
+  test('the core imports no runtime library, adapter or plugin', () => {
+    const bad = [...graph].flatMap(([file, imports]) => imports.filter((i) => FORBIDDEN.some((re) => re.test(i.target))).map((i) => `${file} -> ${i.target}`))
+    expect(bad).toEqual([])
+  })
+
+  test("the core takes only types from the config schema (its values are zod's)", () => {
+    const bad = [...graph].flatMap(([file, imports]) => imports.filter((i) => i.target === 'src/config.ts' && !i.typeOnly).map(() => file))
+    expect(bad).toEqual([])
+  })
+
+  test('no file joins the core cycle left, and no new cycle forms', () => {
+    const found = cycles()
+    for (const cycle of found) expect(cycle.filter((f) => !KNOWN_CYCLE.includes(f))).toEqual([])
+    expect(found.length).toBeLessThanOrEqual(1)
+  })
+})
