@@ -68,9 +68,11 @@ export class BrokerView {
       owned: true,
     }
     // An HTTP caller does not go away mid-decision as a connection does: its answer is simply not read.
-    const result = await publish(broker, message, { info, gone: false })
+    const pending = publish(broker, message, { info, gone: false })
+    // A result that did not wait is the broker's shared object: read it now, not after an await lets others publish.
+    const result = pending instanceof Promise ? await pending : pending
     if (!result.accepted) return { ok: false, status: 403, error: 'forbidden', message: result.reasonString ?? `not allowed to publish to ${input.topic}` }
-    const { reached, durable } = result // read before waiting: the result object is the broker's to reuse
+    const { reached, durable } = result
     try {
       await durable // like PUBACK: answer once it is durable
     } catch (error) {
