@@ -162,7 +162,7 @@ describe('MQTT 5', () => {
     for (let i = 0; i < 5; i++) b.midge.publish({ topic: 'rm', payload: String(i), qos: 1 })
     const a = (await c.next('publish')) as IPublishPacket
     const bb = (await c.next('publish')) as IPublishPacket
-    await Bun.sleep(150)
+    await c.ping()
     expect(c.packets.filter((p) => p.cmd === 'publish')).toEqual([]) // window full
     c.send({ cmd: 'puback', messageId: a.messageId })
     const third = (await c.next('publish')) as IPublishPacket

@@ -121,7 +121,7 @@ describe('sessions', () => {
     const { c, connack } = await reconnect('cleaner', 4, { clean: true })
     expect(connack.sessionPresent).toBe(false)
     b.midge.publish({ topic: 'clean/x', payload: 'p', qos: 1 })
-    await Bun.sleep(100)
+    await c.ping()
     expect(c.packets.filter((p) => p.cmd === 'publish')).toEqual([])
     c.end()
   })
@@ -219,7 +219,7 @@ describe('sessions', () => {
     const p = (await c.next('publish')) as IPublishPacket
     expect(p.topic).toBe('eq/long')
     expect(p.properties?.messageExpiryInterval).toBeLessThanOrEqual(99) // [MQTT-3.3.2-6] decremented
-    await Bun.sleep(100)
+    await c.ping()
     expect(c.packets.filter((x) => x.cmd === 'publish')).toEqual([])
     c.end()
   })

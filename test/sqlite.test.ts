@@ -98,7 +98,7 @@ describe('sqlite plugin: persistent sessions', () => {
     first.midge.publish({ topic: 'f', payload: 'unacked', qos: 1 })
     const p = (await raw.next('publish')) as IPublishPacket
     expect(p.dup).toBe(false)
-    await Bun.sleep(20) // let the flush write the in-flight state
+    await first.midge.broker.plugins.flushed() // the in-flight state is on disk
     raw.end()
     await first.close()
 

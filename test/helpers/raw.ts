@@ -97,6 +97,15 @@ export class RawClient {
     this.socket!.flush()
   }
 
+  /**
+   * Resolves once the broker has answered a PINGREQ: it has handled every packet sent before, and whatever it wrote
+   * here before has arrived (so "nothing arrived" is proven, not waited for).
+   */
+  async ping(): Promise<void> {
+    this.send({ cmd: 'pingreq' })
+    await this.next('pingresp')
+  }
+
   /** Takes the oldest unread packet (of one type, if given; others stay unread); rejects on timeout or close. */
   async next(cmd?: Packet['cmd'], ms = 5000): Promise<Packet> {
     const deadline = Date.now() + ms
