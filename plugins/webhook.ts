@@ -149,11 +149,7 @@ export function webhook(options: WebhookOptions): WebhookPlugin {
       const backoff = Math.min(config.retry.maxDelayMs, config.retry.initialDelayMs * 2 ** (attempts - 1))
       const delay = Math.round(backoff * (0.5 + Math.random() * 0.5)) // jitter
       logger?.warn('webhook.retry', { events: rows.length, attempts, inMs: delay, error: result.error })
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, delay)
-        wake = () => (running ? undefined : (clearTimeout(timer), resolve()))
-      })
-      wake = null
+      await pause(delay)
     }
   }
 
@@ -170,13 +166,18 @@ export function webhook(options: WebhookOptions): WebhookPlugin {
       } catch (error) {
         if (!failing) log.error('webhook.sender_failed', { error: (error as Error)?.message ?? String(error), effect: 'retrying every second; events stay in the outbox' })
         failing = true
-        await new Promise<void>((resolve) => {
-          const timer = setTimeout(resolve, 1000)
-          wake = () => (running ? undefined : (clearTimeout(timer), resolve()))
-        })
-        wake = null
+        await pause(1000)
       }
     }
+  }
+
+  /** Waits `ms` before trying again; stop() cuts it short (new events do not: the wait is a backoff). */
+  async function pause(ms: number): Promise<void> {
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, ms)
+      wake = () => (running ? undefined : (clearTimeout(timer), resolve()))
+    })
+    wake = null
   }
 
   function messageEvent(m: Readonly<Message>): Record<string, unknown> {
