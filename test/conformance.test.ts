@@ -56,6 +56,8 @@ const rows: Row[] = [
     return [0, 1].map((length) => ({ tag: `§3.${4 + k}.2`, rule: `${name} with a remaining length of ${length} is malformed`, bytes: () => [first, length, ...Array(length).fill(0x07)], versions: both, expect: closeOr(0x81) }))
   }),
   { tag: '§3.12.1', rule: 'a PINGREQ carrying a payload gets no PINGRESP: it is malformed', bytes: () => [0xc0, 0x02, 0x00, 0x00], versions: both, expect: closeOr(0x81) },
+  { tag: 'MQTT-2.2.1-3', rule: 'a SUBSCRIBE with packet identifier 0 is malformed', bytes: (v) => (v === 5 ? rawSubscribe5([], [0x61], 0) : [0x82, 0x06, 0x00, 0x00, 0x00, 0x01, 0x61, 0x00]), versions: both, expect: closeOr(0x81) },
+  { tag: 'MQTT-2.2.1-3', rule: 'an UNSUBSCRIBE with packet identifier 0 is malformed', bytes: (v) => (v === 5 ? [0xa2, 0x06, 0x00, 0x00, 0x00, 0x00, 0x01, 0x61] : [0xa2, 0x05, 0x00, 0x00, 0x00, 0x01, 0x61]), versions: both, expect: closeOr(0x81) },
   { tag: 'MQTT-2.2.1-3', rule: 'a QoS 1 PUBLISH with no room for its packet identifier is malformed', bytes: () => [0x32, 0x03, 0x00, 0x01, 0x61], versions: both, expect: closeOr(0x81) },
   // Flags.
   { tag: 'MQTT-3.3.1-2', rule: 'DUP set on a QoS 0 PUBLISH is malformed', bytes: () => [0x38, 0x03, 0x00, 0x01, 0x61], versions: both, expect: closeOr(0x81) },

@@ -22,8 +22,7 @@ export function handlePublish(client: Client, packet: PublishPacket): void | Pro
     client.lastTopicName = packet.topic
   }
 
-  const id = packet.messageId ?? 0
-  if (packet.qos > 0 && id === 0) throw new MqttError(Reason.MalformedPacket, 'packet identifier 0') // [MQTT-2.2.1-3]
+  const id = packet.messageId ?? 0 // 1..65535 when QoS > 0 (check.ts)
   if (packet.qos === 2) {
     if (session.awaitingRelease.has(id)) {
       // [MQTT-4.3.3-10] a resent QoS 2 PUBLISH is acknowledged again but not delivered twice.

@@ -14,7 +14,7 @@ import { type Subscription, subscriptionKey } from '../topics/trie.ts'
 export function handleSubscribe(client: Client, packet: SubscribePacket): void | Promise<void> {
   const broker = client.broker
   const v5 = client.version === 5
-  if (!packet.messageId) throw new MqttError(Reason.MalformedPacket, 'packet identifier 0') // [MQTT-2.2.1-3]
+  const messageId = packet.messageId! // 1..65535 (check.ts)
   if (packet.subscriptions.length === 0) throw new MqttError(Reason.ProtocolError, 'SUBSCRIBE without topic filters') // [MQTT-3.8.3-2]
   const identifier = packet.properties?.subscriptionIdentifier ?? 0
   if (v5 && packet.properties?.subscriptionIdentifier === 0) {
@@ -42,13 +42,13 @@ export function handleSubscribe(client: Client, packet: SubscribePacket): void |
   })
 
   const hooks = broker.plugins.authorizeSubscribe
-  if (hooks.length === 0) return complete(client, packet.messageId, requests, undefined)
+  if (hooks.length === 0) return complete(client, messageId, requests, undefined)
   const onError = (error: unknown) => broker.pluginError('authorizeSubscribe', error)
   const verdicts = requests.map((r) => (typeof r === 'number' ? undefined : decide(hooks, [client.info, { filter: subscriptionKey(r), qos: r.qos }], onError)))
   if (verdicts.some((v) => v instanceof Promise)) {
-    return Promise.all(verdicts).then((settled) => complete(client, packet.messageId!, requests, settled))
+    return Promise.all(verdicts).then((settled) => complete(client, messageId, requests, settled))
   }
-  complete(client, packet.messageId, requests, verdicts as Array<Verdict | undefined>)
+  complete(client, messageId, requests, verdicts as Array<Verdict | undefined>)
 }
 
 function complete(client: Client, messageId: number, requests: Array<Subscription | number>, verdicts: Array<Verdict | undefined> | undefined): void {

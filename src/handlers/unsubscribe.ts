@@ -6,7 +6,6 @@ import { parseSharedFilter, topicFilterError } from '../protocol/validate.ts'
 
 /** UNSUBSCRIBE: remove each filter; UNSUBACK carries one reason code per filter in MQTT 5 [MQTT-3.11.3-1]. */
 export function handleUnsubscribe(client: Client, packet: UnsubscribePacket): void {
-  if (!packet.messageId) throw new MqttError(Reason.MalformedPacket, 'packet identifier 0') // [MQTT-2.2.1-3]
   if (packet.unsubscriptions.length === 0) throw new MqttError(Reason.ProtocolError, 'UNSUBSCRIBE without topic filters') // [MQTT-3.10.3-2]
   const session = client.session!
   const limits = client.broker.config.limits
@@ -16,5 +15,5 @@ export function handleUnsubscribe(client: Client, packet: UnsubscribePacket): vo
     if (typeof shared === 'string' || topicFilterError(shared ? shared.filter : filter, limits)) return Reason.TopicFilterInvalid
     return client.broker.unsubscribe(session, filter) ? Reason.Success : Reason.NoSubscriptionExisted
   })
-  client.send({ cmd: 'unsuback', messageId: packet.messageId, granted: client.version === 5 ? codes : [] })
+  client.send({ cmd: 'unsuback', messageId: packet.messageId!, granted: client.version === 5 ? codes : [] })
 }

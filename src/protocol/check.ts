@@ -55,6 +55,7 @@ export function checkPacket(packet: Packet, version: ProtocolVersion): void {
       return
     case 'subscribe':
     case 'unsubscribe':
+      checkPacketId(packet.messageId, packet.cmd)
       if (version === 5 && packet.properties) checkProperties(packet.properties, ALLOWED[packet.cmd]!, packet.cmd)
       return
     case 'disconnect':
