@@ -2,7 +2,7 @@
  * Bans: client ids, usernames and addresses refused for a while. Made by hand (the HTTP admin API) or by the two
  * rules below, as EMQX's banned list and flapping detection do:
  * - authentication failures: an address or client id refused more than `max` times in `windowSeconds`;
- * - flapping: a client id that connects and goes more than `max` times in `windowSeconds`.
+ * - flapping: a client id (and, when asked, an address) that connects and goes more than `max` times in `windowSeconds`.
  * Each ban is logged once, when it is made; refusals are not logged (a banned client may retry without end).
  */
 import type { Logger } from './logger.ts'
@@ -29,6 +29,7 @@ export interface BanRule {
 export interface BanRules {
   authFailures: BanRule
   flapping: BanRule
+  addressFlapping: BanRule
 }
 
 const key = (kind: BanKind, value: string) => `${kind}\u0000${value}`
@@ -99,16 +100,17 @@ export class Bans {
   }
 
   /** A connected client went (for whatever reason). */
-  disconnected(clientId: string, now: number): void {
+  disconnected(clientId: string, address: string, now: number): void {
     const rule = this.rules.flapping
-    if (rule.max === 0) return
-    if (this.count('flap', 'clientId', clientId, rule, now)) this.add('clientId', clientId, rule.banSeconds, `connected and went more than ${rule.max} times in ${rule.windowSeconds}s`, now)
+    if (rule.max > 0 && this.count('flap', 'clientId', clientId, rule, now)) this.add('clientId', clientId, rule.banSeconds, `connected and went more than ${rule.max} times in ${rule.windowSeconds}s`, now)
+    const byAddress = this.rules.addressFlapping
+    if (byAddress.max > 0 && this.count('flap', 'address', address, byAddress, now)) this.add('address', address, byAddress.banSeconds, `connections came and went more than ${byAddress.max} times in ${byAddress.windowSeconds}s`, now)
   }
 
   /** Drops expired bans and counts whose window has passed. */
   prune(now: number): void {
     for (const ban of this.bans.values()) if (ban.expiresAt !== 0 && ban.expiresAt <= now) this.delete(ban)
-    const longest = Math.max(this.rules.authFailures.windowSeconds, this.rules.flapping.windowSeconds) * 1000
+    const longest = Math.max(this.rules.authFailures.windowSeconds, this.rules.flapping.windowSeconds, this.rules.addressFlapping.windowSeconds) * 1000
     for (const [k, times] of this.recent) if (now - times[times.length - 1]! > longest) this.recent.delete(k)
   }
 

@@ -280,7 +280,7 @@ export class Broker implements Acceptor {
     client.session = null
     if (session && session.client === client) this.detach(session)
     if (!wasConnected) return
-    if (!this.closing) this.bans.disconnected(client.clientId, Date.now())
+    if (!this.closing) this.bans.disconnected(client.clientId, client.remoteAddress, Date.now())
     if (this.logger.isInfo) this.logger.info('client.disconnected', { ...client.info, reason: client.closeReason })
     if (this.listeners.clientDisconnected.length > 0) this.emit('clientDisconnected', { ...client.info, reason: client.closeReason })
   }

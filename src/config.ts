@@ -114,6 +114,9 @@ const bans = z.strictObject({
   authFailures: banRule(10, 60, 300).prefault({}),
   /** A client id that connects and goes more than `max` times in the window (flapping). */
   flapping: banRule(30, 60, 120).prefault({}),
+  /** An address whose connections connect and go more than `max` times in the window; off (0) by default, since
+   * many clients may share one address (NAT, a gateway, 127.0.0.1). */
+  addressFlapping: banRule(0, 60, 120).prefault({}),
 })
 
 const sys = z.strictObject({

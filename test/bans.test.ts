@@ -49,6 +49,15 @@ describe('automatic bans', () => {
   })
 })
 
+test('address flapping, when turned on: an address whose connections come and go too often is closed unread for a while', async () => {
+  const b = await startBroker({ bans: { flapping: { max: 0 }, addressFlapping: { max: 4, windowSeconds: 60, banSeconds: 60 } } })
+  for (let i = 0; i < 5; i++) expect(await connectCode(b.port, 5, `device-${i}`)).toBe(0) // a different client id each time
+  await until(() => b.logs.some((l) => l.event === 'ban.added'), 5000, 'the address ban')
+  expect(b.logs.find((l) => l.event === 'ban.added')).toMatchObject({ kind: 'address', value: '127.0.0.1' })
+  expect(await connectCode(b.port, 5, 'device-new')).toBe('closed')
+  await b.close()
+})
+
 describe('bans by hand: the HTTP admin API', () => {
   async function start(): Promise<{ b: TestBroker; api: string }> {
     const b = await startBroker({ plugins: [withAuth()], http: { host: '127.0.0.1', port: 0, tokens: [{ name: 'admin', token: ADMIN, scopes: ['read', 'publish', 'admin'] }], anonymousScopes: ['read'] } })
