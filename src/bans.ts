@@ -99,12 +99,19 @@ export class Bans {
     if (clientId !== '' && this.count('auth', 'clientId', clientId, rule, now)) this.add('clientId', clientId, rule.banSeconds, `more than ${rule.max} failed logins in ${rule.windowSeconds}s`, now)
   }
 
-  /** A connected client went (for whatever reason). */
-  disconnected(clientId: string, address: string, now: number): void {
+  /** Whether connections' addresses are counted as they go (only then is a socket's address worth reading). */
+  get countsAddresses(): boolean {
+    return this.rules.addressFlapping.max > 0
+  }
+
+  /** A connected client went (for whatever reason); its address is read only when address flapping is counted. */
+  disconnected(clientId: string, client: { readonly remoteAddress: string }, now: number): void {
     const rule = this.rules.flapping
     if (rule.max > 0 && this.count('flap', 'clientId', clientId, rule, now)) this.add('clientId', clientId, rule.banSeconds, `connected and went more than ${rule.max} times in ${rule.windowSeconds}s`, now)
     const byAddress = this.rules.addressFlapping
-    if (byAddress.max > 0 && this.count('flap', 'address', address, byAddress, now)) this.add('address', address, byAddress.banSeconds, `connections came and went more than ${byAddress.max} times in ${byAddress.windowSeconds}s`, now)
+    if (byAddress.max === 0) return
+    const address = client.remoteAddress
+    if (this.count('flap', 'address', address, byAddress, now)) this.add('address', address, byAddress.banSeconds, `connections came and went more than ${byAddress.max} times in ${byAddress.windowSeconds}s`, now)
   }
 
   /** Drops expired bans and counts whose window has passed. */

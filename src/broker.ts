@@ -214,6 +214,7 @@ export class Broker implements Acceptor {
       }
     }
     const client = new Client(this, conn)
+    if (this.bans.countsAddresses) void client.remoteAddress // read while the socket is open: it is counted when it goes
     this.clients.add(client)
     return client
   }
@@ -280,7 +281,7 @@ export class Broker implements Acceptor {
     client.session = null
     if (session && session.client === client) this.detach(session)
     if (!wasConnected) return
-    if (!this.closing) this.bans.disconnected(client.clientId, client.remoteAddress, Date.now())
+    if (!this.closing) this.bans.disconnected(client.clientId, client, Date.now())
     if (this.logger.isInfo) this.logger.info('client.disconnected', { ...client.info, reason: client.closeReason })
     if (this.listeners.clientDisconnected.length > 0) this.emit('clientDisconnected', { ...client.info, reason: client.closeReason })
   }
