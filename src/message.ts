@@ -74,3 +74,27 @@ export function remainingExpiry(message: Message, now: number): number | undefin
 export function isExpired(message: Message, now: number): boolean {
   return message.expiresAt !== 0 && now >= message.expiresAt
 }
+
+/** A message as an API call describes it (the embedding API, plugins' ctx.publish, HTTP): properties with the expiry as an interval. */
+export interface MessageInput {
+  topic: string
+  payload: Buffer
+  qos: QoS
+  retain: boolean
+  properties?: (MessageProperties & { messageExpiryInterval?: number }) | undefined
+}
+
+/** The Message an API call publishes, expiring `messageExpiryInterval` seconds from `now`. */
+export function messageFrom(input: MessageInput, origin: string | undefined, now: number): Message {
+  const { messageExpiryInterval, ...properties } = input.properties ?? {}
+  return {
+    topic: input.topic,
+    payload: input.payload,
+    qos: input.qos,
+    retain: input.retain,
+    properties: Object.keys(properties).length > 0 ? properties : undefined,
+    expiresAt: messageExpiryInterval === undefined ? 0 : now + messageExpiryInterval * 1000,
+    origin,
+    owned: true,
+  }
+}

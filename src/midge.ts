@@ -7,7 +7,7 @@ import { ConfigError, MqttError } from './errors.ts'
 import { guardProcess } from './guard.ts'
 import { createLogger, type Logger, withFields } from './logger.ts'
 import { type Plugin, type PluginContext, PluginHost } from './plugin.ts'
-import type { MessageProperties } from './message.ts'
+import { messageFrom, type MessageProperties } from './message.ts'
 import type { QoS } from './protocol/codec.ts'
 import { Reason } from './protocol/reason.ts'
 import { topicNameError } from './protocol/validate.ts'
@@ -135,17 +135,7 @@ export function createBroker(config: UserConfig = {}, options: CreateBrokerOptio
 function publishAsBroker(broker: Broker, options: PublishOptions): number {
   const error = topicNameError(options.topic, broker.config.limits)
   if (error) throw new MqttError(Reason.TopicNameInvalid, `invalid topic "${options.topic}": ${error}`)
-  const { messageExpiryInterval, ...properties } = options.properties ?? {}
-  const message = {
-    topic: options.topic,
-    payload: Buffer.from(options.payload),
-    qos: options.qos ?? 0,
-    retain: options.retain ?? false,
-    properties: Object.keys(properties).length > 0 ? properties : undefined,
-    expiresAt: messageExpiryInterval === undefined ? 0 : Date.now() + messageExpiryInterval * 1000,
-    origin: undefined,
-    owned: true,
-  }
+  const message = messageFrom({ topic: options.topic, payload: Buffer.from(options.payload), qos: options.qos ?? 0, retain: options.retain ?? false, properties: options.properties }, undefined, Date.now())
   return (publish(broker, message, null) as Accepted).reached // the broker's own message: never refused, never pending
 }
 

@@ -4,10 +4,9 @@
  */
 import type { Broker } from '../broker.ts'
 import type { ClientInfo } from '../plugin.ts'
-import type { Message, MessageProperties } from '../message.ts'
+import { type MessageInput, type MessageProperties, messageFrom } from '../message.ts'
 import { decide } from '../plugin.ts'
 import { publish } from '../publish.ts'
-import type { QoS } from '../protocol/codec.ts'
 import { Reason } from '../protocol/reason.ts'
 import { topicFilterError, topicNameError } from '../protocol/validate.ts'
 import { VERSION } from '../sys.ts'
@@ -27,13 +26,8 @@ export type PublishOutcome =
   | { ok: true; reached: number }
   | { ok: false; status: 400 | 403 | 413 | 503; error: string; message: string }
 
-export interface PublishInput {
-  topic: string
-  payload: Buffer
-  qos: QoS
-  retain: boolean
-  properties?: MessageProperties & { messageExpiryInterval?: number }
-}
+/** An HTTP publish, as the request described it. */
+export type PublishInput = MessageInput
 
 export class BrokerView {
   constructor(private readonly broker: Broker) {}
@@ -55,18 +49,7 @@ export class BrokerView {
       return { ok: false, status: 413, error: 'payload_too_large', message: `larger than the maximum packet size of ${broker.config.limits.maxPacketSize} bytes` }
     }
     const info: ClientInfo = { clientId: `http:${who.name}`, username: who.username, protocolVersion: 5, address: who.address }
-    const { messageExpiryInterval, ...rest } = input.properties ?? {}
-    const properties = Object.keys(rest).length > 0 ? rest : undefined
-    const message: Message = {
-      topic: input.topic,
-      payload: input.payload,
-      qos: input.qos,
-      retain: input.retain,
-      properties,
-      expiresAt: messageExpiryInterval === undefined ? 0 : Date.now() + messageExpiryInterval * 1000,
-      origin: info.clientId,
-      owned: true,
-    }
+    const message = messageFrom(input, info.clientId, Date.now())
     // An HTTP caller does not go away mid-decision as a connection does: its answer is simply not read.
     const pending = publish(broker, message, { info, gone: false })
     // A result that did not wait is the broker's shared object: read it now, not after an await lets others publish.
