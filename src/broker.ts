@@ -6,7 +6,9 @@ import { randomBytes } from 'node:crypto'
 import { Admission, REFUSED } from './admission.ts'
 import { Bans } from './bans.ts'
 import { Client } from './client.ts'
-import type { ResolvedConfig } from './config.ts'
+import type { Limits, ResolvedConfig } from './config.ts'
+import type { BrokerContext, BrokerStats } from './context.ts'
+import { dispatch } from './handlers/index.ts'
 import type { Logger } from './logger.ts'
 import { type ClientInfo, PluginHost, type StoredSession } from './plugin.ts'
 import { publish } from './publish.ts'
@@ -19,17 +21,6 @@ import { type ShareGroup, type Subscription, SubscriptionTrie, subscriptionKey }
 import type { Acceptor, Connection, ConnectionHandler } from './transport/types.ts'
 import { Deliverer } from './delivery/deliverer.ts'
 import { type ClientMatch, minQoS, RouteCache, RouteMatches } from './delivery/matches.ts'
-
-export interface BrokerStats {
-  messagesReceived: number
-  messagesSent: number
-  /** PUBLISH packets received / sent, by QoS (index 0, 1, 2). */
-  receivedByQoS: [number, number, number]
-  sentByQoS: [number, number, number]
-  messagesDropped: number
-  bytesReceived: number
-  bytesSent: number
-}
 
 /** Events an embedding program can listen to with `broker.on(...)`. Listeners run after routing. */
 export interface BrokerEvents {
@@ -57,9 +48,12 @@ const NO_MESSAGE: Message = { topic: '', payload: Buffer.alloc(0), qos: 0, retai
 /** setTimeout cannot wait longer than this. */
 const MAX_TIMEOUT_MS = 2 ** 31 - 1
 
-export class Broker implements Acceptor {
+export type { BrokerStats } from './context.ts'
+
+export class Broker implements Acceptor, BrokerContext {
   readonly stats: BrokerStats = { messagesReceived: 0, messagesSent: 0, receivedByQoS: [0, 0, 0], sentByQoS: [0, 0, 0], messagesDropped: 0, bytesReceived: 0, bytesSent: 0 }
   readonly startedAt = Date.now()
+  readonly limits: Limits
   readonly sessions = new Map<string, Session>()
   readonly clients = new Set<Client>()
   readonly subscriptions = new SubscriptionTrie()
@@ -92,6 +86,7 @@ export class Broker implements Acceptor {
     readonly plugins: PluginHost = new PluginHost([]),
     readonly retained: RetainedStore = new MemoryRetainedStore(),
   ) {
+    this.limits = config.limits
     plugins.onError = (hook, error) => this.pluginError(hook, error)
     this.admission = new Admission(config.limits)
     this.bans = new Bans(config.bans, logger)
@@ -213,10 +208,14 @@ export class Broker implements Acceptor {
         return REFUSED
       }
     }
-    const client = new Client(this, conn)
+    const client = new Client(this, conn, dispatch)
     if (this.bans.countsAddresses) void client.remoteAddress // read while the socket is open: it is counted when it goes
     this.clients.add(client)
     return client
+  }
+
+  hasSession(clientId: string): boolean {
+    return this.sessions.has(clientId)
   }
 
   newClientId(): string {
@@ -500,6 +499,23 @@ export class Broker implements Acceptor {
     this.stats.messagesDropped++
     if (this.logger.isDebug) this.logger.debug('message.dropped', { clientId, topic: message.topic, reason })
     if (this.listeners.drop.length > 0) this.emit('drop', clientId, message, reason)
+  }
+
+  pump(session: Session): void {
+    this.deliverer.pump(session)
+  }
+
+  acknowledged(session: Session, packetId: number): void {
+    this.deliverer.forget(session, packetId)
+    this.deliverer.pump(session)
+  }
+
+  received(session: Session, packetId: number): void {
+    this.deliverer.received(session, packetId)
+  }
+
+  inboundQoS2(session: Session, packetId: number, open: boolean): boolean {
+    return this.deliverer.inboundQoS2(session, packetId, open)
   }
 
   // Housekeeping.

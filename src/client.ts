@@ -2,13 +2,12 @@
  * One network connection: its parser, its outbound buffer, what the client negotiated in CONNECT,
  * and the session it is attached to. Packets go to the handlers; every error ends here, never in the socket.
  */
-import type { Broker } from './broker.ts'
+import type { BrokerContext, Connected } from './context.ts'
 import type { ClientInfo } from './plugin.ts'
 import { MqttError } from './errors.ts'
 import type { RouteCache } from './delivery/matches.ts'
 import { Outbound, type OutboundOwner } from './delivery/outbound.ts'
-import { dispatch } from './handlers/index.ts'
-import { type Message, encodedFor, isExpired, keepEncoded, remainingExpiry } from './message.ts'
+import { encodedFor, isExpired, keepEncoded, remainingExpiry } from './message.ts'
 import { encode, PacketReader, PacketTooLargeError, type Packet, type PacketSink, type ProtocolVersion, type PubackPacket, type PublishPacket, type PubrecPacket } from './protocol/codec.ts'
 import { Reason, refusalCode } from './protocol/reason.ts'
 import type { Publisher } from './publish.ts'
@@ -36,10 +35,16 @@ function encodeOutgoing(packet: PublishPacket, version: ProtocolVersion): Buffer
 /** The PUBACK / PUBREC sent at once is built here and encoded straight away, as `outgoing` is (3.1.1 ignores the reason code). */
 const ackNow: PubackPacket | PubrecPacket = { cmd: 'puback', messageId: 0, reasonCode: 0, properties: undefined }
 
+/**
+ * Handles one packet of a client (handlers/index.ts); returns a Promise while a plugin decision is pending.
+ * Given to the client by the broker, so the connection does not depend on the handlers that depend on it.
+ */
+export type Dispatch = (client: Client, packet: Packet) => void | Promise<void>
+
 /** Held packets past which the socket stops being read until the pending decision settles. */
 const HOLD_PAUSE_AT = 64
 
-export class Client implements ConnectionHandler, PacketSink, OutboundOwner, Publisher {
+export class Client implements ConnectionHandler, PacketSink, OutboundOwner, Publisher, Connected {
   state: State = 'connecting'
   version: ProtocolVersion = 4
   clientId = ''
@@ -75,12 +80,13 @@ export class Client implements ConnectionHandler, PacketSink, OutboundOwner, Pub
   readonly reader: PacketReader
 
   constructor(
-    readonly broker: Broker,
+    readonly broker: BrokerContext,
     readonly conn: Connection,
+    private readonly dispatch: Dispatch,
   ) {
-    this.sendWindow = broker.config.limits.maxInflight
+    this.sendWindow = broker.limits.maxInflight
     this.outbound = new Outbound(conn, broker.stats, this)
-    this.reader = new PacketReader(broker.config.limits.maxPacketSize, this)
+    this.reader = new PacketReader(broker.limits.maxPacketSize, this)
   }
 
   /** Read from the socket when first needed (a syscall), then kept: a closed socket may no longer tell. */
@@ -118,7 +124,7 @@ export class Client implements ConnectionHandler, PacketSink, OutboundOwner, Pub
 
   /** OutboundOwner: the socket took everything; the session may send what it queued. */
   onWritable(): void {
-    if (this.session) this.broker.deliverer.pump(this.session)
+    if (this.session) this.broker.pump(this.session)
   }
 
   closed(error?: Error): void {
@@ -192,7 +198,7 @@ export class Client implements ConnectionHandler, PacketSink, OutboundOwner, Pub
     if (this.state !== 'connected') return
     if (this.version !== 5) return this.disconnect(Reason.UnspecifiedError, 'could not store the message')
     // A refused PUBREC ends the QoS 2 exchange: the id is free again (section 4.3.3).
-    if (ack.cmd === 'pubrec' && this.session) this.broker.deliverer.inboundQoS2(this.session, ack.messageId!, false)
+    if (ack.cmd === 'pubrec' && this.session) this.broker.inboundQoS2(this.session, ack.messageId!, false)
     ack.reasonCode = Reason.UnspecifiedError
     ack.properties = this.requestProblemInformation ? { reasonString: 'the message could not be stored' } : undefined
     this.send(ack)
@@ -319,7 +325,7 @@ export class Client implements ConnectionHandler, PacketSink, OutboundOwner, Pub
 
   private run(packet: Packet): void {
     try {
-      const pending = dispatch(this, packet)
+      const pending = this.dispatch(this, packet)
       if (pending) this.hold(pending)
     } catch (error) {
       this.fail(error)
@@ -405,29 +411,5 @@ export class Client implements ConnectionHandler, PacketSink, OutboundOwner, Pub
     const code = error instanceof MqttError ? error.reasonCode : tooLarge ? Reason.PacketTooLarge : Reason.MalformedPacket
     if (this.state === 'connecting' && this.reader.protocolLevel === 5) return this.refuseConnect(code, error.message)
     this.disconnect(code, error.message) // [MQTT-4.13.1-1]
-  }
-
-  /** Resolves the message a PUBLISH carries (payload still in the read buffer). */
-  static message(clientId: string, packet: PublishPacket, now: number, maxExpirySeconds = 0): Message {
-    const p = packet.properties
-    let expiresAt = 0
-    let properties: Message['properties'] = undefined
-    if (p) {
-      if (p.messageExpiryInterval !== undefined) {
-        const seconds = maxExpirySeconds > 0 ? Math.min(p.messageExpiryInterval, maxExpirySeconds) : p.messageExpiryInterval
-        expiresAt = now + seconds * 1000
-      }
-      if (p.payloadFormatIndicator !== undefined || p.contentType !== undefined || p.responseTopic !== undefined || p.correlationData !== undefined || p.userProperties !== undefined) {
-        properties = {}
-        if (p.payloadFormatIndicator !== undefined) properties.payloadFormatIndicator = p.payloadFormatIndicator
-        if (p.contentType !== undefined) properties.contentType = p.contentType
-        if (p.responseTopic !== undefined) properties.responseTopic = p.responseTopic
-        if (p.correlationData !== undefined) properties.correlationData = p.correlationData
-        if (p.userProperties !== undefined) properties.userProperties = p.userProperties
-      }
-    }
-    const payload = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload
-    // Every field the message may get later is set now: one object shape, no out-of-line storage added on the hot path.
-    return { topic: packet.topic, payload, qos: packet.qos, retain: packet.retain, properties, expiresAt, origin: clientId, encoded: undefined, encodedSlot: 0, encodedMore: undefined, owned: false, remote: false }
   }
 }

@@ -1,4 +1,4 @@
-import type { QoS, UserProperties } from './protocol/codec.ts'
+import type { PublishPacket, QoS, UserProperties } from './protocol/codec.ts'
 
 /** The MQTT 5 properties that travel with an application message (MQTT 5.0 section 3.3.2.3). */
 export interface MessageProperties {
@@ -97,4 +97,28 @@ export function messageFrom(input: MessageInput, origin: string | undefined, now
     origin,
     owned: true,
   }
+}
+
+/** Resolves the message a PUBLISH carries (payload still in the read buffer). */
+export function messageOfPacket(packet: PublishPacket, origin: string, now: number, maxExpirySeconds = 0): Message {
+  const p = packet.properties
+  let expiresAt = 0
+  let properties: Message['properties'] = undefined
+  if (p) {
+    if (p.messageExpiryInterval !== undefined) {
+      const seconds = maxExpirySeconds > 0 ? Math.min(p.messageExpiryInterval, maxExpirySeconds) : p.messageExpiryInterval
+      expiresAt = now + seconds * 1000
+    }
+    if (p.payloadFormatIndicator !== undefined || p.contentType !== undefined || p.responseTopic !== undefined || p.correlationData !== undefined || p.userProperties !== undefined) {
+      properties = {}
+      if (p.payloadFormatIndicator !== undefined) properties.payloadFormatIndicator = p.payloadFormatIndicator
+      if (p.contentType !== undefined) properties.contentType = p.contentType
+      if (p.responseTopic !== undefined) properties.responseTopic = p.responseTopic
+      if (p.correlationData !== undefined) properties.correlationData = p.correlationData
+      if (p.userProperties !== undefined) properties.userProperties = p.userProperties
+    }
+  }
+  const payload = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload
+  // Every field the message may get later is set now: one object shape, no out-of-line storage added on the hot path.
+  return { topic: packet.topic, payload, qos: packet.qos, retain: packet.retain, properties, expiresAt, origin, encoded: undefined, encodedSlot: 0, encodedMore: undefined, owned: false, remote: false }
 }

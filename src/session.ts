@@ -2,10 +2,10 @@
  * One client's session state, which outlives its connection when the session is persistent:
  * subscriptions, QoS 1/2 messages in flight and queued, inbound QoS 2 ids awaiting PUBREL, the will.
  */
-import type { Client } from './client.ts'
 import { Deque } from './delivery/deque.ts'
 import type { Message } from './message.ts'
-import type { QoS } from './protocol/codec.ts'
+import type { ClientInfo } from './plugin.ts'
+import type { Packet, QoS } from './protocol/codec.ts'
 import type { Subscription } from './topics/trie.ts'
 
 /** A message on its way to one client, with the options of the subscription(s) it matched. */
@@ -20,6 +20,23 @@ export interface Delivery {
   awaiting?: 'puback' | 'pubrec' | 'pubcomp'
 }
 
+/** The connection a session is attached to, as delivery drives it (Client is the one kind). */
+export interface Attachment {
+  readonly state: 'connecting' | 'connected' | 'closed'
+  readonly clientId: string
+  readonly info: ClientInfo
+  /** Epoch milliseconds when the socket was accepted. */
+  readonly connectedAt: number
+  /** Most unacknowledged QoS 1/2 messages the client takes (its Receive Maximum, capped by config). */
+  readonly sendWindow: number
+  readonly outbound: { readonly bufferedBytes: number }
+  /** Writes one PUBLISH; false when it was not sent (expired, or too large for the client). */
+  sendPublish(delivery: Delivery, packetId: number, dup: boolean): boolean
+  send(packet: Packet): void
+  /** Ends the connection from the broker's side (MQTT 5: DISCONNECT with the reason first). */
+  disconnect(reasonCode: number, why: string): void
+}
+
 export interface Will {
   message: Message
   delaySeconds: number
@@ -31,7 +48,7 @@ export interface Will {
 export const NEVER_EXPIRES = 0xffffffff
 
 export class Session {
-  client: Client | null = null
+  client: Attachment | null = null
   /** Keyed by the filter as sent, `$share/...` included. */
   readonly subscriptions = new Map<string, Subscription>()
   /** Outbound packet ids in use. Kept apart from inbound ids [MQTT-2.2.1-3 / 2.3.1]. */

@@ -4,11 +4,10 @@
  * session's in-flight window and, for persistent sessions, the session store's record of what is queued or
  * in flight. The broker routes (who gets a message); this decides when and how each one gets it.
  */
-import type { Client } from '../client.ts'
 import type { Limits } from '../config.ts'
 import { type Message, own } from '../message.ts'
 import type { PluginHost } from '../plugin.ts'
-import type { Delivery, Session } from '../session.ts'
+import type { Attachment, Delivery, Session } from '../session.ts'
 
 export interface DropSink {
   /** A message not delivered to a client, and why (counted, logged at debug, told to listeners). */
@@ -60,7 +59,7 @@ export class Deliverer {
    * A client resumed its session: every unacknowledged PUBLISH is sent again with DUP set, PUBRELs for those
    * past PUBREC, in their original order [MQTT-4.4.0-1]; then the queue moves on.
    */
-  resend(session: Session, client: Client): void {
+  resend(session: Session, client: Attachment): void {
     for (const [id, delivery] of session.inflight) {
       if (delivery.awaiting === 'pubcomp') client.send({ cmd: 'pubrel', messageId: id })
       else if (!client.sendPublish(delivery, id, true)) this.forget(session, id)
@@ -97,7 +96,7 @@ export class Deliverer {
     return known
   }
 
-  private transmit(session: Session, client: Client, delivery: Delivery): void {
+  private transmit(session: Session, client: Attachment, delivery: Delivery): void {
     if (delivery.qos === 0) {
       client.sendPublish(delivery, 0, false)
       return

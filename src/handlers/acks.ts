@@ -8,8 +8,7 @@ export function handlePuback(client: Client, packet: PubackPacket): void {
   const id = packet.messageId ?? 0
   const delivery = session.inflight.get(id)
   if (delivery?.awaiting !== 'puback') return ignoreUnknown(client, 'PUBACK', id)
-  client.broker.deliverer.forget(session, id)
-  client.broker.deliverer.pump(session)
+  client.broker.acknowledged(session, id)
 }
 
 export function handlePubrec(client: Client, packet: PubrecPacket): void {
@@ -23,11 +22,10 @@ export function handlePubrec(client: Client, packet: PubrecPacket): void {
   }
   if ((packet.reasonCode ?? 0) >= 0x80) {
     // MQTT 5.0 section 4.3.3: a PUBREC with an error code ends the exchange.
-    client.broker.deliverer.forget(session, id)
-    client.broker.deliverer.pump(session)
+    client.broker.acknowledged(session, id)
     return
   }
-  client.broker.deliverer.received(session, id)
+  client.broker.received(session, id)
   client.send({ cmd: 'pubrel', messageId: id }) // [MQTT-4.3.3-4]
 }
 
@@ -36,14 +34,13 @@ export function handlePubcomp(client: Client, packet: PubcompPacket): void {
   const id = packet.messageId ?? 0
   const delivery = session.inflight.get(id)
   if (delivery?.awaiting !== 'pubcomp') return ignoreUnknown(client, 'PUBCOMP', id)
-  client.broker.deliverer.forget(session, id)
-  client.broker.deliverer.pump(session)
+  client.broker.acknowledged(session, id)
 }
 
 export function handlePubrel(client: Client, packet: PubrelPacket): void {
   const session = client.session!
   const id = packet.messageId ?? 0
-  const known = client.broker.deliverer.inboundQoS2(session, id, false) // [MQTT-4.3.3-11] the id may now be reused
+  const known = client.broker.inboundQoS2(session, id, false) // [MQTT-4.3.3-11] the id may now be reused
   const reasonCode = client.version === 5 && !known ? Reason.PacketIdentifierNotFound : undefined
   client.send({ cmd: 'pubcomp', messageId: id, reasonCode }) // [MQTT-4.3.3-11]
 }

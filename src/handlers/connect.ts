@@ -3,10 +3,11 @@
  * take over any live connection with the same id, then CONNACK and resume the session.
  * The steps run in this order; a refusal sends CONNACK with the reason and closes [MQTT-3.2.2-5].
  */
-import { Client } from '../client.ts'
+import type { Client } from '../client.ts'
 import { type ConnackPacket, type ConnectPacket, encode } from '../protocol/codec.ts'
 import { connackReturnCode, Reason, refusalCode } from '../protocol/reason.ts'
 import { topicNameError } from '../protocol/validate.ts'
+import { messageOfPacket } from '../message.ts'
 import { decide, type Verdict } from '../plugin.ts'
 import { NEVER_EXPIRES, type Will } from '../session.ts'
 
@@ -14,7 +15,7 @@ type ConnackProperties = NonNullable<ConnackPacket['properties']>
 
 export function handleConnect(client: Client, packet: ConnectPacket): void | Promise<void> {
   const broker = client.broker
-  const limits = broker.config.limits
+  const limits = broker.limits
   const version = packet.protocolVersion ?? 4
   client.version = version
   client.reader.connected(version, (packet as { bridgeMode?: boolean }).bridgeMode === true)
@@ -75,7 +76,7 @@ export function handleConnect(client: Client, packet: ConnectPacket): void | Pro
       return refuse(client, Reason.TopicNameInvalid, `will topic: ${error}`)
     }
     const willPacket = { cmd: 'publish' as const, topic: packet.will.topic, payload: packet.will.payload, qos: packet.will.qos ?? 0, retain: packet.will.retain ?? false, dup: false, properties: packet.will.properties }
-    const message = Client.message(clientId, willPacket, Date.now())
+    const message = messageOfPacket(willPacket, clientId, Date.now())
     message.payload = Buffer.from(message.payload)
     message.expiresAt = 0 // the expiry interval counts from when the will is published
     will = {
@@ -121,11 +122,11 @@ export function handleConnect(client: Client, packet: ConnectPacket): void | Pro
   // A session that lives on another node is fetched first (cluster); the client's packets wait meanwhile.
   const fetchSession = broker.plugins.fetchSession
   const admitOrFetch = (): void | Promise<void> => {
-    if (!fetchSession || packet.clean !== false || broker.sessions.has(clientId)) return admit()
+    if (!fetchSession || packet.clean !== false || broker.hasSession(clientId)) return admit()
     return fetchSession(clientId).then(
       (stored) => {
         if (client.state !== 'connecting') return
-        if (stored && !broker.sessions.has(clientId)) broker.adoptSession(stored)
+        if (stored && !broker.hasSession(clientId)) broker.adoptSession(stored)
         admit()
       },
       (error: unknown) => {

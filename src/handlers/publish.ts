@@ -2,9 +2,10 @@
  * Inbound PUBLISH: resolve the topic alias, validate the topic, screen duplicates and the receive window,
  * route, then acknowledge (QoS 1: PUBACK, QoS 2: PUBREC; delivery happens on PUBLISH, "method A" of 4.3.3).
  */
-import { Client } from '../client.ts'
+import type { Client } from '../client.ts'
 import { RouteCache } from '../delivery/matches.ts'
 import { MqttError } from '../errors.ts'
+import { messageOfPacket } from '../message.ts'
 import type { PublishPacket } from '../protocol/codec.ts'
 import { Reason, type ReasonCode, refusalCode } from '../protocol/reason.ts'
 import { topicNameError } from '../protocol/validate.ts'
@@ -17,7 +18,7 @@ export function handlePublish(client: Client, packet: PublishPacket): void | Pro
 
   // A client mostly publishes to the topic it published to last: that one was valid then and is valid now.
   if (packet.topic !== client.lastTopicName) {
-    const error = topicNameError(packet.topic, broker.config.limits)
+    const error = topicNameError(packet.topic, broker.limits)
     if (error) throw new MqttError(Reason.TopicNameInvalid, `invalid topic name: ${error}`) // [MQTT-3.3.2-2]
     client.lastTopicName = packet.topic
   }
@@ -29,12 +30,12 @@ export function handlePublish(client: Client, packet: PublishPacket): void | Pro
       client.send({ cmd: 'pubrec', messageId: id })
       return
     }
-    if (session.awaitingRelease.size >= broker.config.limits.receiveMaximum) {
+    if (session.awaitingRelease.size >= broker.limits.receiveMaximum) {
       throw new MqttError(Reason.ReceiveMaximumExceeded, 'receive maximum exceeded') // the client broke [MQTT-3.3.4-7]: DISCONNECT 0x93 (section 3.3.4)
     }
   }
 
-  const message = Client.message(client.clientId, packet, Date.now(), broker.config.limits.maxMessageExpirySeconds)
+  const message = messageOfPacket(packet, client.clientId, Date.now(), broker.limits.maxMessageExpirySeconds)
   const result = publish(broker, message, client, (client.routeCache ??= new RouteCache()))
   if (result instanceof Promise) return acknowledgeLater(client, packet, result)
   acknowledge(client, packet, result)
@@ -66,7 +67,7 @@ function acknowledge(client: Client, packet: PublishPacket, result: PublishResul
     }
   }
   const id = packet.messageId!
-  if (packet.qos === 2 && reasonCode < 0x80) client.broker.deliverer.inboundQoS2(client.session!, id, true)
+  if (packet.qos === 2 && reasonCode < 0x80) client.broker.inboundQoS2(client.session!, id, true)
   const cmd: 'puback' | 'pubrec' = packet.qos === 1 ? 'puback' : 'pubrec' // [MQTT-4.3.2-2], [MQTT-4.3.3-8]
   // MQTT 5.0 section 3.4.2.2.2: a reason string only when the client has not asked us to leave them out.
   const properties = reasonString && client.requestProblemInformation ? { reasonString } : undefined
@@ -78,7 +79,7 @@ function acknowledge(client: Client, packet: PublishPacket, result: PublishResul
 function resolveTopicAlias(client: Client, packet: PublishPacket): void {
   const alias = packet.properties?.topicAlias
   if (alias === undefined) return
-  const max = client.broker.config.limits.topicAliasMaximum
+  const max = client.broker.limits.topicAliasMaximum
   if (alias === 0 || alias > max) throw new MqttError(Reason.TopicAliasInvalid, `topic alias ${alias} outside 1..${max}`) // [MQTT-3.3.2-8, -9]
   client.incomingAliases ??= new Map()
   if (packet.topic === '') {

@@ -27,7 +27,7 @@ export function handleSubscribe(client: Client, packet: SubscribePacket): void |
     const shared = parseSharedFilter(request.topic)
     if (typeof shared === 'string') return invalid
     const filter = shared ? shared.filter : request.topic
-    if (topicFilterError(filter, broker.config.limits)) return invalid
+    if (topicFilterError(filter, broker.limits)) return invalid
     if (shared && request.nl) throw new MqttError(Reason.ProtocolError, 'no local on a shared subscription') // [MQTT-3.8.3-4]
     return {
       clientId: client.clientId,
@@ -64,7 +64,7 @@ function complete(client: Client, messageId: number, requests: Array<Subscriptio
       broker.logger.debug('subscribe.denied', { clientId: client.clientId, filter: subscriptionKey(sub) })
       return granted.push(client.version === 5 ? refusalCode('suback', verdict.reasonCode, Reason.NotAuthorized) : 0x80)
     }
-    if (session.subscriptions.size >= broker.config.limits.maxSubscriptionsPerClient && !session.subscriptions.has(subscriptionKey(sub))) {
+    if (session.subscriptions.size >= broker.limits.maxSubscriptionsPerClient && !session.subscriptions.has(subscriptionKey(sub))) {
       return granted.push(client.version === 5 ? Reason.QuotaExceeded : 0x80)
     }
     const existed = broker.subscribe(session, sub)

@@ -8,7 +8,7 @@ import { parseSharedFilter, topicFilterError } from '../protocol/validate.ts'
 export function handleUnsubscribe(client: Client, packet: UnsubscribePacket): void {
   if (packet.unsubscriptions.length === 0) throw new MqttError(Reason.ProtocolError, 'UNSUBSCRIBE without topic filters') // [MQTT-3.10.3-2]
   const session = client.session!
-  const limits = client.broker.config.limits
+  const limits = client.broker.limits
   // An invalid filter gets 0x8F per filter, as in SUBACK (MQTT 5.0 section 3.11.3); ill-formed strings were refused at decoding.
   const codes = packet.unsubscriptions.map((filter) => {
     const shared = parseSharedFilter(filter)

@@ -80,9 +80,9 @@ export class BrokerView {
       return {
         clientId: s.clientId,
         connected: c !== null,
-        username: c?.username ?? null,
-        protocolVersion: c?.version ?? null,
-        address: c?.remoteAddress ?? null,
+        username: c?.info.username ?? null,
+        protocolVersion: c?.info.protocolVersion ?? null,
+        address: c?.info.address ?? null,
         connectedSince: c ? new Date(c.connectedAt).toISOString() : null,
         subscriptions: s.subscriptions.size,
         queued: s.queue.length,
