@@ -139,9 +139,8 @@ export function auth(options: AuthOptions = {}): Plugin {
     },
 
     authorizeSubscribe(client, subscription) {
-      // A shared subscription is checked on its topic filter: $share/{group}/{filter}.
-      const filter = subscription.filter.startsWith('$share/') ? subscription.filter.split('/').slice(2).join('/') : subscription.filter
-      if (acl.canSubscribe(client, filter)) return 'allow'
+      // A shared subscription ($share/{group}/{filter}) is checked on its topic filter.
+      if (acl.canSubscribe(client, subscription.filter)) return 'allow'
       return { decision: 'deny', reasonCode: Reason.NotAuthorized, reasonString: `not allowed to subscribe to ${subscription.filter}` }
     },
   }

@@ -228,7 +228,7 @@ export class Client implements ConnectionHandler, PacketSink, OutboundOwner, Pub
       return false
     }
     this.outbound.push(bytes)
-    this.broker.delivered(this.clientId, message, delivery.qos)
+    this.broker.delivered(this, message, delivery.qos)
     return true
   }
 

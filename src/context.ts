@@ -74,7 +74,7 @@ export interface BrokerContext extends PublishTarget {
   /** An inbound QoS 2 message was accepted (PUBREC sent, `open`) or released (PUBREL); returns whether the id was known. */
   inboundQoS2(session: Session, packetId: number, open: boolean): boolean
   /** A PUBLISH was written to a client. */
-  delivered(clientId: string, message: Message, qos: QoS): void
+  delivered(client: Attachment, message: Message, qos: QoS): void
   /** A message not delivered to a client, and why. */
   dropped(clientId: string, message: Message, reason: string): void
 }

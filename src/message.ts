@@ -9,8 +9,8 @@ export interface MessageProperties {
   userProperties?: UserProperties
 }
 
-/** An application message as the broker routes and stores it. */
-export interface Message {
+/** An application message as plugins, events and stores see it (index.ts exports it as `Message`). */
+export interface PublicMessage {
   topic: string
   payload: Buffer
   qos: QoS
@@ -20,6 +20,10 @@ export interface Message {
   expiresAt: number
   /** Client id of the publisher, for No Local; undefined for messages the broker itself publishes. */
   origin: string | undefined
+}
+
+/** An application message as the broker routes it: the public fields, and what the broker caches on it. */
+export interface Message extends PublicMessage {
   /**
    * Encoded QoS 0 PUBLISH bytes shared by every subscriber with the same settings (see Client.sendPublish):
    * those of the first settings used (`encodedSlot`), and of any others in `encodedMore`, by slot.

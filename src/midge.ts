@@ -1,7 +1,8 @@
 /**
  * createBroker(): the embeddable broker. Wires the core to its TCP listeners and the $SYS publisher.
  */
-import { Broker, type BrokerEvents, type BrokerStats } from './broker.ts'
+import { Broker, type BrokerStats } from './broker.ts'
+import type { BrokerEvents } from './events.ts'
 import { resolveConfig, type ResolvedConfig, type UserConfig } from './config.ts'
 import { ConfigError, MqttError } from './errors.ts'
 import { guardProcess } from './guard.ts'

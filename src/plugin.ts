@@ -9,21 +9,16 @@
  *
  * The host builds one array per decision hook at start-up, so a hook no plugin has costs nothing.
  */
+import type { BrokerEvents, ClientInfo, SubscriptionInfo } from './events.ts'
 import type { Logger } from './logger.ts'
-import type { Message } from './message.ts'
+import type { PublicMessage } from './message.ts'
 import type { QoS } from './protocol/codec.ts'
 import type { Subscription } from './topics/trie.ts'
 import { ConfigError } from './errors.ts'
 
-export type MaybePromise<T> = T | Promise<T>
+export type { ClientInfo } from './events.ts'
 
-/** Who a client is, as plugins, events and the HTTP API see it (fixed once its CONNECT is accepted). */
-export interface ClientInfo {
-  clientId: string
-  username: string | undefined
-  protocolVersion: 3 | 4 | 5
-  address: string
-}
+export type MaybePromise<T> = T | Promise<T>
 
 /** A refusal with the MQTT 5 reason code and reason string the client should see. */
 export interface Denial {
@@ -46,11 +41,8 @@ export interface PublishRequest {
   retain: boolean
 }
 
-export interface SubscribeRequest {
-  /** The filter as sent, `$share/{group}/` included. */
-  filter: string
-  qos: QoS
-}
+/** A subscription asked for: its filter, and its share group when it came as `$share/{group}/{filter}`. */
+export type SubscribeRequest = SubscriptionInfo
 
 export interface BrokerStatsView {
   readonly messagesReceived: number
@@ -84,9 +76,9 @@ export interface PluginContext {
  * and mirrors every change after it. `set` must not block (batch the writes).
  */
 export interface RetainedPersistence {
-  load(): MaybePromise<Iterable<Message>>
+  load(): MaybePromise<Iterable<PublicMessage>>
   /** Stores the message for its topic, or removes the topic when `message` is null. */
-  set(topic: string, message: Message | null): void
+  set(topic: string, message: PublicMessage | null): void
   /** Resolves when every change made so far is durable; null when none is pending. */
   flushed?(): Promise<void> | null
 }
@@ -100,7 +92,7 @@ export interface StoredDelivery {
   qos: QoS
   retain: boolean
   subscriptionIds: number[] | undefined
-  message: Message
+  message: PublicMessage
 }
 
 export interface StoredSession {
@@ -142,14 +134,15 @@ export interface Plugin {
   authorizePublish?(client: ClientInfo, message: PublishRequest): MaybePromise<Decision>
   authorizeSubscribe?(client: ClientInfo, subscription: SubscribeRequest): MaybePromise<Decision>
 
-  onConnect?(client: ClientInfo & { sessionPresent: boolean }): MaybePromise<void>
-  onDisconnect?(client: ClientInfo & { reason: string }): MaybePromise<void>
-  onPublish?(message: Readonly<Message>): MaybePromise<void>
-  onSubscribe?(clientId: string, filter: string, qos: QoS): MaybePromise<void>
-  onUnsubscribe?(clientId: string, filter: string): MaybePromise<void>
-  onDeliver?(clientId: string, message: Readonly<Message>): MaybePromise<void>
-  onDrop?(clientId: string, message: Readonly<Message>, reason: string): MaybePromise<void>
-  onSessionEnd?(clientId: string): MaybePromise<void>
+  // Notifications: the broker's events (events.ts), told after the fact.
+  onConnect?(...args: Parameters<BrokerEvents['clientConnected']>): MaybePromise<void>
+  onDisconnect?(...args: Parameters<BrokerEvents['clientDisconnected']>): MaybePromise<void>
+  onPublish?(...args: Parameters<BrokerEvents['message']>): MaybePromise<void>
+  onSubscribe?(...args: Parameters<BrokerEvents['subscribe']>): MaybePromise<void>
+  onUnsubscribe?(...args: Parameters<BrokerEvents['unsubscribe']>): MaybePromise<void>
+  onDeliver?(...args: Parameters<BrokerEvents['deliver']>): MaybePromise<void>
+  onDrop?(...args: Parameters<BrokerEvents['drop']>): MaybePromise<void>
+  onSessionEnd?(...args: Parameters<BrokerEvents['sessionEnded']>): MaybePromise<void>
 
   /** Provides the retained store (at most one plugin may). */
   retainedStore?: RetainedPersistence

@@ -119,10 +119,10 @@ describe('plugin API', () => {
       },
       stop: () => void seen.push('stop'),
       onConnect: (c) => void seen.push(`connect ${c.clientId}`),
-      onSubscribe: (id, f) => void seen.push(`subscribe ${id} ${f}`),
+      onSubscribe: (c, s) => void seen.push(`subscribe ${c.clientId} ${s.filter}`),
       onPublish: (m) => void seen.push(`publish ${m.topic}`),
-      onDeliver: (id, m) => void seen.push(`deliver ${id} ${m.topic}`),
-      onUnsubscribe: (id, f) => void seen.push(`unsubscribe ${id} ${f}`),
+      onDeliver: (c, m) => void seen.push(`deliver ${c.clientId} ${m.topic}`),
+      onUnsubscribe: (c, s) => void seen.push(`unsubscribe ${c.clientId} ${s.filter}`),
       onDisconnect: (c) => void seen.push(`disconnect ${c.clientId}`),
     }
     const b = await startBroker({ plugins: [plugin] })
@@ -134,6 +134,30 @@ describe('plugin API', () => {
     await until(() => seen.includes('disconnect w'))
     await b.close()
     expect(seen).toEqual(['start 0', 'publish from/plugin', 'connect w', 'subscribe w from/plugin', 'deliver w from/plugin', 'unsubscribe w from/plugin', 'disconnect w', 'stop'])
+  })
+
+  test('a shared subscription reaches the plugins parsed: its filter and its group, no $share/ to take apart', async () => {
+    const asked: string[] = []
+    const told: string[] = []
+    const plugin: Plugin = {
+      name: 'groups',
+      authorizeSubscribe: (c, s) => {
+        asked.push(`${c.clientId} ${s.group ?? '-'} ${s.filter}`)
+        return s.group === 'banned' ? 'deny' : 'allow'
+      },
+      onSubscribe: (c, s) => void told.push(`subscribe ${c.clientId} ${s.group ?? '-'} ${s.filter} ${s.qos}`),
+      onUnsubscribe: (c, s) => void told.push(`unsubscribe ${c.clientId} ${s.group ?? '-'} ${s.filter}`),
+    }
+    const b = await startBroker({ plugins: [plugin] })
+    const c = await RawClient.connected(b.port, 5, { clientId: 'member' })
+    c.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: '$share/workers/jobs/+', qos: 1 }, { topic: '$share/banned/jobs/#', qos: 0 }, { topic: 'plain/#', qos: 0 }] })
+    expect(((await c.next('suback')) as { granted: number[] }).granted).toEqual([1, 0x87, 0]) // MQTT 5: a plain deny is 0x87 Not authorized
+    c.send({ cmd: 'unsubscribe', messageId: 2, unsubscriptions: ['$share/workers/jobs/+'] })
+    await c.next('unsuback')
+    expect(asked).toEqual(['member workers jobs/+', 'member banned jobs/#', 'member - plain/#'])
+    expect(told).toEqual(['subscribe member workers jobs/+ 1', 'subscribe member - plain/# 0', 'unsubscribe member workers jobs/+'])
+    c.end()
+    await b.close()
   })
 
   test('at most one plugin provides each store', () => {

@@ -98,7 +98,7 @@ export class NatsFabric {
     // The live consumer starts after the stream's last message: that is where this node stands now.
     fabric.appliedSeq = (await jsm.streams.info(stream)).state.last_seq
     await fabric.listen(stream)
-    broker.sharedByFabric = true
+    broker.router.sharedByFabric = true
     broker.nodeId = node
     // Share groups of sessions that were already here (loaded from a session store).
     for (const session of broker.sessions.values()) for (const sub of session.subscriptions.values()) if (sub.group !== undefined) fabric.ensureGroup(sub.group, sub.filter)
@@ -123,7 +123,7 @@ export class NatsFabric {
           const live = this.broker.sessions.get(clientId)?.client
           if (live && live.connectedAt < at) live.disconnect(Reason.SessionTakenOver, `session taken over on node ${node}`) // [MQTT-3.1.4-3]
           // The session now lives on that node (it fetched it, with what was queued): drop the copy here.
-          this.broker.forgetSession(clientId)
+          this.broker.sessions.forget(clientId)
           this.savedSessions.delete(clientId)
         },
       }),
@@ -199,7 +199,7 @@ export class NatsFabric {
         m.ack() // not for this group
         continue
       }
-      if (this.broker.deliverShared(this.toMessage(meta, m.data), group, filter)) m.ack()
+      if (this.broker.router.deliverShared(this.toMessage(meta, m.data), group, filter)) m.ack()
       else {
         m.nak() // another node of the group takes it
         this.leaveGroup(queue)
@@ -211,7 +211,7 @@ export class NatsFabric {
     if (!metaText) return
     const meta = JSON.parse(metaText) as Meta
     if (!topicMatches(filter, meta.topic)) return
-    if (!this.broker.deliverShared(this.toMessage(meta, data), group, filter)) this.leaveGroup(queue)
+    if (!this.broker.router.deliverShared(this.toMessage(meta, data), group, filter)) this.leaveGroup(queue)
   }
 
   /** No member here any more: leave the group, so NATS and JetStream pick a node that has one. */

@@ -4,9 +4,9 @@
  */
 import type { Broker } from '../broker.ts'
 import type { ClusterConfig } from '../config.ts'
+import type { Message } from '../message.ts'
 import type { Plugin } from '../plugin.ts'
 import { Reason } from '../protocol/reason.ts'
-import { parseSharedFilter } from '../protocol/validate.ts'
 import type { NatsFabric } from './nats.ts'
 
 export function clusterPlugin(broker: () => Broker, config: ClusterConfig): Plugin {
@@ -33,7 +33,8 @@ export function clusterPlugin(broker: () => Broker, config: ClusterConfig): Plug
       return 'abstain'
     },
     onPublish(message) {
-      if (!message.remote) fabric?.forward(message)
+      // The broker's own plugin is told the routed message itself, with the flag that it came from another node.
+      if (!(message as Message).remote) fabric?.forward(message)
     },
     onConnect(client) {
       fabric?.announceConnect(client.clientId)
@@ -42,13 +43,12 @@ export function clusterPlugin(broker: () => Broker, config: ClusterConfig): Plug
     onDisconnect(client) {
       fabric?.saveSession(client.clientId) // still here only if persistent: served up to now
     },
-    onSubscribe(clientId, filter) {
-      const shared = parseSharedFilter(filter)
-      if (shared && typeof shared !== 'string') fabric?.ensureGroup(shared.group, shared.filter)
-      fabric?.saveSession(clientId)
+    onSubscribe(client, subscription) {
+      if (subscription.group !== undefined) fabric?.ensureGroup(subscription.group, subscription.filter)
+      fabric?.saveSession(client.clientId)
     },
-    onUnsubscribe(clientId) {
-      fabric?.saveSession(clientId)
+    onUnsubscribe(client) {
+      fabric?.saveSession(client.clientId)
     },
     onSessionEnd(clientId) {
       fabric?.dropSession(clientId)

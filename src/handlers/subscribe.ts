@@ -44,7 +44,7 @@ export function handleSubscribe(client: Client, packet: SubscribePacket): void |
   const hooks = broker.plugins.authorizeSubscribe
   if (hooks.length === 0) return complete(client, messageId, requests, undefined)
   const onError = (error: unknown) => broker.pluginError('authorizeSubscribe', error)
-  const verdicts = requests.map((r) => (typeof r === 'number' ? undefined : decide(hooks, [client.info, { filter: subscriptionKey(r), qos: r.qos }], onError)))
+  const verdicts = requests.map((r) => (typeof r === 'number' ? undefined : decide(hooks, [client.info, { filter: r.filter, group: r.group, qos: r.qos }], onError)))
   if (verdicts.some((v) => v instanceof Promise)) {
     return Promise.all(verdicts).then((settled) => complete(client, messageId, requests, settled))
   }

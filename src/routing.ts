@@ -1,0 +1,124 @@
+/**
+ * Routing: who gets a message. Walks the subscription trie for the topic (or reuses a publisher's cached matches),
+ * picks one member of each share group, and hands each session its delivery; the deliverer decides when and how
+ * each one is written.
+ */
+import type { Deliverer } from './delivery/deliverer.ts'
+import { type ClientMatch, minQoS, type RouteCache, RouteMatches } from './delivery/matches.ts'
+import type { Events } from './events.ts'
+import type { Message } from './message.ts'
+import type { Delivery } from './session.ts'
+import type { Sessions } from './sessions.ts'
+import type { ShareGroup, Subscription, SubscriptionTrie } from './topics/trie.ts'
+
+/** What the reused QoS 0 Delivery points at between deliveries. */
+const NO_MESSAGE: Message = { topic: '', payload: Buffer.alloc(0), qos: 0, retain: false, properties: undefined, expiresAt: 0, origin: undefined }
+
+export class Router {
+  /** Set by the cluster: share groups are served through it (deliverShared), not by local routing alone. */
+  sharedByFabric = false
+  private readonly matches = new RouteMatches()
+  private routing = false
+  /** The Delivery every QoS 0 delivery of a routed message reuses (null while in use: a nested route makes its own). */
+  private qos0Delivery: Delivery | null = { message: NO_MESSAGE, qos: 0, retain: false, subscriptionIds: undefined }
+
+  constructor(
+    private readonly subscriptions: SubscriptionTrie,
+    private readonly sessions: Sessions,
+    private readonly deliverer: Deliverer,
+    private readonly events: Events,
+  ) {}
+
+  /**
+   * Delivers a message to every matching subscription; returns how many sessions it reached. A publishing
+   * client passes its RouteCache: a message to the topic it last routed, with no subscription changed since,
+   * is delivered to the same matches without walking the trie again.
+   */
+  route(message: Message, cache?: RouteCache): number {
+    const version = this.subscriptions.version
+    if (cache && !cache.busy && cache.holds(message.topic, version)) {
+      cache.busy = true
+      try {
+        return this.deliverMatches(message, cache)
+      } finally {
+        cache.busy = false
+      }
+    }
+    // One collector reused for every message (a new one only if a listener publishes while we route).
+    const matches = this.routing ? new RouteMatches() : this.matches
+    this.routing = true
+    matches.reset(message.origin)
+    try {
+      this.subscriptions.match(message.topic, matches)
+      if (cache && !cache.busy) cache.keep(message.topic, version, matches)
+      return this.deliverMatches(message, matches)
+    } finally {
+      if (matches === this.matches) this.routing = false
+    }
+  }
+
+  /** A message the cluster chose this node for, for one share group: delivered to one of its members here. */
+  deliverShared(message: Message, group: string, filter: string): boolean {
+    const shareGroup = this.subscriptions.group(filter, group)
+    return shareGroup !== undefined && this.deliverToGroup(message, shareGroup)
+  }
+
+  private deliverMatches(message: Message, matches: { readonly clients: readonly ClientMatch[]; readonly groups: readonly ShareGroup[] }): number {
+    let reached = 0
+    for (const match of matches.clients) {
+      const session = this.sessions.get(match.clientId)
+      if (!session) continue
+      reached++
+      const qos = minQoS(message.qos, match.qos) // [MQTT-3.8.4-8]
+      const retain = match.retainAsPublished && message.retain // [MQTT-3.3.1-12, -13]
+      const reuse = qos === 0 ? this.qos0Delivery : null
+      if (reuse) {
+        // A QoS 0 delivery is written at once or dropped, never kept: one object serves them all. It is taken
+        // while in use, so a route nested in this delivery (a listener publishing) makes its own.
+        this.qos0Delivery = null
+        reuse.message = message
+        reuse.retain = retain
+        reuse.subscriptionIds = match.ids
+        this.deliverer.deliver(session, reuse)
+        reuse.message = NO_MESSAGE // pins no payload meanwhile
+        this.qos0Delivery = reuse
+      } else {
+        this.deliverer.deliver(session, { message, qos, retain, subscriptionIds: match.ids })
+      }
+    }
+    // In a cluster, shared groups span nodes: the fabric picks the node, then deliverShared() the member.
+    if (!this.sharedByFabric) for (const group of matches.groups) if (this.deliverToGroup(message, group)) reached++
+    if (this.events.listeners.message.length > 0) this.events.emit('message', message)
+    return reached
+  }
+
+  /** Delivers to one member of a share group; false when it has none. */
+  private deliverToGroup(message: Message, group: ShareGroup): boolean {
+    const sub = this.pickMember(group)
+    const session = sub && this.sessions.get(sub.clientId)
+    if (!sub || !session) return false
+    this.deliverer.deliver(session, {
+      message,
+      qos: minQoS(message.qos, sub.qos),
+      retain: sub.retainAsPublished && message.retain,
+      subscriptionIds: sub.identifier ? [sub.identifier] : undefined,
+    })
+    return true
+  }
+
+  /** Round-robin over the group's connected members; an offline persistent member is chosen only when none is connected. */
+  private pickMember(group: ShareGroup): Subscription | undefined {
+    const n = group.members.length
+    for (let i = 0; i < n; i++) {
+      const at = (group.next + i) % n
+      const sub = group.members[at]!
+      if (this.sessions.get(sub.clientId)?.client) {
+        group.next = (at + 1) % n
+        return sub
+      }
+    }
+    const sub = group.members[group.next % n]
+    group.next = (group.next + 1) % n
+    return sub
+  }
+}

@@ -1,0 +1,202 @@
+/**
+ * Every session of the broker and its life: opened by CONNECT (or taken over from a live connection), kept when
+ * its connection goes, ended when it expires or a clean start replaces it. The will is published here, after its
+ * delay or when the session ends. Persistent sessions are mirrored to the session store and loaded back from it.
+ */
+import type { Events } from './events.ts'
+import type { Limits } from './config.ts'
+import type { Message } from './message.ts'
+import type { StoredSession } from './plugin.ts'
+import { publish, type PublishTarget } from './publish.ts'
+import { Reason } from './protocol/reason.ts'
+import { type Attachment, type Delivery, NEVER_EXPIRES, Session } from './session.ts'
+import { type SubscriptionTrie, subscriptionKey } from './topics/trie.ts'
+
+/** What the sessions need of the broker: its limits, plugins, subscriptions and events, and publishing (wills). */
+export interface SessionsHost extends PublishTarget {
+  readonly limits: Limits
+  readonly subscriptions: SubscriptionTrie
+  readonly events: Events
+  /** The broker is shutting down: no will is published, no expiry written. */
+  readonly closing: boolean
+}
+
+/** setTimeout cannot wait longer than this. */
+const MAX_TIMEOUT_MS = 2 ** 31 - 1
+
+export class Sessions {
+  private readonly byId = new Map<string, Session>()
+
+  constructor(private readonly host: SessionsHost) {}
+
+  get(clientId: string): Session | undefined {
+    return this.byId.get(clientId)
+  }
+
+  has(clientId: string): boolean {
+    return this.byId.has(clientId)
+  }
+
+  get size(): number {
+    return this.byId.size
+  }
+
+  values(): IterableIterator<Session> {
+    return this.byId.values()
+  }
+
+  /** Restores the persistent sessions the session store kept: subscriptions, queued and in-flight messages. */
+  async load(): Promise<number> {
+    const store = this.host.plugins.sessionStore
+    if (!store) return 0
+    const now = Date.now()
+    let loaded = 0
+    for (const stored of await store.load()) {
+      if (stored.expiresAt !== 0 && stored.expiresAt <= now) {
+        store.deleteSession(stored.clientId)
+        continue
+      }
+      const session = this.adopt(stored)
+      // A session that was connected when the broker stopped starts its expiry now.
+      const expiresAt = stored.expiresAt || (session.expiryInterval === NEVER_EXPIRES ? 0 : now + session.expiryInterval * 1000)
+      this.scheduleExpiry(session, expiresAt)
+      loaded++
+    }
+    return loaded
+  }
+
+  /** Makes a stored session (from a store at start-up, or from another node) a live session of this broker. */
+  adopt(stored: StoredSession): Session {
+    const session = new Session(stored.clientId, stored.expiryInterval)
+    for (const sub of stored.subscriptions) {
+      this.host.subscriptions.add(sub)
+      session.subscriptions.set(subscriptionKey(sub), sub)
+    }
+    for (const d of stored.deliveries) {
+      const awaiting = d.state === 'queued' ? undefined : d.state
+      const delivery: Delivery = { message: { ...d.message, owned: true }, qos: d.qos, retain: d.retain, subscriptionIds: d.subscriptionIds, seq: d.seq, awaiting }
+      session.lastSeq = Math.max(session.lastSeq, d.seq)
+      if (d.state === 'queued') {
+        session.queue.push(delivery)
+        session.queuedBytes += d.message.payload.length
+      } else {
+        session.inflight.set(d.packetId, delivery)
+      }
+    }
+    for (const id of stored.awaitingRelease) session.awaitingRelease.add(id)
+    this.byId.set(session.clientId, session)
+    return session
+  }
+
+  /** Drops a session that now lives on another node: no will, no store writes (that node has it). */
+  forget(clientId: string): void {
+    const session = this.byId.get(clientId)
+    if (!session || session.client) return
+    session.clearTimers()
+    session.will = undefined
+    for (const sub of session.subscriptions.values()) this.host.subscriptions.remove(sub)
+    this.byId.delete(clientId)
+  }
+
+  /** Finds or creates the session for a connecting client, taking over a live connection with the same id. */
+  open(client: Attachment, clientId: string, cleanStart: boolean, expiryInterval: number): { session: Session; present: boolean } {
+    let session = this.byId.get(clientId)
+    const live = session?.client
+    if (live) {
+      // The session goes on with the new connection, opened before any will delay elapsed: the will is not
+      // published (MQTT 5.0 section 3.1.2.5; Mosquitto does the same). A session that ends with the old
+      // connection, or is replaced by a clean start, publishes it as the old connection closes [MQTT-3.1.4-3].
+      if (!cleanStart && session!.persistent) session!.will = undefined
+      live.disconnect(Reason.SessionTakenOver, 'session taken over') // [MQTT-3.1.4-3]
+    }
+    session = this.byId.get(clientId)
+    if (session) {
+      session.clearTimers()
+      session.will = undefined // a new connection before the will delay cancels the will [MQTT-3.1.3-9]
+      if (cleanStart) {
+        this.end(session) // [MQTT-3.1.2-4]
+        session = undefined
+      }
+    }
+    const present = session !== undefined
+    session ??= new Session(clientId, expiryInterval)
+    session.expiryInterval = expiryInterval
+    session.client = client
+    this.byId.set(clientId, session)
+    this.store(session, 0)
+    return { session, present }
+  }
+
+  /** MQTT 5 DISCONNECT may change the session expiry interval. */
+  setExpiry(session: Session, expiryInterval: number): void {
+    session.expiryInterval = Math.min(expiryInterval, this.host.limits.maxSessionExpirySeconds)
+    this.store(session, 0)
+  }
+
+  /** The session's connection is gone: the will is published or scheduled, and the session's expiry starts. */
+  detach(session: Session): void {
+    session.client = null
+    const will = session.will
+    if (will && !this.host.closing) {
+      // [MQTT-3.1.2-8] published after the will delay, or when the session ends if that is sooner.
+      if (will.delaySeconds === 0 || session.expiryInterval === 0) this.publishWill(session)
+      else session.willTimer = longTimeout(() => this.publishWill(session), will.delaySeconds * 1000)
+    }
+    if (session.expiryInterval === 0) return this.end(session)
+    this.scheduleExpiry(session, session.expiryInterval === NEVER_EXPIRES ? 0 : Date.now() + session.expiryInterval * 1000)
+  }
+
+  /** Ends a session: its will (if still pending) is published and its subscriptions removed. */
+  end(session: Session): void {
+    if (this.byId.get(session.clientId) !== session) return
+    session.clearTimers()
+    this.publishWill(session)
+    for (const sub of session.subscriptions.values()) this.host.subscriptions.remove(sub)
+    session.subscriptions.clear()
+    this.byId.delete(session.clientId)
+    this.host.plugins.sessionStore?.deleteSession(session.clientId)
+    if (this.host.events.listeners.sessionEnded.length > 0) this.host.events.emit('sessionEnded', session.clientId)
+  }
+
+  /** Stops every session's timers (the broker is closing). */
+  stopTimers(): void {
+    for (const session of this.byId.values()) session.clearTimers()
+  }
+
+  /** Ends the session at `expiresAt` (epoch ms; 0 = never) and records that in the session store. */
+  private scheduleExpiry(session: Session, expiresAt: number): void {
+    if (expiresAt !== 0) session.expiryTimer = longTimeout(() => this.end(session), Math.max(0, expiresAt - Date.now()))
+    if (!this.host.closing) this.store(session, expiresAt)
+  }
+
+  /** Writes a session's expiry to the session store (or removes it once it is no longer persistent). */
+  private store(session: Session, expiresAt: number): void {
+    const store = this.host.plugins.sessionStore
+    if (!store) return
+    if (session.persistent) store.saveSession(session.clientId, session.expiryInterval, expiresAt)
+    else store.deleteSession(session.clientId)
+  }
+
+  private publishWill(session: Session): void {
+    const will = session.will
+    // On the broker's own shutdown no will is sent: the clients did not fail, the server went away.
+    if (!will || this.host.closing) return
+    session.will = undefined
+    clearTimeout(session.willTimer)
+    const message: Message = { ...will.message, expiresAt: will.expirySeconds === undefined ? 0 : Date.now() + will.expirySeconds * 1000 }
+    publish(this.host, message, null) // checked when the will arrived in CONNECT
+  }
+}
+
+/**
+ * An unref'd timer. setTimeout cannot wait past ~24.8 days; a longer expiry (up to 136 years in MQTT 5)
+ * is treated as "not within this process's life": the session stays, as it would for NEVER_EXPIRES.
+ */
+function longTimeout(fn: () => void, ms: number): ReturnType<typeof setTimeout> {
+  // Every delay comes from a client's numbers (will delay, session expiry), checked on the way in; a value that
+  // still is not a finite number of milliseconds would make the runtime warn and fire at once, so it is 0 here.
+  const delay = Number.isFinite(ms) && ms > 0 ? ms : 0
+  const timer = setTimeout(delay > MAX_TIMEOUT_MS ? () => {} : fn, Math.min(delay, MAX_TIMEOUT_MS))
+  timer.unref()
+  return timer
+}
