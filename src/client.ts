@@ -7,30 +7,15 @@ import type { ClientInfo } from './plugin.ts'
 import { MqttError } from './errors.ts'
 import type { RouteCache } from './delivery/matches.ts'
 import { Outbound, type OutboundOwner } from './delivery/outbound.ts'
-import { encodedFor, isExpired, keepEncoded, remainingExpiry } from './message.ts'
-import { encode, PacketReader, PacketTooLargeError, type Packet, type PacketSink, type ProtocolVersion, type PubackPacket, type PublishPacket, type PubrecPacket } from './protocol/codec.ts'
+import { encodePublish, encodePublishFor, shareable } from './delivery/outgoing.ts'
+import { encodedFor, isExpired, keepEncoded } from './message.ts'
+import { encode, PacketReader, PacketTooLargeError, type Packet, type PacketSink, type ProtocolVersion, type PubackPacket, type PubrecPacket } from './protocol/codec.ts'
 import { Reason, refusalCode } from './protocol/reason.ts'
 import type { Publisher } from './publish.ts'
 import type { Delivery, Session } from './session.ts'
 import type { Connection, ConnectionHandler } from './transport/types.ts'
 
 type State = 'connecting' | 'connected' | 'closed'
-
-const NO_PAYLOAD = Buffer.alloc(0)
-
-/**
- * Every PUBLISH the broker sends is built in this one object and encoded at once (a new object per message was
- * one more piece of garbage on the hot path). Each use sets every field; see encodeOutgoing.
- */
-const outgoing: PublishPacket = { cmd: 'publish', topic: '', payload: NO_PAYLOAD, qos: 0, retain: false, dup: false, messageId: undefined, properties: undefined }
-
-/** Encodes `outgoing` (as built by publishPacket), then lets go of its payload and properties: it pins nothing. */
-function encodeOutgoing(packet: PublishPacket, version: ProtocolVersion): Buffer {
-  const bytes = encode(packet, version)
-  packet.payload = NO_PAYLOAD
-  packet.properties = undefined
-  return bytes
-}
 
 /** The PUBACK / PUBREC sent at once is built here and encoded straight away, as `outgoing` is (3.1.1 ignores the reason code). */
 const ackNow: PubackPacket | PubrecPacket = { cmd: 'puback', messageId: 0, reasonCode: 0, properties: undefined }
@@ -59,7 +44,7 @@ export class Client implements ConnectionHandler, PacketSink, OutboundOwner, Pub
   sendWindow: number
   /** Largest packet this client accepts (its Maximum Packet Size). */
   maxOutgoingPacketSize = Infinity
-  /** Topic aliases the broker assigns on what it sends (client's Topic Alias Maximum). */
+  /** Topic aliases the broker assigns on what it sends (client's Topic Alias Maximum; see delivery/outgoing.ts). */
   outgoingAliasMax = 0
   outgoingAliases: Map<string, number> | null = null
   incomingAliases: Map<number, string> | null = null
@@ -214,14 +199,12 @@ export class Client implements ConnectionHandler, PacketSink, OutboundOwner, Pub
     const now = Date.now()
     if (isExpired(message, now)) return false // [MQTT-3.3.2-5]
     let bytes: Buffer
-    if (delivery.qos === 0 && this.cacheable(delivery)) {
+    if (delivery.qos === 0 && shareable(delivery, this.version, this.outgoingAliasMax)) {
+      // The hot path: bytes the message's other subscribers of this kind already got.
       const slot = (this.version === 5 ? 2 : 0) + (delivery.retain ? 1 : 0)
-      bytes = encodedFor(message, slot) ?? keepEncoded(message, slot, encodeOutgoing(this.publishPacket(delivery, 0, false, now), this.version))
+      bytes = encodedFor(message, slot) ?? keepEncoded(message, slot, encodePublish(delivery, 0, false, this.version, now))
     } else {
-      const packet = this.publishPacket(delivery, packetId, dup, now)
-      const newAlias = this.assignAlias(packet)
-      bytes = encodeOutgoing(packet, this.version)
-      if (bytes.length > this.maxOutgoingPacketSize && newAlias) this.outgoingAliases!.delete(message.topic)
+      bytes = encodePublishFor(this, delivery, packetId, dup, now)
     }
     if (bytes.length > this.maxOutgoingPacketSize) {
       this.broker.dropped(this.clientId, message, 'larger than the client maximum packet size')
@@ -229,51 +212,6 @@ export class Client implements ConnectionHandler, PacketSink, OutboundOwner, Pub
     }
     this.outbound.push(bytes)
     this.broker.delivered(this, message, delivery.qos)
-    return true
-  }
-
-  /** True when this delivery encodes the same for every subscriber of this protocol version. */
-  private cacheable(delivery: Delivery): boolean {
-    if (this.version !== 5) return true
-    return delivery.subscriptionIds === undefined && delivery.message.expiresAt === 0 && this.outgoingAliasMax === 0
-  }
-
-  /** The PUBLISH to encode for this delivery, built in the shared `outgoing` object (see encodeOutgoing). */
-  private publishPacket(delivery: Delivery, packetId: number, dup: boolean, now: number): PublishPacket {
-    const message = delivery.message
-    const packet = outgoing
-    packet.topic = message.topic
-    packet.payload = message.payload
-    packet.qos = delivery.qos
-    packet.retain = delivery.retain
-    packet.dup = dup
-    packet.messageId = delivery.qos > 0 ? packetId : undefined
-    packet.properties = undefined
-    if (this.version === 5) {
-      const expiry = remainingExpiry(message, now)
-      if (message.properties || expiry !== undefined || delivery.subscriptionIds) {
-        packet.properties = { ...message.properties }
-        if (expiry !== undefined) packet.properties.messageExpiryInterval = expiry // [MQTT-3.3.2-6]
-        if (delivery.subscriptionIds) packet.properties.subscriptionIdentifier = delivery.subscriptionIds // [MQTT-3.3.4-3]
-      }
-    }
-    return packet
-  }
-
-  /** Applies an outgoing topic alias when the client allows them; returns true if a new alias was assigned. */
-  private assignAlias(packet: PublishPacket): boolean {
-    if (this.outgoingAliasMax === 0) return false
-    this.outgoingAliases ??= new Map()
-    const alias = this.outgoingAliases.get(packet.topic)
-    if (alias !== undefined) {
-      packet.properties = { ...packet.properties, topicAlias: alias }
-      packet.topic = ''
-      return false
-    }
-    if (this.outgoingAliases.size >= this.outgoingAliasMax) return false
-    const fresh = this.outgoingAliases.size + 1
-    this.outgoingAliases.set(packet.topic, fresh)
-    packet.properties = { ...packet.properties, topicAlias: fresh }
     return true
   }
 
