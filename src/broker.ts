@@ -9,12 +9,12 @@ import { randomBytes } from 'node:crypto'
 import { Admission, REFUSED } from './admission.ts'
 import { Bans } from './bans.ts'
 import { Client } from './client.ts'
-import type { Limits, ResolvedConfig } from './config.ts'
 import type { BrokerContext, BrokerStats } from './context.ts'
 import { Deliverer } from './delivery/deliverer.ts'
 import type { RouteCache } from './delivery/matches.ts'
 import { type BrokerEvents, Events } from './events.ts'
 import { dispatch } from './handlers/index.ts'
+import type { CoreConfig, Limits } from './limits.ts'
 import type { Logger } from './logger.ts'
 import type { Message } from './message.ts'
 import { PluginHost, type StoredSession } from './plugin.ts'
@@ -54,7 +54,7 @@ export class Broker implements Acceptor, BrokerContext {
   private readonly sweepTimer: ReturnType<typeof setInterval>
 
   constructor(
-    readonly config: ResolvedConfig,
+    readonly config: CoreConfig,
     readonly logger: Logger,
     readonly plugins: PluginHost = new PluginHost([]),
     /** The retained messages' in-memory index (the truth every lookup reads). */

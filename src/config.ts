@@ -7,6 +7,8 @@ import { pathToFileURL } from 'node:url'
 import { z } from 'zod'
 import { ConfigError } from './errors.ts'
 import { LogLevels } from './logger.ts'
+import type { BanRules } from './bans.ts'
+import type { Limits } from './limits.ts'
 import type { Plugin } from './plugin.ts'
 
 const int = (min: number, max: number) => {
@@ -145,6 +147,13 @@ const cluster = z.strictObject({
   nodeId: z.string().regex(/^[A-Za-z0-9_-]+$/, { error: 'expected letters, digits, - or _' }).optional(),
 })
 
+/** True when A and B are the same type: the schema's output must be exactly the core's plain interface. */
+type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false
+const limitsAreTheCoresLimits: Same<z.output<typeof limits>, Limits> = true
+const bansAreTheCoresBanRules: Same<z.output<typeof bans>, BanRules> = true
+void limitsAreTheCoresLimits
+void bansAreTheCoresBanRules
+
 export const configSchema = z.strictObject({
   listeners: z.array(listener).min(1, { error: 'expected at least one listener' }).prefault([{ type: 'tcp' }]),
   /** The HTTP API (Hono): publish, health, metrics, admin. Off when absent. */
@@ -164,7 +173,7 @@ export const configSchema = z.strictObject({
 export type UserConfig = z.input<typeof configSchema>
 /** The validated configuration with every default filled in. */
 export type ResolvedConfig = z.output<typeof configSchema>
-export type Limits = ResolvedConfig['limits']
+export type { Limits } from './limits.ts'
 export type ListenerConfig = ResolvedConfig['listeners'][number]
 export type TlsConfig = z.output<typeof tls>
 export type HttpConfig = z.output<typeof http>

@@ -4,7 +4,7 @@
  * implementation; the handlers see this, never the whole Broker, so they cannot reach past it.
  */
 import type { Bans } from './bans.ts'
-import type { Limits } from './config.ts'
+import type { Limits } from './limits.ts'
 import type { Logger } from './logger.ts'
 import type { Message } from './message.ts'
 import type { StoredSession } from './plugin.ts'

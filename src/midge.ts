@@ -134,7 +134,7 @@ export function createBroker(config: UserConfig = {}, options: CreateBrokerOptio
 
 /** Publishes a message as the broker itself (no client, no ACL); returns how many sessions it reached. */
 function publishAsBroker(broker: Broker, options: PublishOptions): number {
-  const error = topicNameError(options.topic, broker.config.limits)
+  const error = topicNameError(options.topic, broker.limits)
   if (error) throw new MqttError(Reason.TopicNameInvalid, `invalid topic "${options.topic}": ${error}`)
   const message = messageFrom({ topic: options.topic, payload: Buffer.from(options.payload), qos: options.qos ?? 0, retain: options.retain ?? false, properties: options.properties }, undefined, Date.now())
   return (publish(broker, message, null) as Accepted).reached // the broker's own message: never refused, never pending

@@ -2,7 +2,7 @@
  * Keeps the retained messages: the in-memory index (the truth every lookup reads), its write-behind mirror in the
  * retained store plugin, and their expiry. Sends a new subscription the retained messages it matches.
  */
-import type { Limits } from './config.ts'
+import type { Limits } from './limits.ts'
 import type { Deliverer } from './delivery/deliverer.ts'
 import { minQoS } from './delivery/matches.ts'
 import { type Message, isExpired, own } from './message.ts'

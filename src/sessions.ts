@@ -4,7 +4,7 @@
  * delay or when the session ends. Persistent sessions are mirrored to the session store and loaded back from it.
  */
 import type { Events } from './events.ts'
-import type { Limits } from './config.ts'
+import type { Limits } from './limits.ts'
 import type { Message } from './message.ts'
 import type { StoredSession } from './plugin.ts'
 import { publish, type PublishTarget } from './publish.ts'

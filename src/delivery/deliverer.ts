@@ -4,7 +4,7 @@
  * session's in-flight window and, for persistent sessions, the session store's record of what is queued or
  * in flight. The broker routes (who gets a message); this decides when and how each one gets it.
  */
-import type { Limits } from '../config.ts'
+import type { Limits } from '../limits.ts'
 import { type Message, own } from '../message.ts'
 import type { PluginHost } from '../plugin.ts'
 import type { Attachment, Delivery, Session } from '../session.ts'

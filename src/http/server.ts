@@ -21,7 +21,7 @@ export function listenHttp(broker: Broker, config: HttpConfig, ready: () => bool
     hostname: config.host,
     port: config.port,
     tls: config.tls ? bunTls(config.tls) : undefined,
-    maxRequestBodySize: broker.config.limits.maxPacketSize + 64 * 1024,
+    maxRequestBodySize: broker.limits.maxPacketSize + 64 * 1024,
     fetch(req, srv) {
       if (wsPath !== false && req.headers.get('upgrade')?.toLowerCase() === 'websocket' && new URL(req.url).pathname === wsPath) {
         return upgradeMqtt(req, srv)

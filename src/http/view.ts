@@ -33,7 +33,7 @@ export class BrokerView {
   constructor(private readonly broker: Broker) {}
 
   get maxPacketSize(): number {
-    return this.broker.config.limits.maxPacketSize
+    return this.broker.limits.maxPacketSize
   }
 
   get closing(): boolean {
@@ -43,10 +43,10 @@ export class BrokerView {
   /** Checks the request, then publishes as `who` through the broker's one publish path; resolves once it is durable. */
   async publish(who: Principal, input: PublishInput): Promise<PublishOutcome> {
     const broker = this.broker
-    const invalid = topicNameError(input.topic, broker.config.limits)
+    const invalid = topicNameError(input.topic, broker.limits)
     if (invalid) return { ok: false, status: 400, error: 'bad_request', message: `topic: ${invalid}` }
-    if (input.payload.length + Buffer.byteLength(input.topic) + 16 > broker.config.limits.maxPacketSize) {
-      return { ok: false, status: 413, error: 'payload_too_large', message: `larger than the maximum packet size of ${broker.config.limits.maxPacketSize} bytes` }
+    if (input.payload.length + Buffer.byteLength(input.topic) + 16 > broker.limits.maxPacketSize) {
+      return { ok: false, status: 413, error: 'payload_too_large', message: `larger than the maximum packet size of ${broker.limits.maxPacketSize} bytes` }
     }
     const info: ClientInfo = { clientId: `http:${who.name}`, username: who.username, protocolVersion: 5, address: who.address }
     const message = messageFrom(input, info.clientId, Date.now())
@@ -69,7 +69,7 @@ export class BrokerView {
   }
 
   retained(filter: string, limit: number): z.input<typeof RetainedItem>[] | string {
-    const invalid = topicFilterError(filter, this.broker.config.limits)
+    const invalid = topicFilterError(filter, this.broker.limits)
     if (invalid) return invalid
     return this.broker.retained.match(filter).slice(0, limit).map((m) => ({ ...encodePayload(m.payload), topic: m.topic, qos: m.qos, properties: m.properties ? jsonProperties(m.properties) : undefined }))
   }
