@@ -9,6 +9,7 @@ import { randomBytes } from 'node:crypto'
 import { Admission, REFUSED } from './admission.ts'
 import { Bans } from './bans.ts'
 import { Client } from './client.ts'
+import { type Clock, systemClock, type Timer } from './clock.ts'
 import type { BrokerContext, BrokerStats } from './context.ts'
 import { Deliverer } from './delivery/deliverer.ts'
 import type { RouteCache } from './delivery/matches.ts'
@@ -35,7 +36,7 @@ const SWEEP_INTERVAL_MS = 250
 
 export class Broker implements Acceptor, BrokerContext {
   readonly stats: BrokerStats = { messagesReceived: 0, messagesSent: 0, receivedByQoS: [0, 0, 0], sentByQoS: [0, 0, 0], messagesDropped: 0, bytesReceived: 0, bytesSent: 0 }
-  readonly startedAt = Date.now()
+  readonly startedAt: number
   readonly limits: Limits
   readonly events: Events
   readonly clients = new Set<Client>()
@@ -51,7 +52,7 @@ export class Broker implements Acceptor, BrokerContext {
   closing = false
   /** This node's name in a cluster (null when not clustered). */
   nodeId: string | null = null
-  private readonly sweepTimer: ReturnType<typeof setInterval>
+  private readonly sweepTimer: Timer
 
   constructor(
     readonly config: CoreConfig,
@@ -59,7 +60,10 @@ export class Broker implements Acceptor, BrokerContext {
     readonly plugins: PluginHost = new PluginHost([]),
     /** The retained messages' in-memory index (the truth every lookup reads). */
     readonly retained: RetainedStore = new MemoryRetainedStore(),
+    /** Keep alive, expiry, will delay, bans and the sweep read it (a test passes one it moves by hand). */
+    readonly clock: Clock = systemClock,
   ) {
+    this.startedAt = clock.now()
     this.limits = config.limits
     plugins.onError = (hook, error) => this.pluginError(hook, error)
     this.events = new Events(logger)
@@ -68,9 +72,8 @@ export class Broker implements Acceptor, BrokerContext {
     this.sessions = new Sessions(this)
     this.deliverer = new Deliverer(config.limits, plugins, this)
     this.router = new Router(this.subscriptions, this.sessions, this.deliverer, this.events)
-    this.retainer = new Retainer(retained, plugins, config.limits, this.deliverer, (clientId, message, reason) => this.dropped(clientId, message, reason))
-    this.sweepTimer = setInterval(() => this.sweep(), SWEEP_INTERVAL_MS)
-    this.sweepTimer.unref()
+    this.retainer = new Retainer(retained, plugins, config.limits, clock, this.deliverer, (clientId, message, reason) => this.dropped(clientId, message, reason))
+    this.sweepTimer = clock.setInterval(() => this.sweep(), SWEEP_INTERVAL_MS)
   }
 
   on<E extends keyof BrokerEvents>(event: E, listener: BrokerEvents[E]): () => void {
@@ -94,12 +97,12 @@ export class Broker implements Acceptor, BrokerContext {
   // Connections.
 
   accept(conn: Connection): ConnectionHandler {
-    if (this.bans.checksAddresses && this.bans.find('address', conn.remoteAddress, Date.now())) {
+    if (this.bans.checksAddresses && this.bans.find('address', conn.remoteAddress, this.clock.now())) {
       conn.end() // a banned address is not read at all (the ban was logged when made)
       return REFUSED
     }
     if (this.admission.enabled) {
-      const now = Date.now()
+      const now = this.clock.now()
       const refused = this.admission.admit(conn.remoteAddress, now)
       if (refused) {
         if (this.admission.shouldLog(conn.remoteAddress, now)) this.logger.warn('client.rejected', { address: conn.remoteAddress, reason: refused })
@@ -161,7 +164,7 @@ export class Broker implements Acceptor, BrokerContext {
     client.session = null
     if (session && session.client === client) this.sessions.detach(session)
     if (!wasConnected) return
-    if (!this.closing) this.bans.disconnected(client.clientId, client, Date.now())
+    if (!this.closing) this.bans.disconnected(client.clientId, client, this.clock.now())
     if (this.logger.isInfo) this.logger.info('client.disconnected', { ...client.info, reason: client.closeReason })
     if (this.events.listeners.clientDisconnected.length > 0) this.events.emit('clientDisconnected', { ...client.info, reason: client.closeReason })
   }
@@ -241,14 +244,14 @@ export class Broker implements Acceptor, BrokerContext {
 
   /** Closes connections that never sent CONNECT, that missed their keep alive, or whose socket stays blocked. */
   private sweep(): void {
-    const now = Date.now()
+    const now = this.clock.now()
     this.admission.prune(now)
     this.bans.prune(now)
     this.retainer.purgeExpired(now)
     const { connectTimeoutMs, drainTimeoutMs } = this.limits
     for (const client of this.clients) {
       if (client.state === 'connecting') {
-        if (now - client.connectedAt > connectTimeoutMs) client.close('no CONNECT within the connect timeout')
+        if (now - client.acceptedAt > connectTimeoutMs) client.close('no CONNECT within the connect timeout')
       } else if (client.keepAliveMs > 0 && now - client.lastSeen > client.keepAliveMs * 1.5) {
         client.disconnect(Reason.KeepAliveTimeout, 'keep alive timeout') // [MQTT-3.1.2-22]
       } else if (client.outbound.blockedSince > 0 && now - client.outbound.blockedSince > drainTimeoutMs) {
@@ -261,7 +264,7 @@ export class Broker implements Acceptor, BrokerContext {
   close(): void {
     if (this.closing) return
     this.closing = true
-    clearInterval(this.sweepTimer)
+    this.clock.clear(this.sweepTimer)
     for (const client of [...this.clients]) {
       if (client.state === 'connected') client.disconnect(Reason.ServerShuttingDown, 'server shutting down')
       else client.close('server shutting down')

@@ -37,7 +37,10 @@ export class Client implements ConnectionHandler, PacketSink, OutboundOwner, Pub
   session: Session | null = null
   /** When the socket was accepted, in epoch milliseconds with sub-millisecond precision (orders connections across nodes). */
   readonly connectedAt = performance.timeOrigin + performance.now()
-  lastSeen = this.connectedAt
+  /** When the socket was accepted, by the broker's clock (the CONNECT timeout counts from it). */
+  readonly acceptedAt: number
+  /** When the client last sent anything, by the broker's clock (keep alive). */
+  lastSeen: number
   /** Keep alive in milliseconds; 0 = none. */
   keepAliveMs = 0
   /** Most unacknowledged QoS 1/2 messages this client takes (its Receive Maximum, capped by config). */
@@ -69,8 +72,9 @@ export class Client implements ConnectionHandler, PacketSink, OutboundOwner, Pub
     readonly conn: Connection,
     private readonly dispatch: Dispatch,
   ) {
+    this.acceptedAt = this.lastSeen = broker.clock.now()
     this.sendWindow = broker.limits.maxInflight
-    this.outbound = new Outbound(conn, broker.stats, this)
+    this.outbound = new Outbound(conn, broker.stats, this, broker.clock)
     this.reader = new PacketReader(broker.limits.maxPacketSize, this)
   }
 
@@ -93,7 +97,7 @@ export class Client implements ConnectionHandler, PacketSink, OutboundOwner, Pub
 
   data(bytes: Buffer): void {
     if (this.state === 'closed') return
-    this.lastSeen = Date.now()
+    this.lastSeen = this.broker.clock.now()
     this.broker.stats.bytesReceived += bytes.length
     try {
       this.reader.feed(bytes)
@@ -196,7 +200,7 @@ export class Client implements ConnectionHandler, PacketSink, OutboundOwner, Pub
   sendPublish(delivery: Delivery, packetId: number, dup: boolean): boolean {
     if (this.state !== 'connected') return false
     const message = delivery.message
-    const now = Date.now()
+    const now = this.broker.clock.now()
     if (isExpired(message, now)) return false // [MQTT-3.3.2-5]
     let bytes: Buffer
     if (delivery.qos === 0 && shareable(delivery, this.version, this.outgoingAliasMax)) {

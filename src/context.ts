@@ -4,6 +4,7 @@
  * implementation; the handlers see this, never the whole Broker, so they cannot reach past it.
  */
 import type { Bans } from './bans.ts'
+import type { Clock } from './clock.ts'
 import type { Limits } from './limits.ts'
 import type { Logger } from './logger.ts'
 import type { Message } from './message.ts'
@@ -28,6 +29,8 @@ export interface BrokerStats {
 export interface Connected extends Attachment {
   session: Session | null
   readonly remoteAddress: string
+  /** When the socket was accepted, by the broker's clock (the CONNECT timeout counts from it). */
+  readonly acceptedAt: number
   readonly keepAliveMs: number
   /** Why the connection ended, for the log line and the disconnect event. */
   readonly closeReason: string
@@ -37,6 +40,7 @@ export interface BrokerContext extends PublishTarget {
   readonly limits: Limits
   readonly stats: BrokerStats
   readonly logger: Logger
+  readonly clock: Clock
   readonly bans: Bans
   /** The broker is shutting down: no new session opens. */
   readonly closing: boolean

@@ -3,6 +3,7 @@
  */
 import { Broker, type BrokerStats } from './broker.ts'
 import type { BrokerEvents } from './events.ts'
+import type { Clock } from './clock.ts'
 import { resolveConfig, type ResolvedConfig, type UserConfig } from './config.ts'
 import { ConfigError, MqttError } from './errors.ts'
 import { guardProcess } from './guard.ts'
@@ -52,6 +53,8 @@ export interface Midge {
 export interface CreateBrokerOptions {
   /** Log sink; defaults to JSON lines on stdout at the configured level. */
   logger?: Logger
+  /** The broker's time (keep alive, expiry, will delay, bans, the sweep); the system clock unless a test moves one by hand. */
+  clock?: Clock
 }
 
 export function createBroker(config: UserConfig = {}, options: CreateBrokerOptions = {}): Midge {
@@ -59,7 +62,7 @@ export function createBroker(config: UserConfig = {}, options: CreateBrokerOptio
   const logger = options.logger ?? createLogger(resolved.log.level)
   // The cluster, when configured, is a built-in plugin placed first (it provides the retained store).
   const plugins = resolved.cluster ? [clusterPlugin(() => broker, resolved.cluster), ...resolved.plugins] : resolved.plugins
-  const broker: Broker = new Broker(resolved, logger, new PluginHost(plugins))
+  const broker: Broker = new Broker(resolved, logger, new PluginHost(plugins), undefined, options.clock)
   for (const plugin of plugins) subscribeNotifications(broker, plugin, logger)
   let started: Plugin[] = []
   let listeners: Array<{ stop(closeActive: boolean): void }> = []
@@ -136,7 +139,7 @@ export function createBroker(config: UserConfig = {}, options: CreateBrokerOptio
 function publishAsBroker(broker: Broker, options: PublishOptions): number {
   const error = topicNameError(options.topic, broker.limits)
   if (error) throw new MqttError(Reason.TopicNameInvalid, `invalid topic "${options.topic}": ${error}`)
-  const message = messageFrom({ topic: options.topic, payload: Buffer.from(options.payload), qos: options.qos ?? 0, retain: options.retain ?? false, properties: options.properties }, undefined, Date.now())
+  const message = messageFrom({ topic: options.topic, payload: Buffer.from(options.payload), qos: options.qos ?? 0, retain: options.retain ?? false, properties: options.properties }, undefined, broker.clock.now())
   return (publish(broker, message, null) as Accepted).reached // the broker's own message: never refused, never pending
 }
 

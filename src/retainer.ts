@@ -2,6 +2,7 @@
  * Keeps the retained messages: the in-memory index (the truth every lookup reads), its write-behind mirror in the
  * retained store plugin, and their expiry. Sends a new subscription the retained messages it matches.
  */
+import type { Clock } from './clock.ts'
 import type { Limits } from './limits.ts'
 import type { Deliverer } from './delivery/deliverer.ts'
 import { minQoS } from './delivery/matches.ts'
@@ -23,6 +24,7 @@ export class Retainer {
     readonly index: RetainedStore,
     private readonly plugins: PluginHost,
     private readonly limits: Limits,
+    private readonly clock: Clock,
     private readonly deliverer: Deliverer,
     private readonly dropped: (clientId: string, message: Message, reason: string) => void,
   ) {}
@@ -31,7 +33,7 @@ export class Retainer {
   async load(): Promise<number> {
     const store = this.plugins.retainedStore
     if (!store) return 0
-    const now = Date.now()
+    const now = this.clock.now()
     let loaded = 0
     for (const message of await store.load()) {
       if (isExpired(message, now)) {
@@ -58,7 +60,7 @@ export class Retainer {
 
   /** Sends the retained messages matching a new subscription, each with RETAIN set [MQTT-3.3.1-8]. */
   sendTo(session: Session, sub: Subscription): void {
-    const now = Date.now()
+    const now = this.clock.now()
     const subscriptionIds = sub.identifier ? [sub.identifier] : undefined
     // Queued rather than written at once, so a large retained set is paced by the socket, not dropped; but the
     // queue may hold no more than one retained set beyond its bound, however often a client subscribes again.

@@ -2,6 +2,7 @@
  * One client's session state, which outlives its connection when the session is persistent:
  * subscriptions, QoS 1/2 messages in flight and queued, inbound QoS 2 ids awaiting PUBREL, the will.
  */
+import type { Timer } from './clock.ts'
 import { Deque } from './delivery/deque.ts'
 import type { Message } from './message.ts'
 import type { ClientInfo } from './plugin.ts'
@@ -58,8 +59,9 @@ export class Session {
   readonly queue = new Deque<Delivery>()
   queuedBytes = 0
   will: Will | undefined = undefined
-  willTimer: ReturnType<typeof setTimeout> | undefined = undefined
-  expiryTimer: ReturnType<typeof setTimeout> | undefined = undefined
+  /** The will delay and the session expiry, while they run (see sessions.ts). */
+  willTimer: Timer | undefined = undefined
+  expiryTimer: Timer | undefined = undefined
   private lastPacketId = 0
   /** Last `seq` given to a stored delivery. */
   lastSeq = 0
@@ -97,12 +99,5 @@ export class Session {
   /** Whether this session outlives its connection (and so is written to a session store). */
   get persistent(): boolean {
     return this.expiryInterval > 0
-  }
-
-  clearTimers(): void {
-    clearTimeout(this.willTimer)
-    clearTimeout(this.expiryTimer)
-    this.willTimer = undefined
-    this.expiryTimer = undefined
   }
 }

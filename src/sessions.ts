@@ -3,6 +3,7 @@
  * its connection goes, ended when it expires or a clean start replaces it. The will is published here, after its
  * delay or when the session ends. Persistent sessions are mirrored to the session store and loaded back from it.
  */
+import type { Clock, Timer } from './clock.ts'
 import type { Events } from './events.ts'
 import type { Limits } from './limits.ts'
 import type { Message } from './message.ts'
@@ -19,10 +20,8 @@ export interface SessionsHost extends PublishTarget {
   readonly events: Events
   /** The broker is shutting down: no will is published, no expiry written. */
   readonly closing: boolean
+  readonly clock: Clock
 }
-
-/** setTimeout cannot wait longer than this. */
-const MAX_TIMEOUT_MS = 2 ** 31 - 1
 
 export class Sessions {
   private readonly byId = new Map<string, Session>()
@@ -49,7 +48,7 @@ export class Sessions {
   async load(): Promise<number> {
     const store = this.host.plugins.sessionStore
     if (!store) return 0
-    const now = Date.now()
+    const now = this.host.clock.now()
     let loaded = 0
     for (const stored of await store.load()) {
       if (stored.expiresAt !== 0 && stored.expiresAt <= now) {
@@ -92,7 +91,7 @@ export class Sessions {
   forget(clientId: string): void {
     const session = this.byId.get(clientId)
     if (!session || session.client) return
-    session.clearTimers()
+    this.clearTimers(session)
     session.will = undefined
     for (const sub of session.subscriptions.values()) this.host.subscriptions.remove(sub)
     this.byId.delete(clientId)
@@ -111,7 +110,7 @@ export class Sessions {
     }
     session = this.byId.get(clientId)
     if (session) {
-      session.clearTimers()
+      this.clearTimers(session)
       session.will = undefined // a new connection before the will delay cancels the will [MQTT-3.1.3-9]
       if (cleanStart) {
         this.end(session) // [MQTT-3.1.2-4]
@@ -140,16 +139,16 @@ export class Sessions {
     if (will && !this.host.closing) {
       // [MQTT-3.1.2-8] published after the will delay, or when the session ends if that is sooner.
       if (will.delaySeconds === 0 || session.expiryInterval === 0) this.publishWill(session)
-      else session.willTimer = longTimeout(() => this.publishWill(session), will.delaySeconds * 1000)
+      else session.willTimer = this.timer(() => this.publishWill(session), will.delaySeconds * 1000)
     }
     if (session.expiryInterval === 0) return this.end(session)
-    this.scheduleExpiry(session, session.expiryInterval === NEVER_EXPIRES ? 0 : Date.now() + session.expiryInterval * 1000)
+    this.scheduleExpiry(session, session.expiryInterval === NEVER_EXPIRES ? 0 : this.host.clock.now() + session.expiryInterval * 1000)
   }
 
   /** Ends a session: its will (if still pending) is published and its subscriptions removed. */
   end(session: Session): void {
     if (this.byId.get(session.clientId) !== session) return
-    session.clearTimers()
+    this.clearTimers(session)
     this.publishWill(session)
     for (const sub of session.subscriptions.values()) this.host.subscriptions.remove(sub)
     session.subscriptions.clear()
@@ -160,12 +159,27 @@ export class Sessions {
 
   /** Stops every session's timers (the broker is closing). */
   stopTimers(): void {
-    for (const session of this.byId.values()) session.clearTimers()
+    for (const session of this.byId.values()) this.clearTimers(session)
+  }
+
+  private clearTimers(session: Session): void {
+    this.host.clock.clear(session.willTimer)
+    this.host.clock.clear(session.expiryTimer)
+    session.willTimer = undefined
+    session.expiryTimer = undefined
+  }
+
+  /**
+   * A timer for a session: will delay or expiry. Every delay comes from a client's numbers, checked on the way in;
+   * one that still is not a finite number of milliseconds would make the runtime warn and fire at once, so it is 0.
+   */
+  private timer(fn: () => void, ms: number): Timer {
+    return this.host.clock.setTimeout(fn, Number.isFinite(ms) && ms > 0 ? ms : 0)
   }
 
   /** Ends the session at `expiresAt` (epoch ms; 0 = never) and records that in the session store. */
   private scheduleExpiry(session: Session, expiresAt: number): void {
-    if (expiresAt !== 0) session.expiryTimer = longTimeout(() => this.end(session), Math.max(0, expiresAt - Date.now()))
+    if (expiresAt !== 0) session.expiryTimer = this.timer(() => this.end(session), expiresAt - this.host.clock.now())
     if (!this.host.closing) this.store(session, expiresAt)
   }
 
@@ -182,21 +196,9 @@ export class Sessions {
     // On the broker's own shutdown no will is sent: the clients did not fail, the server went away.
     if (!will || this.host.closing) return
     session.will = undefined
-    clearTimeout(session.willTimer)
-    const message: Message = { ...will.message, expiresAt: will.expirySeconds === undefined ? 0 : Date.now() + will.expirySeconds * 1000 }
+    this.host.clock.clear(session.willTimer)
+    session.willTimer = undefined
+    const message: Message = { ...will.message, expiresAt: will.expirySeconds === undefined ? 0 : this.host.clock.now() + will.expirySeconds * 1000 }
     publish(this.host, message, null) // checked when the will arrived in CONNECT
   }
-}
-
-/**
- * An unref'd timer. setTimeout cannot wait past ~24.8 days; a longer expiry (up to 136 years in MQTT 5)
- * is treated as "not within this process's life": the session stays, as it would for NEVER_EXPIRES.
- */
-function longTimeout(fn: () => void, ms: number): ReturnType<typeof setTimeout> {
-  // Every delay comes from a client's numbers (will delay, session expiry), checked on the way in; a value that
-  // still is not a finite number of milliseconds would make the runtime warn and fire at once, so it is 0 here.
-  const delay = Number.isFinite(ms) && ms > 0 ? ms : 0
-  const timer = setTimeout(delay > MAX_TIMEOUT_MS ? () => {} : fn, Math.min(delay, MAX_TIMEOUT_MS))
-  timer.unref()
-  return timer
 }

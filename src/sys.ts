@@ -9,7 +9,7 @@ export function sysTopics(broker: Broker): Record<string, string> {
   return {
     ...(broker.nodeId ? { '$SYS/broker/node': broker.nodeId } : {}),
     '$SYS/broker/version': `midge ${VERSION}`,
-    '$SYS/broker/uptime': `${Math.floor((Date.now() - broker.startedAt) / 1000)} seconds`,
+    '$SYS/broker/uptime': `${Math.floor((broker.clock.now() - broker.startedAt) / 1000)} seconds`,
     '$SYS/broker/clients/connected': String(broker.connectedCount),
     '$SYS/broker/clients/total': String(broker.sessions.size),
     '$SYS/broker/messages/received': String(stats.messagesReceived),

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import type { IConnackPacket, IDisconnectPacket } from 'mqtt-packet'
 import { startBroker, until, type TestBroker } from './helpers/broker.ts'
+import { ManualClock } from './helpers/clock.ts'
 import { connect } from './helpers/mqttjs.ts'
 import { RawClient } from './helpers/raw.ts'
 
@@ -118,23 +119,31 @@ describe('CONNECT', () => {
 
 describe('keep alive', () => {
   test('[MQTT-3.1.2-22] a client silent for 1.5x its keep alive is disconnected (MQTT 5: 0x8D)', async () => {
-    const c = await RawClient.connected(b.port, 5, { keepalive: 1 })
-    const started = Date.now()
-    const d = (await c.next('disconnect', 4000)) as IDisconnectPacket
+    const clock = new ManualClock()
+    const own = await startBroker({}, { clock })
+    const c = await RawClient.connected(own.port, 5, { keepalive: 1 })
+    clock.advance(1250) // the sweep has looked: not yet 1.5 times the keep alive
+    expect(own.midge.broker.connectedCount).toBe(1)
+    clock.advance(500)
+    const d = (await c.next('disconnect')) as IDisconnectPacket
     expect(d.reasonCode).toBe(0x8d)
-    expect(Date.now() - started).toBeGreaterThanOrEqual(1400)
     await c.waitClosed()
+    await own.close()
   })
 
-  test('PINGREQ keeps the connection alive and is answered with PINGRESP', async () => {
-    const c = await RawClient.connected(b.port, 4, { keepalive: 1 })
+  test('[MQTT-3.1.2-22] PINGREQ keeps the connection alive and is answered with PINGRESP [MQTT-3.12.4-1]', async () => {
+    const clock = new ManualClock()
+    const own = await startBroker({}, { clock })
+    const c = await RawClient.connected(own.port, 4, { keepalive: 1 })
     for (let i = 0; i < 4; i++) {
-      await Bun.sleep(500)
+      clock.advance(1000) // four seconds in all: past 1.5 times the keep alive but for the pings
       c.send({ cmd: 'pingreq' })
       await c.next('pingresp')
     }
+    expect(own.midge.broker.connectedCount).toBe(1)
     expect(c.closed).toBe(false)
     c.end()
+    await own.close()
   })
 
   test('[MQTT-3.2.2-21] MQTT 5: keep alive above the maximum is lowered with Server Keep Alive', async () => {

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import type { IConnackPacket, IDisconnectPacket, IPublishPacket } from 'mqtt-packet'
 import { startBroker, type TestBroker } from './helpers/broker.ts'
+import { ManualClock } from './helpers/clock.ts'
 import { connect, subscribe } from './helpers/mqttjs.ts'
 import { RawClient } from './helpers/raw.ts'
 
@@ -54,18 +55,21 @@ describe('MQTT 5', () => {
   })
 
   test('[MQTT-3.3.2-6] message expiry interval is decremented by the time the message waited', async () => {
+    const clock = new ManualClock()
+    const b = await startBroker({}, { clock })
     const a = await RawClient.connected(b.port, 5, { clientId: 'mexp', properties: { sessionExpiryInterval: 60 } })
     a.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'mexp', qos: 1 }] })
     await a.next('suback')
     a.end()
     await a.waitClosed()
     b.midge.publish({ topic: 'mexp', payload: 'x', qos: 1, properties: { messageExpiryInterval: 10 } })
-    await Bun.sleep(1100)
+    clock.advance(1100)
     const c = await RawClient.open(b.port, 5)
     c.send({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 5, clientId: 'mexp', clean: false, keepalive: 0, properties: { sessionExpiryInterval: 60 } })
     const p = (await c.next('publish')) as IPublishPacket
     expect(p.properties?.messageExpiryInterval).toBe(9)
     c.end()
+    await b.close()
   })
 
   test('[MQTT-3.3.2-12] topic aliases from the client: alias set with a topic, then used with an empty topic', async () => {

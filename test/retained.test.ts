@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { startBroker, type TestBroker } from './helpers/broker.ts'
+import { ManualClock } from './helpers/clock.ts'
 import { connect, subscribe } from './helpers/mqttjs.ts'
 
 let b: TestBroker
@@ -87,16 +88,20 @@ describe('retained messages', () => {
   })
 
   test('retained messages with a message expiry are not sent once expired', async () => {
+    const clock = new ManualClock()
+    const b = await startBroker({}, { clock })
     b.midge.publish({ topic: 'ret/expiring', payload: 'brief', retain: true, properties: { messageExpiryInterval: 1 } })
     const early = await connect(b.port, { protocolVersion: 5 })
     await subscribe(early.client, 'ret/expiring')
     const m = await early.next()
     expect(m.packet.properties?.messageExpiryInterval).toBe(1)
-    await Bun.sleep(1100)
+    clock.advance(1000) // [MQTT-3.3.2-5] expired: not sent any more
     const late = await connect(b.port, { protocolVersion: 5 })
     await subscribe(late.client, 'ret/expiring')
     expect(await late.quiet()).toEqual([])
+    expect(b.midge.broker.retained.get('ret/expiring')).toBeUndefined()
     await early.end()
     await late.end()
+    await b.close()
   })
 })

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import type { IConnackPacket, IPublishPacket } from 'mqtt-packet'
 import { startBroker, until, type TestBroker } from './helpers/broker.ts'
+import { ManualClock } from './helpers/clock.ts'
 import { connect, subscribe } from './helpers/mqttjs.ts'
 import { RawClient } from './helpers/raw.ts'
 
@@ -41,16 +42,20 @@ describe('wills', () => {
   })
 
   test('the will is published on keep alive timeout, retained when asked', async () => {
-    const watcher = await connect(b.port)
+    const clock = new ManualClock()
+    const own = await startBroker({}, { clock })
+    const watcher = await connect(own.port)
     await subscribe(watcher.client, 'will/ka')
-    await RawClient.connected(b.port, 4, { keepalive: 1, will: { topic: 'will/ka', payload: Buffer.from('timeout'), qos: 1, retain: true } })
-    const m = await watcher.next(4000)
+    await RawClient.connected(own.port, 4, { keepalive: 1, will: { topic: 'will/ka', payload: Buffer.from('timeout'), qos: 1, retain: true } })
+    clock.advance(1750) // past 1.5 times the keep alive [MQTT-3.1.2-22]; the watcher said nothing meanwhile, but has no keep alive
+    const m = await watcher.next()
     expect(m.payload).toBe('timeout')
-    const late = await connect(b.port)
+    const late = await connect(own.port)
     await subscribe(late.client, 'will/ka')
     expect((await late.next()).packet.retain).toBe(true)
     await watcher.end()
     await late.end()
+    await own.close()
   })
 
   test('MQTT 5: DISCONNECT with reason 0x04 publishes the will', async () => {
@@ -63,36 +68,47 @@ describe('wills', () => {
   })
 
   test('MQTT 5: will delay interval, and will properties are passed on', async () => {
-    const watcher = await connect(b.port, { protocolVersion: 5 })
+    const clock = new ManualClock()
+    const own = await startBroker({}, { clock })
+    const watcher = await connect(own.port, { protocolVersion: 5 })
     await subscribe(watcher.client, 'will/delay')
-    const c = await RawClient.connected(b.port, 5, {
+    const c = await RawClient.connected(own.port, 5, {
       clientId: 'delayed-will',
       properties: { sessionExpiryInterval: 60 },
       will: { topic: 'will/delay', payload: Buffer.from('late'), qos: 0, retain: false, properties: { willDelayInterval: 1, contentType: 'text/plain', userProperties: { k: 'v' } } },
     })
-    const dropped = Date.now()
     c.end()
-    const m = await watcher.next(4000)
-    expect(Date.now() - dropped).toBeGreaterThanOrEqual(900)
+    await until(() => own.midge.broker.connectedCount === 1, 5000, 'the drop seen')
+    clock.advance(999)
+    expect(await watcher.quiet()).toEqual([]) // not a moment before the delay
+    clock.advance(1)
+    const m = await watcher.next()
+    expect(m.payload).toBe('late')
     expect(m.packet.properties?.contentType).toBe('text/plain')
     expect(m.packet.properties?.userProperties).toEqual({ k: 'v' })
     await watcher.end()
+    await own.close()
   })
 
   test('[MQTT-3.1.3-9] MQTT 5: reconnecting within the will delay cancels the will', async () => {
-    const watcher = await connect(b.port)
+    const clock = new ManualClock()
+    const own = await startBroker({}, { clock })
+    const watcher = await connect(own.port)
     await subscribe(watcher.client, 'will/cancel')
-    const c = await RawClient.connected(b.port, 5, {
+    const c = await RawClient.connected(own.port, 5, {
       clientId: 'cancel-will',
       properties: { sessionExpiryInterval: 60 },
       will: { topic: 'will/cancel', payload: Buffer.from('x'), qos: 0, retain: false, properties: { willDelayInterval: 1 } },
     })
     c.end()
     await c.waitClosed()
-    const { c: back } = await reconnect('cancel-will', 5, { properties: { sessionExpiryInterval: 60 } })
-    expect(await watcher.quietFor(1500)).toEqual([])
+    clock.advance(500)
+    const back = await RawClient.connected(own.port, 5, { clientId: 'cancel-will', clean: false, properties: { sessionExpiryInterval: 60 } })
+    clock.advance(5000) // well past the will delay
+    expect(await watcher.quiet()).toEqual([])
     back.end()
     await watcher.end()
+    await own.close()
   })
 })
 
@@ -168,17 +184,24 @@ describe('sessions', () => {
     await capped.close()
   })
 
-  test('MQTT 5: session expiry interval ends the session after it passes', async () => {
-    const c = await RawClient.connected(b.port, 5, { clientId: 'expiring', clean: true, properties: { sessionExpiryInterval: 1 } })
+  test('MQTT 5: session expiry interval ends the session after it passes [MQTT-3.1.2-23]', async () => {
+    const clock = new ManualClock()
+    const own = await startBroker({}, { clock })
+    const c = await RawClient.connected(own.port, 5, { clientId: 'expiring', clean: true, properties: { sessionExpiryInterval: 10 } })
     c.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'exp/x', qos: 1 }] })
     await c.next('suback')
     c.end()
     await c.waitClosed()
-    expect(b.midge.broker.sessions.has('expiring')).toBe(true)
-    await until(() => !b.midge.broker.sessions.has('expiring'), 3000, 'session expiry')
-    const { c: back, connack } = await reconnect('expiring', 5)
-    expect(connack.sessionPresent).toBe(false)
+    await until(() => own.midge.broker.connectedCount === 0, 5000, 'the disconnect seen')
+    clock.advance(9_999)
+    expect(own.midge.broker.sessions.has('expiring')).toBe(true) // not a moment before
+    clock.advance(1)
+    expect(own.midge.broker.sessions.has('expiring')).toBe(false)
+    const back = await RawClient.open(own.port, 5)
+    back.send({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 5, clientId: 'expiring', clean: false, keepalive: 0, properties: { sessionExpiryInterval: 10 } })
+    expect(((await back.next('connack')) as IConnackPacket).sessionPresent).toBe(false)
     back.end()
+    await own.close()
   })
 
   test('MQTT 5: session expiry 0 ends the session with the connection; present after a non-zero expiry', async () => {
@@ -206,21 +229,26 @@ describe('sessions', () => {
     await z.waitClosed()
   })
 
-  test('messages queued for an offline MQTT 5 session expire (message expiry interval)', async () => {
-    const a = await RawClient.connected(b.port, 5, { clientId: 'exp-queue', clean: true, properties: { sessionExpiryInterval: 60 } })
+  test('messages queued for an offline MQTT 5 session expire (message expiry interval) [MQTT-3.3.2-5]', async () => {
+    const clock = new ManualClock()
+    const own = await startBroker({}, { clock })
+    const a = await RawClient.connected(own.port, 5, { clientId: 'exp-queue', clean: true, properties: { sessionExpiryInterval: 60 } })
     a.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'eq/#', qos: 1 }] })
     await a.next('suback')
     a.end()
     await a.waitClosed()
-    b.midge.publish({ topic: 'eq/short', payload: 'x', qos: 1, properties: { messageExpiryInterval: 1 } })
-    b.midge.publish({ topic: 'eq/long', payload: 'y', qos: 1, properties: { messageExpiryInterval: 100 } })
-    await Bun.sleep(1100)
-    const { c } = await reconnect('exp-queue', 5, { properties: { sessionExpiryInterval: 60 } })
+    own.midge.publish({ topic: 'eq/short', payload: 'x', qos: 1, properties: { messageExpiryInterval: 1 } })
+    own.midge.publish({ topic: 'eq/long', payload: 'y', qos: 1, properties: { messageExpiryInterval: 100 } })
+    clock.advance(1000)
+    const c = await RawClient.open(own.port, 5)
+    c.send({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 5, clientId: 'exp-queue', clean: false, keepalive: 0, properties: { sessionExpiryInterval: 60 } })
+    await c.next('connack')
     const p = (await c.next('publish')) as IPublishPacket
     expect(p.topic).toBe('eq/long')
-    expect(p.properties?.messageExpiryInterval).toBeLessThanOrEqual(99) // [MQTT-3.3.2-6] decremented
+    expect(p.properties?.messageExpiryInterval).toBe(99) // [MQTT-3.3.2-6] decremented by the second it waited
     await c.ping()
     expect(c.packets.filter((x) => x.cmd === 'publish')).toEqual([])
     c.end()
+    await own.close()
   })
 })

@@ -50,6 +50,8 @@ export class Outbound {
     /** Counts the bytes the socket has taken (the broker's `bytesSent`). */
     private readonly counter: { bytesSent: number },
     readonly owner: OutboundOwner,
+    /** Times how long the socket stays blocked (the sweep's slow-consumer deadline reads the same clock). */
+    private readonly clock: { now(): number },
   ) {}
 
   /** Bytes accepted but not yet taken by the socket. */
@@ -114,7 +116,7 @@ export class Outbound {
     this.counter.bytesSent += n
     if (n < data.length) {
       this.backlog = data.subarray(n)
-      if (this.blockedSince === 0) this.blockedSince = Date.now()
+      if (this.blockedSince === 0) this.blockedSince = this.clock.now()
     } else {
       this.blockedSince = 0
     }

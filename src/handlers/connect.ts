@@ -76,7 +76,7 @@ export function handleConnect(client: Client, packet: ConnectPacket): void | Pro
       return refuse(client, Reason.TopicNameInvalid, `will topic: ${error}`)
     }
     const willPacket = { cmd: 'publish' as const, topic: packet.will.topic, payload: packet.will.payload, qos: packet.will.qos ?? 0, retain: packet.will.retain ?? false, dup: false, properties: packet.will.properties }
-    const message = messageOfPacket(willPacket, clientId, Date.now())
+    const message = messageOfPacket(willPacket, clientId, broker.clock.now())
     message.payload = Buffer.from(message.payload)
     message.expiresAt = 0 // the expiry interval counts from when the will is published
     will = {
@@ -89,7 +89,7 @@ export function handleConnect(client: Client, packet: ConnectPacket): void | Pro
   client.clientId = clientId
   // A verified client certificate names the user when the listener says so (its CN wins over CONNECT's).
   client.username = client.conn.certificateUsername ?? packet.username
-  const now = Date.now()
+  const now = broker.clock.now()
   const ban = broker.bans.find('clientId', clientId, now) ?? broker.bans.find('username', client.username, now)
   if (ban) return refuse(client, Reason.Banned, 'banned', false) // MQTT 5: 0x8A; 3.1.1: 5 (not authorized)
   client.keepAliveMs = keepAlive * 1000
@@ -144,7 +144,7 @@ export function handleConnect(client: Client, packet: ConnectPacket): void | Pro
   const settle = (verdict: Verdict): void | Promise<void> => {
     if (client.state !== 'connecting') return // the socket went away while we were deciding
     if (verdict.allowed) return admitOrFetch()
-    broker.bans.authFailed(client.remoteAddress, clientId, Date.now())
+    broker.bans.authFailed(client.remoteAddress, clientId, broker.clock.now())
     refuse(client, refusalCode('connack', verdict.reasonCode, Reason.NotAuthorized), verdict.reasonString ?? 'not authorized') // [MQTT-3.2.2-5]
   }
   const verdict = decide(hooks, [request], (error) => broker.pluginError('authenticate', error))

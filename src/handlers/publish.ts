@@ -35,7 +35,7 @@ export function handlePublish(client: Client, packet: PublishPacket): void | Pro
     }
   }
 
-  const message = messageOfPacket(packet, client.clientId, Date.now(), broker.limits.maxMessageExpirySeconds)
+  const message = messageOfPacket(packet, client.clientId, broker.clock.now(), broker.limits.maxMessageExpirySeconds)
   const result = publish(broker, message, client, (client.routeCache ??= new RouteCache()))
   if (result instanceof Promise) return acknowledgeLater(client, packet, result)
   acknowledge(client, packet, result)

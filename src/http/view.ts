@@ -49,7 +49,7 @@ export class BrokerView {
       return { ok: false, status: 413, error: 'payload_too_large', message: `larger than the maximum packet size of ${broker.limits.maxPacketSize} bytes` }
     }
     const info: ClientInfo = { clientId: `http:${who.name}`, username: who.username, protocolVersion: 5, address: who.address }
-    const message = messageFrom(input, info.clientId, Date.now())
+    const message = messageFrom(input, info.clientId, this.broker.clock.now())
     // An HTTP caller does not go away mid-decision as a connection does: its answer is simply not read.
     const pending = publish(broker, message, { info, gone: false })
     // A result that did not wait is the broker's shared object: read it now, not after an await lets others publish.
@@ -100,12 +100,12 @@ export class BrokerView {
   }
 
   bans(): z.input<typeof BanItem>[] {
-    return this.broker.bans.list(Date.now()).map(banItem)
+    return this.broker.bans.list(this.broker.clock.now()).map(banItem)
   }
 
   /** Bans a subject and disconnects the connected clients it covers (MQTT 5: DISCONNECT 0x98). */
   ban(input: z.output<typeof BanBody>): z.input<typeof BanItem> {
-    const ban = this.broker.bans.add(input.kind, input.value, input.seconds, input.reason, Date.now())
+    const ban = this.broker.bans.add(input.kind, input.value, input.seconds, input.reason, this.broker.clock.now())
     for (const client of [...this.broker.clients]) {
       if (client.state !== 'connected') continue
       const covered = input.kind === 'clientId' ? client.clientId === input.value : input.kind === 'username' ? client.username === input.value : client.remoteAddress === input.value
@@ -131,7 +131,7 @@ export class BrokerView {
   stats(): z.input<typeof Stats> {
     const b = this.broker
     const { receivedByQoS: _r, sentByQoS: _s, ...counters } = b.stats
-    return { version: VERSION, node: b.nodeId, uptimeSeconds: (Date.now() - b.startedAt) / 1000, clientsConnected: b.connectedCount, sessions: b.sessions.size, subscriptions: b.subscriptions.size, retained: b.retained.size, ...counters }
+    return { version: VERSION, node: b.nodeId, uptimeSeconds: (this.broker.clock.now() - b.startedAt) / 1000, clientsConnected: b.connectedCount, sessions: b.sessions.size, subscriptions: b.subscriptions.size, retained: b.retained.size, ...counters }
   }
 
   /** Figures for /metrics that the stats above do not hold. */

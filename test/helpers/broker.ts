@@ -1,5 +1,5 @@
 /** Starts a real broker on 127.0.0.1 and an ephemeral port, with its log lines captured. */
-import { createBroker, type ListenAddress, type Midge, type UserConfig } from '../../src/index.ts'
+import { type CreateBrokerOptions, createBroker, type ListenAddress, type Midge, type UserConfig } from '../../src/index.ts'
 import { createLogger } from '../../src/logger.ts'
 
 export interface TestBroker {
@@ -15,12 +15,13 @@ export interface TestBroker {
 
 type TestConfig = Omit<UserConfig, 'listeners'> & { listeners?: UserConfig['listeners'] }
 
-export async function startBroker(config: TestConfig = {}): Promise<TestBroker> {
+/** `options.clock`: a ManualClock (helpers/clock.ts) for a test that moves time by hand. */
+export async function startBroker(config: TestConfig = {}, options: Pick<CreateBrokerOptions, 'clock'> = {}): Promise<TestBroker> {
   const logs: Array<Record<string, unknown>> = []
   const logger = createLogger(config.log?.level ?? 'debug', (line) => logs.push(JSON.parse(line)))
   const midge = createBroker(
     { sys: { intervalSeconds: 0 }, ...config, listeners: [{ type: 'tcp', host: '127.0.0.1', port: 0 }, ...(config.listeners ?? [])] },
-    { logger },
+    { logger, clock: options.clock },
   )
   const addresses = await midge.listen()
   const port = addresses[0]!.port

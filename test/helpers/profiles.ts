@@ -16,13 +16,14 @@ import type { Plugin, UserConfig } from '../../src/index.ts'
 import { startBroker, type TestBroker } from './broker.ts'
 
 type TestConfig = Parameters<typeof startBroker>[0]
+type TestOptions = Parameters<typeof startBroker>[1]
 
 /** A broker of a profile; with plugins, where its sqlite database is. */
 export type ProfileBroker = TestBroker & { dbPath?: string }
 
 export interface Profile {
   name: 'bare' | 'plugins'
-  start(config?: TestConfig): Promise<ProfileBroker>
+  start(config?: TestConfig, options?: TestOptions): Promise<ProfileBroker>
 }
 
 /** Answers every decision with 'abstain' after a timer: the broker holds the client's later packets meanwhile. */
@@ -66,15 +67,15 @@ export function defaultPlugins(dir: string, url: string): Plugin[] {
   ]
 }
 
-export const bare: Profile = { name: 'bare', start: (config) => startBroker(config) }
+export const bare: Profile = { name: 'bare', start: (config, options) => startBroker(config, options) }
 
 export const withPlugins: Profile = {
   name: 'plugins',
-  async start(config: TestConfig = {}) {
+  async start(config: TestConfig = {}, options?: TestOptions) {
     const dir = mkdtempSync(join(tmpdir(), 'midge-profile-'))
     const receiver = webhookReceiver()
     const plugins: UserConfig['plugins'] = [...defaultPlugins(dir, receiver.url), ...(config.plugins ?? [])]
-    const b = await startBroker({ ...config, plugins })
+    const b = await startBroker({ ...config, plugins }, options)
     return {
       ...b,
       dbPath: join(dir, 'midge.db'),
