@@ -139,7 +139,8 @@ export class Client implements ConnectionHandler, PacketSink, OutboundOwner, Pub
 
   /**
    * Sends PUBACK / PUBREC once `durable` resolves (the stores have written the message), keeping acks in the
-   * order the PUBLISH packets came [MQTT-4.6.0-2, -3]: a later ack never overtakes an earlier one still waiting.
+   * order the PUBLISH packets came (the order 5.0 asks of clients [MQTT-4.6.0-2, -3], kept by the broker too): a
+   * later ack never overtakes an earlier one still waiting.
    */
   sendAck(cmd: 'puback' | 'pubrec', messageId: number, reasonCode: number, properties: { reasonString: string } | undefined, durable: Promise<void> | null): void {
     const wait = durable && this.ackChain ? Promise.all([this.ackChain, durable]) : (durable ?? this.ackChain)

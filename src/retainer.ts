@@ -58,7 +58,7 @@ export class Retainer {
     if (!message.topic.startsWith('$SYS/') && !message.remote) this.plugins.retainedStore?.set(message.topic, kept)
   }
 
-  /** Sends the retained messages matching a new subscription, each with RETAIN set [MQTT-3.3.1-8]. */
+  /** Sends the retained messages matching a new subscription, each with RETAIN set (MQTT 5.0 section 3.3.1.3; 3.1.1 [MQTT-3.3.1-8]). */
   sendTo(session: Session, sub: Subscription): void {
     const now = this.clock.now()
     const subscriptionIds = sub.identifier ? [sub.identifier] : undefined

@@ -52,7 +52,7 @@ export class Session {
   client: Attachment | null = null
   /** Keyed by the filter as sent, `$share/...` included. */
   readonly subscriptions = new Map<string, Subscription>()
-  /** Outbound packet ids in use. Kept apart from inbound ids [MQTT-2.2.1-3 / 2.3.1]. */
+  /** Outbound packet ids in use [MQTT-2.2.1-4]; the client's ids are a space of their own (section 2.2.1). */
   readonly inflight = new Map<number, Delivery>()
   /** Inbound QoS 2 packet ids received and not yet released: a duplicate is not routed twice [MQTT-4.3.3-10]. */
   readonly awaitingRelease = new Set<number>()

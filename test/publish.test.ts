@@ -98,7 +98,7 @@ describe('PUBLISH and QoS', () => {
     s.end()
   })
 
-  test('[MQTT-2.2.1-3] inbound and outbound packet ids are separate spaces', async () => {
+  test('[MQTT-2.2.1-4] inbound and outbound packet ids are separate spaces (section 2.2.1)', async () => {
     // The client uses id 1 for its own QoS 2 publish and leaves it open; the broker's publish to it
     // must still complete, whatever id the broker picks.
     const c = await RawClient.connected(b.port, 4)

@@ -1,7 +1,7 @@
 /**
  * CONNECT: negotiate the protocol, pick the client id, settle keep alive and session expiry,
  * take over any live connection with the same id, then CONNACK and resume the session.
- * The steps run in this order; a refusal sends CONNACK with the reason and closes [MQTT-3.2.2-5].
+ * The steps run in this order; a refusal sends CONNACK with the reason and closes [MQTT-3.2.2-7].
  */
 import type { Client } from '../client.ts'
 import { type ConnackPacket, type ConnectPacket, encode } from '../protocol/codec.ts'
@@ -145,7 +145,7 @@ export function handleConnect(client: Client, packet: ConnectPacket): void | Pro
     if (client.state !== 'connecting') return // the socket went away while we were deciding
     if (verdict.allowed) return admitOrFetch()
     broker.bans.authFailed(client.remoteAddress, clientId, broker.clock.now())
-    refuse(client, refusalCode('connack', verdict.reasonCode, Reason.NotAuthorized), verdict.reasonString ?? 'not authorized') // [MQTT-3.2.2-5]
+    refuse(client, refusalCode('connack', verdict.reasonCode, Reason.NotAuthorized), verdict.reasonString ?? 'not authorized') // [MQTT-3.2.2-7]
   }
   const verdict = decide(hooks, [request], (error) => broker.pluginError('authenticate', error))
   if (verdict instanceof Promise) return verdict.then(settle)

@@ -68,7 +68,7 @@ function acknowledge(client: Client, packet: PublishPacket, result: PublishResul
   }
   const id = packet.messageId!
   if (packet.qos === 2 && reasonCode < 0x80) client.broker.inboundQoS2(client.session!, id, true)
-  const cmd: 'puback' | 'pubrec' = packet.qos === 1 ? 'puback' : 'pubrec' // [MQTT-4.3.2-2], [MQTT-4.3.3-8]
+  const cmd: 'puback' | 'pubrec' = packet.qos === 1 ? 'puback' : 'pubrec' // [MQTT-4.3.2-4], [MQTT-4.3.3-8]
   // MQTT 5.0 section 3.4.2.2.2: a reason string only when the client has not asked us to leave them out.
   const properties = reasonString && client.requestProblemInformation ? { reasonString } : undefined
   // With a persistent store, acknowledge only once what this message changed is on disk (a refusal changed nothing).

@@ -263,7 +263,7 @@ function protocolLevel(buf: Uint8Array, from: number, to: number): number | unde
 
 /**
  * Checks the first byte of a packet as soon as it arrives, so a stream that is not MQTT is refused at once
- * rather than after the body it announces: reserved type 0, flag bits [MQTT-2.2.2-2], QoS 3 [MQTT-3.3.1-4],
+ * rather than after the body it announces: reserved type 0, flag bits [MQTT-2.1.3-1], QoS 3 [MQTT-3.3.1-4],
  * and anything but CONNECT first [MQTT-3.1.0-1].
  */
 function checkFixedHeader(first: number, beforeConnect: boolean, version: number | undefined): string | null {

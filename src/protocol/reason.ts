@@ -43,7 +43,7 @@ export const Reason = {
 } as const
 export type ReasonCode = (typeof Reason)[keyof typeof Reason]
 
-/** MQTT 3.1.1 CONNACK return codes [MQTT-3.2.2-4..6]. */
+/** MQTT 3.1.1 CONNACK return codes (3.1.1 section 3.2.2.3). */
 const v4ConnackCode: Partial<Record<number, number>> = {
   [Reason.Success]: 0,
   [Reason.UnsupportedProtocolVersion]: 1,
