@@ -2,14 +2,13 @@
  * The cluster, as the broker sees it: a built-in plugin. Loading NATS waits until `start`, so a broker
  * without a `cluster` section never loads it. The work is in ./nats.ts.
  */
-import type { Broker } from '../broker.ts'
 import type { ClusterConfig } from '../config.ts'
 import type { Message } from '../message.ts'
 import type { Plugin } from '../plugin.ts'
 import { Reason } from '../protocol/reason.ts'
-import type { NatsFabric } from './nats.ts'
+import type { ClusterHost, NatsFabric } from './nats.ts'
 
-export function clusterPlugin(broker: () => Broker, config: ClusterConfig): Plugin {
+export function clusterPlugin(broker: () => ClusterHost, config: ClusterConfig): Plugin {
   let fabric: NatsFabric | null = null
   return {
     name: 'cluster',
@@ -23,8 +22,8 @@ export function clusterPlugin(broker: () => Broker, config: ClusterConfig): Plug
     },
     // Memory answers lookups; the cluster's KV bucket is the shared, durable copy loaded at start.
     retainedStore: {
-      load: () => fabric?.loadRetained() ?? [],
-      set: (topic, message) => fabric?.storeRetained(topic, message),
+      load: () => fabric?.retained.load() ?? [],
+      set: (topic, message) => fabric?.retained.store(topic, message),
       flushed: () => fabric?.flushed() ?? null,
     },
     authorizePublish(_client, message) {
@@ -37,23 +36,23 @@ export function clusterPlugin(broker: () => Broker, config: ClusterConfig): Plug
       if (!(message as Message).remote) fabric?.forward(message)
     },
     onConnect(client) {
-      fabric?.announceConnect(client.clientId)
-      fabric?.saveSession(client.clientId)
+      fabric?.sessions.announceConnect(client.clientId)
+      fabric?.sessions.save(client.clientId)
     },
     onDisconnect(client) {
-      fabric?.saveSession(client.clientId) // still here only if persistent: served up to now
+      fabric?.sessions.save(client.clientId) // still here only if persistent: served up to now
     },
     onSubscribe(client, subscription) {
-      if (subscription.group !== undefined) fabric?.ensureGroup(subscription.group, subscription.filter)
-      fabric?.saveSession(client.clientId)
+      if (subscription.group !== undefined) fabric?.groups.join(subscription.group, subscription.filter)
+      fabric?.sessions.save(client.clientId)
     },
     onUnsubscribe(client) {
-      fabric?.saveSession(client.clientId)
+      fabric?.sessions.save(client.clientId)
     },
     onSessionEnd(clientId) {
-      fabric?.dropSession(clientId)
+      fabric?.sessions.drop(clientId)
     },
-    fetchSession: (clientId) => fabric?.fetchSession(clientId) ?? Promise.resolve(null),
+    fetchSession: (clientId) => fabric?.sessions.fetch(clientId) ?? Promise.resolve(null),
     flushed: () => fabric?.flushed() ?? null,
     metrics: () => fabric?.metrics() ?? {},
   }

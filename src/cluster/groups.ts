@@ -1,0 +1,87 @@
+/**
+ * Share groups across nodes. A node with a member of `$share/{group}/{filter}` joins the group's NATS queue group on
+ * the QoS 0 subject (one node per message, at most once) and pulls from the group's durable JetStream consumer for
+ * QoS 1/2 (one node per message, acknowledged only once delivered to a member here, so a node that dies or has no
+ * member left lets JetStream give the message to another: at least once).
+ */
+import { createHash } from 'node:crypto'
+import type { NatsConnection } from '@nats-io/transport-node'
+import { AckPolicy, DeliverPolicy, type JetStreamClient, jetstreamManager } from '@nats-io/jetstream'
+import type { Logger } from '../logger.ts'
+import type { Message } from '../message.ts'
+import { filterMatches } from '../topics/trie.ts'
+import { META_HEADER, messageOf, readMeta } from './wire.ts'
+
+/** Delivers a message to one member of a share group on this node; false when the group has none here. */
+export type DeliverShared = (message: Message, group: string, filter: string) => boolean
+
+export class ShareGroups {
+  /** The groups with members on this node (queue subscription and JetStream consumer), by queue name. */
+  private readonly joined = new Map<string, { stop: Array<() => void> }>()
+
+  constructor(
+    private readonly nc: NatsConnection,
+    private readonly js: JetStreamClient,
+    private readonly stream: string,
+    private readonly prefix: string,
+    private readonly deliverShared: DeliverShared,
+    private readonly logger: Logger,
+  ) {}
+
+  /** A member of this group is on this node: take part in the group's cluster-wide delivery (once per group). */
+  join(group: string, filter: string): void {
+    const queue = Buffer.from(`${group}\n${filter}`).toString('base64url')
+    if (this.joined.has(queue)) return
+    const sub = this.nc.subscribe(`${this.prefix}.m0`, {
+      queue,
+      callback: (error, msg) => {
+        if (!error) this.receive(queue, group, filter, msg.headers?.get(META_HEADER), msg.data)
+      },
+    })
+    const entry = { stop: [() => sub.unsubscribe()] }
+    this.joined.set(queue, entry)
+    void this.consume(queue, group, filter, entry).catch((error: Error) => this.logger.error('cluster.share_consumer_failed', { group, filter, error: error.message }))
+  }
+
+  /** Leaves every group (the node is closing). */
+  leaveAll(): void {
+    for (const queue of [...this.joined.keys()]) this.leave(queue)
+  }
+
+  private async consume(queue: string, group: string, filter: string, entry: { stop: Array<() => void> }): Promise<void> {
+    const durable = `share_${createHash('sha256').update(queue).digest('hex').slice(0, 24)}`
+    const jsm = await jetstreamManager(this.nc)
+    try {
+      await jsm.consumers.info(this.stream, durable)
+    } catch {
+      await jsm.consumers.add(this.stream, { durable_name: durable, filter_subject: `${this.prefix}.m1`, deliver_policy: DeliverPolicy.New, ack_policy: AckPolicy.Explicit, ack_wait: 10 * 1e9, inactive_threshold: 60 * 1e9 }) // gone a minute after the last member leaves
+    }
+    const consumer = await this.js.consumers.get(this.stream, durable)
+    const messages = await consumer.consume()
+    entry.stop.push(() => messages.stop())
+    for await (const m of messages) {
+      const meta = readMeta(m.headers?.get(META_HEADER))
+      if (!meta || !filterMatches(filter, meta.topic)) {
+        m.ack() // not for this group
+        continue
+      }
+      if (this.deliverShared(messageOf(meta, m.data), group, filter)) m.ack()
+      else {
+        m.nak() // another node of the group takes it
+        this.leave(queue)
+      }
+    }
+  }
+
+  private receive(queue: string, group: string, filter: string, metaText: string | undefined, data: Uint8Array): void {
+    const meta = readMeta(metaText)
+    if (!meta || !filterMatches(filter, meta.topic)) return
+    if (!this.deliverShared(messageOf(meta, data), group, filter)) this.leave(queue)
+  }
+
+  /** No member here any more: leave the group, so NATS and JetStream pick a node that has one. */
+  private leave(queue: string): void {
+    for (const stop of this.joined.get(queue)?.stop ?? []) stop()
+    this.joined.delete(queue)
+  }
+}

@@ -1,0 +1,119 @@
+/**
+ * Persistent sessions cluster-wide. KV holds each persistent session's subscriptions and the stream sequence up to
+ * which it was served; a node that gets the client later fetches it and replays the stream from there into the
+ * session's queue. A client that connects anywhere is announced, so a node holding an older live connection with
+ * that client id closes it (a client id is unique cluster-wide, [MQTT-3.1.4-3]).
+ */
+import { DeliverPolicy, type JetStreamClient } from '@nats-io/jetstream'
+import type { KV } from '@nats-io/kv'
+import type { NatsConnection } from '@nats-io/transport-node'
+import type { Logger } from '../logger.ts'
+import type { StoredDelivery, StoredSession } from '../plugin.ts'
+import { Reason } from '../protocol/reason.ts'
+import type { Sessions } from '../sessions.ts'
+import { filterMatches, type Subscription } from '../topics/trie.ts'
+import { kvKey, META_HEADER, messageOf, readMeta } from './wire.ts'
+
+/** Where this node stands in the stream of QoS 1/2 messages. */
+export interface StreamPosition {
+  /** The highest sequence this node has routed (or skipped as its own). */
+  readonly appliedSeq: number
+  /** The highest sequence of this node's own publishes, once JetStream acknowledged them. */
+  readonly ownSeq: number
+  /** Resolves when this node's publishes in flight are in JetStream. */
+  flushed(): Promise<void> | null
+}
+
+export class ClusterSessions {
+  /** Client ids whose session this node wrote to KV. */
+  private readonly saved = new Set<string>()
+
+  constructor(
+    private readonly sessions: Pick<Sessions, 'get' | 'forget'>,
+    private readonly nc: NatsConnection,
+    private readonly js: JetStreamClient,
+    private readonly kv: KV,
+    private readonly stream: string,
+    private readonly node: string,
+    private readonly prefix: string,
+    private readonly position: StreamPosition,
+    private readonly track: (write: Promise<unknown>) => void,
+    private readonly logger: Logger,
+  ) {}
+
+  /** Records a persistent session (on connect, on (un)subscribe, on disconnect). */
+  save(clientId: string): void {
+    const session = this.sessions.get(clientId)
+    if (!session?.persistent) return
+    const entry = { expiryInterval: session.expiryInterval, subscriptions: [...session.subscriptions.values()], seq: this.position.appliedSeq, node: this.node }
+    this.saved.add(clientId)
+    this.track(this.kv.put(kvKey(clientId), JSON.stringify(entry)))
+  }
+
+  /** A session ended here: remove it from KV, if it was ever written there. */
+  drop(clientId: string): void {
+    if (!this.saved.delete(clientId)) return
+    this.track(this.kv.delete(kvKey(clientId)))
+  }
+
+  /** The session of a client last seen on another node, with every QoS 1/2 message it has not been served since. */
+  async fetch(clientId: string): Promise<StoredSession | null> {
+    const entry = await this.kv.get(kvKey(clientId))
+    if (!entry || entry.operation !== 'PUT' || entry.value.length === 0) return null
+    const stored = entry.json<{ expiryInterval: number; subscriptions: Subscription[]; seq: number; node: string }>()
+    const deliveries = await this.replay(stored.seq, stored.subscriptions.filter((s) => s.group === undefined))
+    this.logger.info('cluster.session_fetched', { clientId, from: stored.node, replayed: deliveries.length })
+    return { clientId, expiryInterval: stored.expiryInterval, expiresAt: 0, subscriptions: stored.subscriptions, deliveries, awaitingRelease: [] }
+  }
+
+  /** Tells the other nodes a client connected here, and when (to the sub-millisecond, to order races). */
+  announceConnect(clientId: string): void {
+    this.nc.publish(`${this.prefix}.connect`, JSON.stringify({ clientId, node: this.node, at: performance.timeOrigin + performance.now() }))
+  }
+
+  /** Another node announced a connection: an older live one here is taken over, and the copy of the session dropped. */
+  onAnnouncement(text: string): void {
+    const { clientId, node, at } = JSON.parse(text) as { clientId: string; node: string; at: number }
+    if (node === this.node) return
+    // Only a connection older than the announced one is taken over: an announcement that arrives late
+    // must not close the newer connection it raced with (node clocks are assumed close, as NTP keeps them).
+    const live = this.sessions.get(clientId)?.client
+    if (live && live.connectedAt < at) live.disconnect(Reason.SessionTakenOver, `session taken over on node ${node}`) // [MQTT-3.1.4-3]
+    // The session now lives on that node (it fetched it, with what was queued): drop the copy here.
+    this.sessions.forget(clientId)
+    this.saved.delete(clientId)
+  }
+
+  /** QoS 1/2 messages after `fromSeq` that match the subscriptions, up to what this node has routed itself. */
+  private async replay(fromSeq: number, subscriptions: Subscription[]): Promise<StoredDelivery[]> {
+    const out: StoredDelivery[] = []
+    await this.position.flushed() // this node's own publishes in flight get their sequence numbers first
+    const target = () => Math.max(this.position.appliedSeq, this.position.ownSeq)
+    if (subscriptions.length === 0 || target() <= fromSeq) return out
+    const consumer = await this.js.consumers.get(this.stream, { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: fromSeq + 1 })
+    const messages = await consumer.consume()
+    for await (const m of messages) {
+      const meta = readMeta(m.headers?.get(META_HEADER))
+      if (meta) {
+        const message = messageOf(meta, m.data)
+        message.remote = undefined
+        let qos = -1
+        let retainAsPublished = false
+        const ids: number[] = []
+        for (const sub of subscriptions) {
+          if (!filterMatches(sub.filter, message.topic) || (sub.noLocal && sub.clientId === message.origin)) continue
+          qos = Math.max(qos, sub.qos)
+          retainAsPublished ||= sub.retainAsPublished
+          if (sub.identifier) ids.push(sub.identifier)
+        }
+        if (qos >= 0) {
+          const q = Math.min(qos, message.qos) as 0 | 1 | 2
+          out.push({ seq: out.length + 1, packetId: 0, state: 'queued', qos: q, retain: retainAsPublished && message.retain, subscriptionIds: ids.length ? ids : undefined, message })
+        }
+      }
+      if (m.seq >= target()) break
+    }
+    messages.stop()
+    return out
+  }
+}
