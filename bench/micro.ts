@@ -6,7 +6,8 @@
  *   bun bench/micro.ts
  */
 // The codec first: it loads mqtt-packet the way the broker does (see codec.ts).
-import { encode, PacketReader } from '../src/protocol/codec.ts'
+import { PacketReader } from '../src/protocol/codec.ts'
+import { encode } from '../src/protocol/encode.ts'
 import { heapStats } from 'bun:jsc'
 import { Broker } from '../src/broker.ts'
 import { resolveConfig } from '../src/config.ts'

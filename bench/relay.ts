@@ -9,7 +9,8 @@
  *   bun bench/relay.ts <port> [--codec]
  */
 import type { Socket } from 'bun'
-import { encode, type Packet, PacketReader } from '../src/protocol/codec.ts'
+import { type Packet, PacketReader } from '../src/protocol/codec.ts'
+import { encode } from '../src/protocol/encode.ts'
 
 type Conn = Socket<{ pending: Uint8Array }>
 

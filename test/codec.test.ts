@@ -7,7 +7,7 @@ import mqttPacket, { generate, type Packet } from 'mqtt-packet'
 import BufferList from 'bl'
 import { ContiguousBytes } from '../src/protocol/bytes.ts'
 import { internStats, utf8 } from '../src/protocol/strings.ts'
-import { encode } from '../src/protocol/codec.ts'
+import { encode } from '../src/protocol/encode.ts'
 import { internalsProblems, readInPlace } from '../src/protocol/mqtt-packet.ts'
 import { repoRoot } from './helpers/process.ts'
 

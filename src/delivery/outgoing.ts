@@ -4,7 +4,8 @@
  * same for every subscriber of a kind is encoded once per message and shared (see message.ts keepEncoded).
  */
 import { type Message, remainingExpiry } from '../message.ts'
-import { encode, type ProtocolVersion, type PublishPacket } from '../protocol/codec.ts'
+import type { ProtocolVersion, PublishPacket } from '../protocol/codec.ts'
+import { encode } from '../protocol/encode.ts'
 import type { Delivery } from '../session.ts'
 
 /** A client's outgoing topic aliases (MQTT 5.0 section 3.3.2.3.4): how many it allows, and those assigned. */

@@ -4,7 +4,8 @@
  * The steps run in this order; a refusal sends CONNACK with the reason and closes [MQTT-3.2.2-7].
  */
 import type { Client } from '../client.ts'
-import { type ConnackPacket, type ConnectPacket, encode } from '../protocol/codec.ts'
+import type { ConnackPacket, ConnectPacket } from '../protocol/codec.ts'
+import { encode } from '../protocol/encode.ts'
 import { connackReturnCode, Reason, refusalCode } from '../protocol/reason.ts'
 import { topicNameError } from '../protocol/validate.ts'
 import { messageOfPacket } from '../message.ts'
