@@ -67,7 +67,7 @@ describe('encode', () => {
     const v5 = (props: object) => ({ cmd: 'publish', topic: 't/1', payload: Buffer.from('x'), qos: 1, messageId: 9, retain: false, dup: false, properties: props })
     const cases = [{}, { topicAlias: 3 }, { userProperties: { a: 'b', ü: ['1', '2'] } }, { subscriptionIdentifier: [1, 200, 20_000, 268435455] }, { userProperties: { big: 'x'.repeat(20_000) } }]
     const { stdout } = await run(`
-      const { encode } = await import('./src/protocol/codec.ts')
+      const { encode } = await import('./src/protocol/encode.ts')
       const numbers = require('mqtt-packet/numbers')
       const cases = ${JSON.stringify(cases)}
       const bytes = cases.map((properties) => encode({ ...${JSON.stringify(v5({}))}, payload: Buffer.from('x'), properties }, 5).toString('hex'))
