@@ -7,7 +7,8 @@ import { natsServerPath, type NatsServer, startNats } from './helpers/nats.ts'
 import { RawClient } from './helpers/raw.ts'
 import { spawnLines } from './helpers/process.ts'
 import { sysTopics } from '../src/sys.ts'
-import { freePort } from '../bench/client.ts'
+import type { ClusterPlugin } from '../src/cluster/plugin.ts'
+import { freePort, waitForPort } from '../bench/client.ts'
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -20,6 +21,11 @@ function mqttOpen(url: string, options: IClientOptions): Promise<MqttClient> {
     client.once('error', reject)
     client.once('close', () => reject(new Error('closed')))
   })
+}
+
+/** Waits until each node's subscriptions, share-group consumers and writes are in place in NATS (no sleep). */
+function settled(...nodes: TestBroker[]): Promise<unknown> {
+  return Promise.all(nodes.map((n) => (n.midge.broker.plugins.plugins.find((p) => p.name === 'cluster') as ClusterPlugin).settled()))
 }
 
 if (!natsServerPath && process.env.CI) throw new Error('nats-server is required in CI (apt-get install nats-server)')
@@ -52,7 +58,8 @@ describe.skipIf(!natsServerPath)('cluster on NATS JetStream', () => {
     expect(got[1]!.packet.properties).toMatchObject({ userProperties: { k: 'v' }, contentType: 'text/plain' })
     expect(Buffer.from(got[1]!.packet.properties!.correlationData!).toString()).toBe('c')
     expect(got[2]!.packet.retain).toBe(true) // retain as published
-    expect(await sub.quietFor(200)).toEqual([]) // once each, no echo
+    await settled(a, b)
+    expect(await sub.quiet()).toEqual([]) // once each, no echo
     await sub.end()
     await pub.end()
   })
@@ -92,12 +99,13 @@ describe.skipIf(!natsServerPath)('cluster on NATS JetStream', () => {
     for (const m of members) await subscribe(m.client, '$share/workers/jobs/#', { qos: 1 })
     const plain = await connect(b.port)
     await subscribe(plain.client, 'jobs/#', { qos: 1 })
-    await Bun.sleep(100) // queue subscriptions reach the NATS server
+    await settled(a, b) // queue subscriptions and the group's consumer in place
     const pub = await connect(a.port)
     const N = 40
     for (let i = 0; i < N; i++) await pub.client.publishAsync(`jobs/${i % 3}`, String(i), { qos: i % 2 ? 1 : 0 })
     await until(() => members.reduce((n, m) => n + m.messages.length, 0) >= N && plain.messages.length === N, 10_000, 'all delivered')
-    await Bun.sleep(200)
+    await settled(a, b) // whatever NATS had for either node has reached it
+    for (const m of members) await m.quiet() // and its MQTT client: a duplicate would be here by now
     const got = members.flatMap((m) => m.messages.map((x) => x.payload)).sort((x, y) => Number(x) - Number(y))
     expect(got).toEqual([...Array(N).keys()].map(String)) // once each
     expect(members[2]!.messages.length).toBeGreaterThan(0) // the member on B takes part
@@ -108,7 +116,7 @@ describe.skipIf(!natsServerPath)('cluster on NATS JetStream', () => {
     const first = await connect(a.port, { clientId: 'wanderer', clean: false })
     await subscribe(first.client, 'sess/#', { qos: 1 })
     await first.end()
-    await Bun.sleep(100) // the disconnect is recorded in KV
+    await settled(a) // the disconnect is recorded in KV
     const pub = await connect(b.port)
     for (let i = 0; i < 5; i++) await pub.client.publishAsync('sess/x', `m${i}`, { qos: i % 2 ? 2 : 1 })
     await pub.client.publishAsync('sess/x', 'qos0 is not kept', { qos: 0 })
@@ -121,7 +129,8 @@ describe.skipIf(!natsServerPath)('cluster on NATS JetStream', () => {
     const onA = await connect(a.port)
     await onA.client.publishAsync('sess/y', 'after', { qos: 1 })
     expect((await back.next()).payload).toBe('after')
-    expect(await back.quietFor(200)).toEqual([])
+    await settled(a, b)
+    expect(await back.quiet()).toEqual([])
     await Promise.all([pub.end(), back.end(), onA.end()])
   })
 
@@ -133,19 +142,10 @@ describe.skipIf(!natsServerPath)('cluster on NATS JetStream', () => {
     const doomed = spawnLines(['src/main.ts', '--config', config])
     try {
       const received = new Set<string>()
-      let subscriber!: MqttClient
-      for (let tries = 0; ; tries++) {
-        try {
-          subscriber = await mqttOpen(`mqtt://127.0.0.1:${port}`, { clientId: 'survivor', clean: false })
-          break
-        } catch (error) {
-          if (tries > 100) throw new Error(`the node did not come up: ${(error as Error).message}; exit ${doomed.proc.exitCode}; ${doomed.lines.join(' | ')}`)
-          await Bun.sleep(100)
-        }
-      }
+      if (!(await waitForPort(port, () => doomed.proc.exitCode !== null))) throw new Error(`the node did not come up: exit ${doomed.proc.exitCode}; ${doomed.lines.join(' | ')}`)
+      const subscriber = await mqttOpen(`mqtt://127.0.0.1:${port}`, { clientId: 'survivor', clean: false })
       subscriber.on('message', (_t, p) => received.add(p.toString()))
       await subscriber.subscribeAsync('stream/#', { qos: 1 })
-      await Bun.sleep(100)
       const pub = await connect(a.port, { clientId: 'steady-publisher' })
       const acked: string[] = []
       let stop = false
@@ -156,6 +156,8 @@ describe.skipIf(!natsServerPath)('cluster on NATS JetStream', () => {
         }
       })()
       await until(() => acked.length >= 100, 10_000, '100 acknowledged')
+      // The subscription works end to end before the node dies (its session was recorded in KV when it was made).
+      await until(() => received.size > 0, 10_000, 'the doomed node delivers')
       doomed.proc.kill(9)
       await doomed.proc.exited
       await until(() => acked.length >= 200, 10_000, 'the stream goes on')
@@ -284,7 +286,8 @@ describe.skipIf(!natsServerPath)('cluster on NATS JetStream', () => {
     const onB = await connect(b.port)
     await subscribe(onB.client, '$SYS/broker/node')
     a.midge.publish({ topic: '$SYS/broker/node', payload: 'a', retain: true })
-    expect(await onB.quietFor(300)).toEqual([]) // A's $SYS stays on A
+    await settled(a, b)
+    expect(await onB.quiet()).toEqual([]) // A's $SYS stays on A
     await onB.end()
   })
 

@@ -6,7 +6,7 @@
  */
 import { createHash } from 'node:crypto'
 import type { NatsConnection } from '@nats-io/transport-node'
-import { AckPolicy, DeliverPolicy, type JetStreamClient, jetstreamManager } from '@nats-io/jetstream'
+import { AckPolicy, type ConsumerMessages, DeliverPolicy, type JetStreamClient, jetstreamManager } from '@nats-io/jetstream'
 import type { Logger } from '../logger.ts'
 import type { Message } from '../message.ts'
 import { filterMatches } from '../topics/trie.ts'
@@ -18,6 +18,8 @@ export type DeliverShared = (message: Message, group: string, filter: string) =>
 export class ShareGroups {
   /** The groups with members on this node (queue subscription and JetStream consumer), by queue name. */
   private readonly joined = new Map<string, { stop: Array<() => void> }>()
+  /** Joins whose JetStream consumer is not consuming yet. */
+  private readonly joining = new Set<Promise<void>>()
 
   constructor(
     private readonly nc: NatsConnection,
@@ -40,7 +42,20 @@ export class ShareGroups {
     })
     const entry = { stop: [() => sub.unsubscribe()] }
     this.joined.set(queue, entry)
-    void this.consume(queue, group, filter, entry).catch((error: Error) => this.logger.error('cluster.share_consumer_failed', { group, filter, error: error.message }))
+    const consuming = this.consume(queue, entry)
+    const ready = consuming.then(
+      () => void this.joining.delete(ready),
+      () => void this.joining.delete(ready),
+    )
+    this.joining.add(ready)
+    consuming
+      .then((messages) => this.deliver(messages, queue, group, filter))
+      .catch((error: Error) => this.logger.error('cluster.share_consumer_failed', { group, filter, error: error.message }))
+  }
+
+  /** Resolves once every group joined so far consumes from its JetStream consumer. */
+  async settled(): Promise<void> {
+    while (this.joining.size > 0) await Promise.race(this.joining)
   }
 
   /** Leaves every group (the node is closing). */
@@ -48,7 +63,8 @@ export class ShareGroups {
     for (const queue of [...this.joined.keys()]) this.leave(queue)
   }
 
-  private async consume(queue: string, group: string, filter: string, entry: { stop: Array<() => void> }): Promise<void> {
+  /** Makes (or finds) the group's durable consumer and starts consuming from it. */
+  private async consume(queue: string, entry: { stop: Array<() => void> }): Promise<ConsumerMessages> {
     const durable = `share_${createHash('sha256').update(queue).digest('hex').slice(0, 24)}`
     const jsm = await jetstreamManager(this.nc)
     try {
@@ -59,6 +75,10 @@ export class ShareGroups {
     const consumer = await this.js.consumers.get(this.stream, durable)
     const messages = await consumer.consume()
     entry.stop.push(() => messages.stop())
+    return messages
+  }
+
+  private async deliver(messages: ConsumerMessages, queue: string, group: string, filter: string): Promise<void> {
     for await (const m of messages) {
       const meta = readMeta(m.headers?.get(META_HEADER))
       if (!meta || !filterMatches(filter, meta.topic)) {

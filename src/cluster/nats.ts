@@ -169,6 +169,16 @@ export class NatsFabric implements StreamPosition {
     this.track(this.js.publish(`${this.prefix}.m1`, message.payload, { headers: h }).then((ack) => (this.ownSeq = Math.max(this.ownSeq, ack.seq))))
   }
 
+  /**
+   * Resolves once what this node has asked of NATS so far is in place: its share-group consumers, its writes, and
+   * (a round trip to the server) its subscriptions and publishes. What "nothing more arrives" waits on in a test.
+   */
+  async settled(): Promise<void> {
+    await this.groups.settled()
+    await this.flushed()
+    await this.nc.flush()
+  }
+
   /** Resolves when what was forwarded or stored so far is in JetStream; null when nothing is pending. */
   flushed(): Promise<void> | null {
     if (this.pending.size === 0) return null

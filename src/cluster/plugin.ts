@@ -8,7 +8,10 @@ import type { Plugin } from '../plugin.ts'
 import { Reason } from '../protocol/reason.ts'
 import type { ClusterHost, NatsFabric } from './nats.ts'
 
-export function clusterPlugin(broker: () => ClusterHost, config: ClusterConfig): Plugin {
+/** The cluster plugin, and a way to wait until this node's subscriptions, consumers and writes are in place in NATS. */
+export type ClusterPlugin = Plugin & { settled(): Promise<void> }
+
+export function clusterPlugin(broker: () => ClusterHost, config: ClusterConfig): ClusterPlugin {
   let fabric: NatsFabric | null = null
   return {
     name: 'cluster',
@@ -55,5 +58,6 @@ export function clusterPlugin(broker: () => ClusterHost, config: ClusterConfig):
     fetchSession: (clientId) => fabric?.sessions.fetch(clientId) ?? Promise.resolve(null),
     flushed: () => fabric?.flushed() ?? null,
     metrics: () => fabric?.metrics() ?? {},
+    settled: () => fabric?.settled() ?? Promise.resolve(),
   }
 }

@@ -21,8 +21,6 @@ export interface TestClient {
    * routed here has arrived). Returns what arrived since the call, which a test expects to be nothing.
    */
   quiet(...from: TestClient[]): Promise<Received[]>
-  /** For what only time can show (a timer that must not fire): what arrives within `ms`. */
-  quietFor(ms: number): Promise<Received[]>
   end(force?: boolean): Promise<void>
 }
 
@@ -81,11 +79,6 @@ export async function connect(port: number, options: IClientOptions = {}): Promi
       const before = messages.length
       for (const other of from) await other.ping()
       await self.ping()
-      return messages.slice(before)
-    },
-    async quietFor(ms: number) {
-      const before = messages.length
-      await Bun.sleep(ms)
       return messages.slice(before)
     },
     end(force = false) {
