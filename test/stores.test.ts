@@ -1,6 +1,6 @@
 /**
- * The retained-store contract (RetainedPersistence, src/plugin.ts), run against every implementation: the sqlite
- * plugin's file and the cluster's NATS KV bucket. Each is used as the broker uses it (through a broker that
+ * The store contracts, each run against every implementation. The retained-store contract (RetainedPersistence,
+ * src/plugin.ts): the sqlite plugin's file and the cluster's NATS KV bucket. Each is used as the broker uses it (through a broker that
  * started with it), and a second broker on the same backend loads what the first wrote.
  */
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { sqlite } from '../plugins/sqlite.ts'
-import { createBroker, type Message, type RetainedPersistence, type UserConfig } from '../src/index.ts'
+import { createBroker, type Message, type RetainedPersistence, type SessionPersistence, type StoredSession, type Subscription, type UserConfig } from '../src/index.ts'
 import { createLogger } from '../src/logger.ts'
 import { natsServerPath, startNats, type NatsServer } from './helpers/nats.ts'
 
@@ -138,6 +138,84 @@ for (const backend of backends) {
       expect(pending).toBeInstanceOf(Promise)
       await pending
       await close()
+    })
+  })
+}
+
+/**
+ * The session-store contract (SessionPersistence, src/plugin.ts), run against every implementation (today the sqlite
+ * plugin): what the broker writes as sessions change is what the next broker on the same file loads.
+ */
+const sessionBackends: Backend[] = [backends[0]!]
+
+const subscription = (clientId: string, filter: string, extra: Partial<Subscription> = {}): Subscription => ({ clientId, filter, qos: 1, noLocal: false, retainAsPublished: false, retainHandling: 0, identifier: 0, group: undefined, ...extra })
+
+/** Writes sessions through one broker's store, waits until durable, and loads them through a second broker's. */
+async function sessionRoundTrip(backend: Backend, write: (store: SessionPersistence) => void): Promise<Map<string, StoredSession>> {
+  const open = async () => {
+    const midge = createBroker({ listeners: [{ type: 'tcp', host: '127.0.0.1', port: 0 }], sys: { intervalSeconds: 0 }, ...backend.config() }, { logger: createLogger('silent') })
+    await midge.listen()
+    return { store: midge.broker.plugins.sessionStore!, close: () => midge.close() }
+  }
+  const first = await open()
+  write(first.store)
+  await first.store.flushed()
+  await first.close()
+  const second = await open()
+  const loaded = new Map((await second.store.load()).map((s) => [s.clientId, s]))
+  await second.close()
+  return loaded
+}
+
+for (const backend of sessionBackends) {
+  describe(`session store contract: ${backend.name}`, () => {
+    beforeAll(() => backend.setup?.())
+    afterAll(() => backend.teardown?.())
+
+    test('a session with its subscriptions, queued and in-flight messages and open QoS 2 ids loads whole, in stream order', async () => {
+      generation++
+      const loaded = await sessionRoundTrip(backend, (store) => {
+        store.saveSession('device-1', 3600, 0)
+        store.saveSubscription('device-1', 'cmd/#', subscription('device-1', 'cmd/#', { qos: 2, identifier: 7, noLocal: true }))
+        store.saveSubscription('device-1', '$share/g/jobs/+', subscription('device-1', 'jobs/+', { group: 'g' }))
+        store.saveDelivery('device-1', { seq: 2, packetId: 0, state: 'queued', qos: 1, retain: false, subscriptionIds: undefined, message: message('cmd/b', 'second', { retain: false }) })
+        store.saveDelivery('device-1', { seq: 1, packetId: 5, state: 'puback', qos: 1, retain: true, subscriptionIds: [7], message: message('cmd/a', 'first') })
+        store.saveReceived('device-1', 42)
+      })
+      const s = loaded.get('device-1')!
+      expect(s.expiryInterval).toBe(3600)
+      expect(s.subscriptions.map((x) => [x.filter, x.group, x.qos, x.identifier, x.noLocal]).sort()).toEqual([
+        ['cmd/#', undefined, 2, 7, true],
+        ['jobs/+', 'g', 1, 0, false],
+      ])
+      expect(s.deliveries.map((d) => [d.seq, d.packetId, d.state, d.message.topic, d.message.payload.toString(), d.retain, d.subscriptionIds])).toEqual([
+        [1, 5, 'puback', 'cmd/a', 'first', true, [7]],
+        [2, 0, 'queued', 'cmd/b', 'second', false, undefined],
+      ])
+      expect(s.awaitingRelease).toEqual([42])
+    })
+
+    test('what is deleted stays deleted: a subscription, a delivery, a released QoS 2 id, a whole session', async () => {
+      generation++
+      const loaded = await sessionRoundTrip(backend, (store) => {
+        store.saveSession('keeps', 60, 0)
+        store.saveSubscription('keeps', 'a', subscription('keeps', 'a'))
+        store.saveSubscription('keeps', 'b', subscription('keeps', 'b'))
+        store.deleteSubscription('keeps', 'a')
+        store.saveDelivery('keeps', { seq: 1, packetId: 1, state: 'pubrec', qos: 2, retain: false, subscriptionIds: undefined, message: message('b', 'x') })
+        store.saveDelivery('keeps', { seq: 2, packetId: 2, state: 'pubcomp', qos: 2, retain: false, subscriptionIds: undefined, message: message('b', 'y') })
+        store.deleteDelivery('keeps', 1)
+        store.saveReceived('keeps', 9)
+        store.deleteReceived('keeps', 9)
+        store.saveSession('goes', 60, 0)
+        store.saveSubscription('goes', 'x', subscription('goes', 'x'))
+        store.deleteSession('goes')
+      })
+      expect([...loaded.keys()]).toEqual(['keeps'])
+      const s = loaded.get('keeps')!
+      expect(s.subscriptions.map((x) => x.filter)).toEqual(['b'])
+      expect(s.deliveries.map((d) => [d.seq, d.state])).toEqual([[2, 'pubcomp']])
+      expect(s.awaitingRelease).toEqual([])
     })
   })
 }
