@@ -62,28 +62,47 @@ export function filtersOverlap(x: string, y: string): boolean {
   }
 }
 
+/** The rules that apply to one client, %u and %c substituted: all its decisions read. */
+export interface ClientRules {
+  publish: string[]
+  denyPublish: string[]
+  subscribe: string[]
+  denySubscribe: string[]
+}
+
 export class Acl {
   constructor(private readonly rules: readonly AclRule[]) {}
 
-  canPublish(who: AclSubject, topic: string): boolean {
-    const rules = this.rules.filter((r) => applies(r, who))
-    const match = (patterns: string[] | undefined) =>
-      (patterns ?? []).some((p) => {
+  /** The rules for one client, worked out once (its username and client id do not change while it is connected). */
+  forClient(who: AclSubject): ClientRules {
+    const out: ClientRules = { publish: [], denyPublish: [], subscribe: [], denySubscribe: [] }
+    const add = (into: string[], patterns: string[] | undefined) => {
+      for (const p of patterns ?? []) {
         const f = substitute(p, who)
-        return f !== null && topicMatches(f, topic)
-      })
-    if (rules.some((r) => match(r.deny?.publish))) return false
-    return rules.some((r) => match(r.publish))
+        if (f !== null) into.push(f)
+      }
+    }
+    for (const rule of this.rules) {
+      if (!applies(rule, who)) continue
+      add(out.publish, rule.publish)
+      add(out.denyPublish, rule.deny?.publish)
+      add(out.subscribe, rule.subscribe)
+      add(out.denySubscribe, rule.deny?.subscribe)
+    }
+    return out
   }
+}
 
-  canSubscribe(who: AclSubject, filter: string): boolean {
-    const rules = this.rules.filter((r) => applies(r, who))
-    const test = (patterns: string[] | undefined, fn: (pattern: string) => boolean) =>
-      (patterns ?? []).some((p) => {
-        const f = substitute(p, who)
-        return f !== null && fn(f)
-      })
-    if (rules.some((r) => test(r.deny?.subscribe, (d) => filtersOverlap(d, filter)))) return false
-    return rules.some((r) => test(r.subscribe, (a) => filterCovers(a, filter)))
-  }
+/** Deny wins over allow; what no rule allows is denied. */
+export function mayPublish(rules: ClientRules, topic: string): boolean {
+  for (const f of rules.denyPublish) if (topicMatches(f, topic)) return false
+  for (const f of rules.publish) if (topicMatches(f, topic)) return true
+  return false
+}
+
+/** A subscription is denied if it can reach a denied topic, and allowed only if an allowed filter covers all it can match. */
+export function maySubscribe(rules: ClientRules, filter: string): boolean {
+  for (const d of rules.denySubscribe) if (filtersOverlap(d, filter)) return false
+  for (const a of rules.subscribe) if (filterCovers(a, filter)) return true
+  return false
 }

@@ -3,17 +3,18 @@
  *
  * - Passwords are stored as Bun.password hashes (argon2id or bcrypt; `bun run hash-password` prints one) and
  *   checked off the event loop. Plain text is refused unless `allowPlainTextPasswords` (development only).
+ *   A successful verification is remembered for `verifiedCacheSeconds` (see Verified below).
  * - Wrong credentials: CONNACK 0x86 (3.1.1: 4). No username while anonymous clients are not allowed: 0x87 (3.1.1: 5).
  * - ACL: see plugins/acl.ts. Denied publish: PUBACK/PUBREC 0x87 (QoS 0 dropped); denied subscribe: SUBACK 0x87 (3.1.1: 0x80).
  * - `usersFile` (JSON, or a TS/JS module exporting the same object) is read at start and again on SIGHUP.
  */
-import { createHash, timingSafeEqual } from 'node:crypto'
+import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
 import { resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { z } from 'zod'
-import { ConfigError, type Logger, type Plugin, Reason, validatePluginOptions } from '../src/index.ts'
-import { Acl, type AclRule } from './acl.ts'
+import { type ClientInfo, ConfigError, type Logger, type Plugin, Reason, validatePluginOptions } from '../src/index.ts'
+import { Acl, type AclRule, type ClientRules, mayPublish, maySubscribe } from './acl.ts'
 
 const HASH = /^\$(argon2id|argon2i|argon2d|2a|2b|2y)\$/
 
@@ -40,6 +41,12 @@ const Options = z
     allowAnonymous: z.boolean().default(false),
     /** Accept plain-text passwords in `users`: for local development only. */
     allowPlainTextPasswords: z.boolean().default(false),
+    /**
+     * A password verified against a user's hash is not hashed again for this long (0 turns it off): reconnects and
+     * HTTP Basic requests cost a keyed digest, not an argon2 verification. Remembered in memory only, as a keyed
+     * digest of the credentials with a key made at start; a changed hash (a users-file reload) is verified again.
+     */
+    verifiedCacheSeconds: z.number().int().min(0).max(86_400).default(60),
   })
   .superRefine((o, ctx) => {
     if (o.allowPlainTextPasswords) return
@@ -56,7 +63,7 @@ type Users = Record<string, { password: string }>
 
 export function auth(options: AuthOptions = {}): Plugin {
   const config = validatePluginOptions('auth', Options, options)
-  const acl = new Acl(config.acl as AclRule[])
+  const decisions = new AclDecisions(new Acl(config.acl as AclRule[]))
   let known: Users = config.users
   let logger: Logger | undefined
   const failures = new Map<string, number>()
@@ -74,6 +81,8 @@ export function auth(options: AuthOptions = {}): Plugin {
     }
     return { ...config.users, ...parsed.data }
   }
+
+  const verified = new Verified(config.verifiedCacheSeconds * 1000)
 
   async function verify(password: Buffer | undefined, stored: string): Promise<boolean> {
     const given = password?.toString('utf8') ?? ''
@@ -124,7 +133,10 @@ export function auth(options: AuthOptions = {}): Plugin {
       if (request.certificate) return 'allow'
       const entry = known[request.username]
       // Unknown users still pay for one verification, so timing does not tell which names exist.
-      const ok = entry ? await verify(request.password, entry.password) : (await verify(request.password, DUMMY_HASH), false)
+      let ok: boolean
+      if (!entry) ok = (await verify(request.password, DUMMY_HASH), false)
+      else if (verified.has(request.username, request.password, entry.password)) ok = true
+      else if ((ok = await verify(request.password, entry.password))) verified.remember(request.username, request.password, entry.password)
       if (ok) {
         failures.delete(request.username)
         return 'allow'
@@ -134,15 +146,86 @@ export function auth(options: AuthOptions = {}): Plugin {
     },
 
     authorizePublish(client, message) {
-      if (acl.canPublish(client, message.topic)) return 'allow'
+      if (decisions.mayPublish(client, message.topic)) return 'allow'
       return { decision: 'deny', reasonCode: Reason.NotAuthorized, reasonString: `not allowed to publish to ${message.topic}` }
     },
 
     authorizeSubscribe(client, subscription) {
       // A shared subscription ($share/{group}/{filter}) is checked on its topic filter.
-      if (acl.canSubscribe(client, subscription.filter)) return 'allow'
+      if (maySubscribe(decisions.rules(client), subscription.filter)) return 'allow'
       return { decision: 'deny', reasonCode: Reason.NotAuthorized, reasonString: `not allowed to subscribe to ${subscription.filter}` }
     },
+  }
+}
+
+/** Topics a client's publish decisions are remembered for; past it the memory starts again (a client cycling over more topics pays the walk). */
+const DECISIONS_PER_CLIENT = 256
+
+/**
+ * Publish decisions per client: the client's rules worked out once, and the answer for each topic it publishes to
+ * remembered, so a client publishing to the same topics again costs a lookup, not an ACL walk. Keyed by the
+ * client's ClientInfo (one object for the life of its connection), so it goes when the client goes. The ACL rules
+ * do not change while the broker runs (a users-file reload changes passwords, not rules), so nothing is stale.
+ */
+class AclDecisions {
+  private readonly byClient = new WeakMap<ClientInfo, { rules: ClientRules; published: Map<string, boolean> | null }>()
+
+  constructor(private readonly acl: Acl) {}
+
+  rules(client: ClientInfo): ClientRules {
+    return this.entry(client).rules
+  }
+
+  mayPublish(client: ClientInfo, topic: string): boolean {
+    const entry = this.entry(client)
+    const published = (entry.published ??= new Map())
+    let allowed = published.get(topic)
+    if (allowed === undefined) {
+      allowed = mayPublish(entry.rules, topic)
+      if (published.size >= DECISIONS_PER_CLIENT) published.clear()
+      published.set(topic, allowed)
+    }
+    return allowed
+  }
+
+  private entry(client: ClientInfo): { rules: ClientRules; published: Map<string, boolean> | null } {
+    let entry = this.byClient.get(client)
+    if (!entry) {
+      entry = { rules: this.acl.forClient(client), published: null }
+      this.byClient.set(client, entry)
+    }
+    return entry
+  }
+}
+
+/**
+ * Successful verifications, remembered for a while: one entry per user, holding an HMAC of the password given (with a
+ * key made at start and never stored) and the hash it was verified against. A repeat of the same password against
+ * the same hash within the time is accepted on the digest alone; anything else is verified in full. The trade-off:
+ * for `ttl` after a success, the process's memory holds digests that would confirm a guess made with the key.
+ */
+class Verified {
+  private readonly key = randomBytes(32)
+  private readonly entries = new Map<string, { digest: Buffer; hash: string; until: number }>()
+
+  constructor(private readonly ttl: number) {}
+
+  has(username: string, password: Buffer | undefined, hash: string): boolean {
+    const entry = this.ttl > 0 ? this.entries.get(username) : undefined
+    if (!entry || entry.hash !== hash) return false
+    if (entry.until <= Date.now()) {
+      this.entries.delete(username)
+      return false
+    }
+    return timingSafeEqual(entry.digest, this.digest(username, password))
+  }
+
+  remember(username: string, password: Buffer | undefined, hash: string): void {
+    if (this.ttl > 0) this.entries.set(username, { digest: this.digest(username, password), hash, until: Date.now() + this.ttl })
+  }
+
+  private digest(username: string, password: Buffer | undefined): Buffer {
+    return createHmac('sha256', this.key).update(username).update('\0').update(password ?? Buffer.alloc(0)).digest()
   }
 }
 

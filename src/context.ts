@@ -46,6 +46,8 @@ export interface BrokerContext extends PublishTarget {
   readonly closing: boolean
   /** Connections past CONNECT or still before it. */
   readonly connectionCount: number
+  /** A plugin hook failed: logged. */
+  pluginError(hook: string, error: unknown): void
 
   // Sessions (sessions.ts).
   newClientId(): string

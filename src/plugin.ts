@@ -221,8 +221,14 @@ export class PluginHost {
   readonly fetchSession: ((clientId: string) => Promise<StoredSession | null>) | undefined
   /** Everything the broker waits on before acknowledging a QoS 1/2 publish. */
   private readonly durables: Array<() => Promise<void> | null> = []
-  /** Told when a plugin hook fails outside a decision (set by the broker to log it). */
+  /** Told when a plugin hook fails (set by the broker to log it). */
   onError: (hook: string, error: unknown) => void = () => {}
+  /** What each decision chain reports a throwing hook to: made once, so asking the plugins makes no closure. */
+  readonly decisionError = {
+    authenticate: (error: unknown) => this.onError('authenticate', error),
+    authorizePublish: (error: unknown) => this.onError('authorizePublish', error),
+    authorizeSubscribe: (error: unknown) => this.onError('authorizeSubscribe', error),
+  }
   /** A store call threw since the last flushed(): what it was asked to keep is not kept. */
   private storeError: unknown = null
   /** Store calls are failing (logged once, when they start to). */

@@ -71,6 +71,50 @@ describe('auth plugin: authentication', () => {
     expect((await connack(5, 'dave', 'dave-pw')).reasonCode).toBe(0)
   })
 
+  test('a verified password is remembered for verifiedCacheSeconds: the same one is not hashed again; a wrong one, a changed hash or 0 is', async () => {
+    const real = Bun.password.verify
+    let hashed = 0
+    Bun.password.verify = (...args: Parameters<typeof real>) => {
+      hashed++
+      return real(...args)
+    }
+    try {
+      const file = join(dir, 'cached-users.json')
+      writeFileSync(file, JSON.stringify({ erin: { password: await Bun.password.hash('erin-pw') } }))
+      const cached = await startBroker({ plugins: [auth({ usersFile: file, acl: [] })] })
+      const uncached = await startBroker({ plugins: [auth({ usersFile: file, acl: [], verifiedCacheSeconds: 0 })] })
+      const login = async (broker: TestBroker, password: string) => {
+        const c = await RawClient.open(broker.port, 5)
+        c.send({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 5, clientId: 'erin', clean: true, keepalive: 0, username: 'erin', password: Buffer.from(password) })
+        const code = ((await c.next('connack')) as IConnackPacket).reasonCode
+        c.end()
+        return code
+      }
+      expect(await login(cached, 'erin-pw')).toBe(0)
+      expect(hashed).toBe(1)
+      expect(await login(cached, 'erin-pw')).toBe(0) // remembered
+      expect(hashed).toBe(1)
+      expect(await login(cached, 'not-erin')).toBe(0x86) // a wrong password is always verified in full
+      expect(hashed).toBe(2)
+      // A users-file reload with a new hash for the same password: verified again, then remembered again.
+      writeFileSync(file, JSON.stringify({ erin: { password: await Bun.password.hash('erin-pw') } }))
+      process.kill(process.pid, 'SIGHUP')
+      await until(() => cached.logs.some((l) => l.event === 'auth.users_reloaded') && uncached.logs.some((l) => l.event === 'auth.users_reloaded'))
+      hashed = 0
+      expect(await login(cached, 'erin-pw')).toBe(0)
+      expect(await login(cached, 'erin-pw')).toBe(0)
+      expect(hashed).toBe(1)
+      hashed = 0
+      expect(await login(uncached, 'erin-pw')).toBe(0)
+      expect(await login(uncached, 'erin-pw')).toBe(0)
+      expect(hashed).toBe(2)
+      await cached.close()
+      await uncached.close()
+    } finally {
+      Bun.password.verify = real
+    }
+  })
+
   test('a users file may also be a TS module with a default export', async () => {
     const tsFile = join(dir, 'users.ts')
     writeFileSync(tsFile, `export default { erin: { password: ${JSON.stringify(await Bun.password.hash('erin-pw'))} } }\n`)
@@ -134,6 +178,23 @@ describe('auth plugin: ACL', () => {
     anon.send({ cmd: 'publish', topic: 'public/x', payload: Buffer.from('x'), qos: 1, messageId: 2, retain: false, dup: false })
     await anon.next('puback') // 3.1.1 cannot carry a reason: acknowledged, and dropped
     anon.end()
+  })
+
+  test('publish decisions stay right past the per-client memory of them: 600 topics, every other one denied, twice over', async () => {
+    const c = await RawClient.connected(b.port, 5, { clientId: 'many-topics', username: 'alice', password: Buffer.from('alice-pw') })
+    const codes = new Map<string, number>()
+    for (let round = 0; round < 2; round++) {
+      for (let i = 0; i < 600; i++) {
+        const topic = i % 2 ? `sensors/t${i}` : `actuators/t${i}` // alice may publish under sensors/ only
+        c.send({ cmd: 'publish', topic, payload: Buffer.from('x'), qos: 1, messageId: i + 1, retain: false, dup: false })
+        const ack = (await c.next('puback')) as { messageId: number; reasonCode?: number }
+        const code = ack.reasonCode ?? 0
+        if (round === 1) expect(code).toBe(codes.get(topic)!)
+        codes.set(topic, code)
+      }
+    }
+    expect([...codes].filter(([t, code]) => (t.startsWith('sensors/') ? code >= 0x80 : code !== 0x87))).toEqual([])
+    c.end()
   })
 
   test('filter coverage and overlap rules', () => {

@@ -114,6 +114,31 @@ describe('HTTP API: publish', () => {
   })
 })
 
+describe('HTTP API: Basic credentials', () => {
+  test('failed Basic logins count towards the address ban like failed MQTT logins: then even the right password is refused, unverified', async () => {
+    const own = await startBroker({
+      http: { host: '127.0.0.1', port: 0, anonymousScopes: [] },
+      bans: { authFailures: { max: 2, windowSeconds: 60, banSeconds: 60 } },
+      plugins: [auth({ users: { alice: { password: await Bun.password.hash('alice-pw') } }, acl: [{ user: 'alice', publish: ['#'] }] })],
+    })
+    const url = `http://127.0.0.1:${own.addresses.find((a) => a.type === 'http')!.port}/api/v1/publish`
+    const post = (pass: string) => fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', ...basic('alice', pass) }, body: JSON.stringify({ topic: 't', payload: 'p' }) })
+    expect((await post('alice-pw')).status).toBe(200)
+    for (let i = 0; i < 3; i++) expect((await post(`guess-${i}`)).status).toBe(401)
+    expect(own.logs.filter((l) => l.event === 'ban.added').map((l) => [l.kind, l.value])).toContainEqual(['address', '127.0.0.1'])
+    const real = Bun.password.verify
+    let hashed = 0
+    Bun.password.verify = (...args: Parameters<typeof real>) => (hashed++, real(...args))
+    try {
+      expect((await post('alice-pw')).status).toBe(401) // banned: refused before any verification
+      expect(hashed).toBe(0)
+    } finally {
+      Bun.password.verify = real
+    }
+    await own.close()
+  })
+})
+
 describe('HTTP API: retained, clients, subscriptions, stats', () => {
   test('GET /api/v1/retained?filter= lists them; DELETE /api/v1/retained/{topic} clears one', async () => {
     await postJson({ topic: 'ret/one/a', payload: 'A', retain: true })

@@ -148,7 +148,7 @@ export function handleConnect(client: Client, packet: ConnectPacket): void | Pro
     broker.bans.authFailed(client.remoteAddress, clientId, broker.clock.now())
     refuse(client, refusalCode('connack', verdict.reasonCode, Reason.NotAuthorized), verdict.reasonString ?? 'not authorized') // [MQTT-3.2.2-7]
   }
-  const verdict = decide(hooks, [request], (error) => broker.pluginError('authenticate', error))
+  const verdict = decide(hooks, [request], broker.plugins.decisionError.authenticate)
   if (verdict instanceof Promise) return verdict.then(settle)
   return settle(verdict)
 }

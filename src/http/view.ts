@@ -151,7 +151,12 @@ export class BrokerView {
   async checkPassword(username: string, password: string, address: string): Promise<boolean> {
     const hooks = this.broker.plugins.authenticate
     if (hooks.length === 0) return false
-    const verdict = await decide(hooks, [{ clientId: `http:${username}`, username, password: Buffer.from(password), protocolVersion: 5, address }], (e) => this.broker.pluginError('authenticate', e))
+    const bans = this.broker.bans
+    const clientId = `http:${username}`
+    // Failed attempts count towards the same bans as failed MQTT logins: a banned address costs no verification.
+    if (bans.find('address', address, this.broker.clock.now()) ?? bans.find('username', username, this.broker.clock.now())) return false
+    const verdict = await decide(hooks, [{ clientId, username, password: Buffer.from(password), protocolVersion: 5, address }], this.broker.plugins.decisionError.authenticate)
+    if (!verdict.allowed) bans.authFailed(address, clientId, this.broker.clock.now())
     return verdict.allowed
   }
 }
