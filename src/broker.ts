@@ -40,6 +40,8 @@ export class Broker implements Acceptor, BrokerContext {
   readonly limits: Limits
   readonly events: Events
   readonly clients = new Set<Client>()
+  /** Hands each packet of a client to its handler (handlers/index.ts). */
+  readonly dispatch = dispatch
   readonly subscriptions = new SubscriptionTrie()
   readonly sessions: Sessions
   /** When and how each session gets what is routed to it (windows, queues, the session store's record). */
@@ -110,7 +112,7 @@ export class Broker implements Acceptor, BrokerContext {
         return REFUSED
       }
     }
-    const client = new Client(this, conn, dispatch)
+    const client = new Client(this, conn)
     if (this.bans.countsAddresses) void client.remoteAddress // read while the socket is open: it is counted when it goes
     this.clients.add(client)
     return client

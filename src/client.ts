@@ -21,12 +21,6 @@ type State = 'connecting' | 'connected' | 'closed'
 /** The PUBACK / PUBREC sent at once is built here and encoded straight away, as `outgoing` is (3.1.1 ignores the reason code). */
 const ackNow: PubackPacket | PubrecPacket = { cmd: 'puback', messageId: 0, reasonCode: 0, properties: undefined }
 
-/**
- * Handles one packet of a client (handlers/index.ts); returns a Promise while a plugin decision is pending.
- * Given to the client by the broker, so the connection does not depend on the handlers that depend on it.
- */
-export type Dispatch = (client: Client, packet: Packet) => void | Promise<void>
-
 /** Held packets past which the socket stops being read until the pending decision settles. */
 const HOLD_PAUSE_AT = 64
 
@@ -36,9 +30,7 @@ export class Client implements ConnectionHandler, PacketSink, OutboundOwner, Pub
   clientId = ''
   username: string | undefined = undefined
   session: Session | null = null
-  /** When the socket was accepted, in epoch milliseconds with sub-millisecond precision (orders connections across nodes). */
-  readonly connectedAt = performance.timeOrigin + performance.now()
-  /** When the socket was accepted, by the broker's clock (the CONNECT timeout counts from it). */
+  /** When the socket was accepted, by the broker's clock (the CONNECT timeout counts from it; takeovers across nodes order by it). */
   readonly acceptedAt: number
   /** When the client last sent anything, by the broker's clock (keep alive). */
   lastSeen: number
@@ -71,11 +63,10 @@ export class Client implements ConnectionHandler, PacketSink, OutboundOwner, Pub
   constructor(
     readonly broker: BrokerContext,
     readonly conn: Connection,
-    private readonly dispatch: Dispatch,
   ) {
     this.acceptedAt = this.lastSeen = broker.clock.now()
     this.sendWindow = broker.limits.maxInflight
-    this.outbound = new Outbound(conn, broker.stats, this, broker.clock)
+    this.outbound = new Outbound(conn, broker.stats, this)
     this.reader = new PacketReader(broker.limits.maxPacketSize, this)
   }
 
@@ -269,7 +260,7 @@ export class Client implements ConnectionHandler, PacketSink, OutboundOwner, Pub
 
   private run(packet: Packet): void {
     try {
-      const pending = this.dispatch(this, packet)
+      const pending = this.broker.dispatch(this, packet)
       if (pending) this.hold(pending)
     } catch (error) {
       this.fail(error)
@@ -301,6 +292,11 @@ export class Client implements ConnectionHandler, PacketSink, OutboundOwner, Pub
     } catch (again) {
       this.broker.logger.error('client.handler_error', { clientId: this.clientId || undefined, error: (again as Error)?.stack ?? String(again) })
     }
+  }
+
+  /** OutboundOwner: the time, by the broker's clock. */
+  now(): number {
+    return this.broker.clock.now()
   }
 
   /** OutboundOwner: flushing this connection's bytes threw (a bug): the connection ends, the others are flushed. */

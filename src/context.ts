@@ -9,7 +9,7 @@ import type { Limits } from './limits.ts'
 import type { Logger } from './logger.ts'
 import type { Message } from './message.ts'
 import type { StoredSession } from './plugin.ts'
-import type { QoS } from './protocol/codec.ts'
+import type { Packet, QoS } from './protocol/codec.ts'
 import type { PublishTarget } from './publish.ts'
 import type { Attachment, Session } from './session.ts'
 import type { Subscription } from './topics/trie.ts'
@@ -29,8 +29,6 @@ export interface BrokerStats {
 export interface Connected extends Attachment {
   session: Session | null
   readonly remoteAddress: string
-  /** When the socket was accepted, by the broker's clock (the CONNECT timeout counts from it). */
-  readonly acceptedAt: number
   readonly keepAliveMs: number
   /** Why the connection ended, for the log line and the disconnect event. */
   readonly closeReason: string
@@ -46,6 +44,8 @@ export interface BrokerContext extends PublishTarget {
   readonly closing: boolean
   /** Connections past CONNECT or still before it. */
   readonly connectionCount: number
+  /** Handles one packet of a client (handlers/index.ts); a Promise while a plugin decision is pending. */
+  dispatch(client: Connected, packet: Packet): void | Promise<void>
   /** A plugin hook failed: logged. */
   pluginError(hook: string, error: unknown): void
 

@@ -26,8 +26,8 @@ export interface Attachment {
   readonly state: 'connecting' | 'connected' | 'closed'
   readonly clientId: string
   readonly info: ClientInfo
-  /** Epoch milliseconds when the socket was accepted. */
-  readonly connectedAt: number
+  /** When the socket was accepted, by the broker's clock (epoch ms): the CONNECT timeout counts from it, takeovers across nodes order by it. */
+  readonly acceptedAt: number
   /** Most unacknowledged QoS 1/2 messages the client takes (its Receive Maximum, capped by config). */
   readonly sendWindow: number
   readonly outbound: { readonly bufferedBytes: number }
@@ -55,7 +55,7 @@ export class Session {
   /** Outbound packet ids in use [MQTT-2.2.1-4]; the client's ids are a space of their own (section 2.2.1). */
   readonly inflight = new Map<number, Delivery>()
   /** Inbound QoS 2 packet ids received and not yet released: a duplicate is not routed twice [MQTT-4.3.3-10]. */
-  readonly awaitingRelease = new Set<number>()
+  awaitingRelease: Set<number> | null = null
   readonly queue = new Deque<Delivery>()
   queuedBytes = 0
   will: Will | undefined = undefined

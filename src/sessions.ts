@@ -82,7 +82,7 @@ export class Sessions {
         session.inflight.set(d.packetId, delivery)
       }
     }
-    for (const id of stored.awaitingRelease) session.awaitingRelease.add(id)
+    if (stored.awaitingRelease.length > 0) session.awaitingRelease = new Set(stored.awaitingRelease)
     this.byId.set(session.clientId, session)
     return session
   }

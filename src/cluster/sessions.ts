@@ -66,9 +66,9 @@ export class ClusterSessions {
     return { clientId, expiryInterval: stored.expiryInterval, expiresAt: 0, subscriptions: stored.subscriptions, deliveries, awaitingRelease: [] }
   }
 
-  /** Tells the other nodes a client connected here, and when (to the sub-millisecond, to order races). */
+  /** Tells the other nodes a client connected here, and when (epoch ms: a connection accepted before it elsewhere is taken over). */
   announceConnect(clientId: string): void {
-    this.nc.publish(`${this.prefix}.connect`, JSON.stringify({ clientId, node: this.node, at: performance.timeOrigin + performance.now() }))
+    this.nc.publish(`${this.prefix}.connect`, JSON.stringify({ clientId, node: this.node, at: Date.now() }))
   }
 
   /** Another node announced a connection: an older live one here is taken over, and the copy of the session dropped. */
@@ -78,7 +78,7 @@ export class ClusterSessions {
     // Only a connection older than the announced one is taken over: an announcement that arrives late
     // must not close the newer connection it raced with (node clocks are assumed close, as NTP keeps them).
     const live = this.sessions.get(clientId)?.client
-    if (live && live.connectedAt < at) live.disconnect(Reason.SessionTakenOver, `session taken over on node ${node}`) // [MQTT-3.1.4-3]
+    if (live && live.acceptedAt < at) live.disconnect(Reason.SessionTakenOver, `session taken over on node ${node}`) // [MQTT-3.1.4-3]
     // The session now lives on that node (it fetched it, with what was queued): drop the copy here.
     this.sessions.forget(clientId)
     this.saved.delete(clientId)

@@ -87,11 +87,11 @@ export class Deliverer {
   inboundQoS2(session: Session, packetId: number, open: boolean): boolean {
     const store = session.persistent ? this.plugins.sessionStore : undefined
     if (open) {
-      session.awaitingRelease.add(packetId)
+      ;(session.awaitingRelease ??= new Set()).add(packetId)
       store?.saveReceived(session.clientId, packetId)
       return true
     }
-    const known = session.awaitingRelease.delete(packetId)
+    const known = session.awaitingRelease?.delete(packetId) ?? false
     if (known) store?.deleteReceived(session.clientId, packetId)
     return known
   }

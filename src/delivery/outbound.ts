@@ -17,6 +17,8 @@ export interface OutboundOwner {
   onWritable(): void
   /** Writing or what followed it threw: the owner ends the connection (it must not throw itself). */
   onFlushError(error: unknown): void
+  /** The time, by the clock the slow-consumer deadline is read with. */
+  now(): number
 }
 
 /** Connections with bytes pending until the end of this tick, flushed by one microtask. */
@@ -38,7 +40,10 @@ function flushDue(): void {
 }
 
 export class Outbound {
-  private pending: Buffer[] = []
+  /** The one buffer pending, while there is only one (an idle connection never needs a list: CONNACK, a PINGRESP). */
+  private one: Buffer | null = null
+  /** Every buffer pending, once a tick queues more than one; kept for reuse once made. */
+  private many: Buffer[] | null = null
   private pendingBytes = 0
   private backlog: Uint8Array | null = null
   private scheduled = false
@@ -50,8 +55,6 @@ export class Outbound {
     /** Counts the bytes the socket has taken (the broker's `bytesSent`). */
     private readonly counter: { bytesSent: number },
     readonly owner: OutboundOwner,
-    /** Times how long the socket stays blocked (the sweep's slow-consumer deadline reads the same clock). */
-    private readonly clock: { now(): number },
   ) {}
 
   /** Bytes accepted but not yet taken by the socket. */
@@ -61,7 +64,16 @@ export class Outbound {
 
   push(bytes: Buffer): void {
     if (this.closed) return
-    this.pending.push(bytes)
+    if (this.pendingBytes === 0) {
+      this.one = bytes
+    } else {
+      const list = (this.many ??= [])
+      if (this.one) {
+        list.push(this.one)
+        this.one = null
+      }
+      list.push(bytes)
+    }
     this.pendingBytes += bytes.length
     if (this.backlog) return
     if (this.pendingBytes >= INLINE_FLUSH_BYTES) {
@@ -86,8 +98,9 @@ export class Outbound {
   /** Writes everything pending now (also used before closing the socket). */
   flush(): void {
     if (this.closed || this.backlog || this.pendingBytes === 0) return
-    const data = this.pending.length === 1 ? this.pending[0]! : Buffer.concat(this.pending, this.pendingBytes)
-    this.pending.length = 0
+    const data = this.one ?? Buffer.concat(this.many!, this.pendingBytes)
+    this.one = null
+    if (this.many) this.many.length = 0
     this.pendingBytes = 0
     this.write(data)
   }
@@ -105,7 +118,8 @@ export class Outbound {
 
   close(): void {
     this.closed = true
-    this.pending = []
+    this.one = null
+    this.many = null
     this.pendingBytes = 0
     this.backlog = null
   }
@@ -116,7 +130,7 @@ export class Outbound {
     this.counter.bytesSent += n
     if (n < data.length) {
       this.backlog = data.subarray(n)
-      if (this.blockedSince === 0) this.blockedSince = this.clock.now()
+      if (this.blockedSince === 0) this.blockedSince = this.owner.now()
     } else {
       this.blockedSince = 0
     }

@@ -25,12 +25,13 @@ export function handlePublish(client: Client, packet: PublishPacket): void | Pro
 
   const id = packet.messageId ?? 0 // 1..65535 when QoS > 0 (check.ts)
   if (packet.qos === 2) {
-    if (session.awaitingRelease.has(id)) {
+    const awaiting = session.awaitingRelease
+    if (awaiting?.has(id)) {
       // [MQTT-4.3.3-10] a resent QoS 2 PUBLISH is acknowledged again but not delivered twice.
       client.send({ cmd: 'pubrec', messageId: id })
       return
     }
-    if (session.awaitingRelease.size >= broker.limits.receiveMaximum) {
+    if (awaiting && awaiting.size >= broker.limits.receiveMaximum) {
       throw new MqttError(Reason.ReceiveMaximumExceeded, 'receive maximum exceeded') // the client broke [MQTT-3.3.4-7]: DISCONNECT 0x93 (section 3.3.4)
     }
   }

@@ -83,7 +83,7 @@ export class BrokerView {
         username: c?.info.username ?? null,
         protocolVersion: c?.info.protocolVersion ?? null,
         address: c?.info.address ?? null,
-        connectedSince: c ? new Date(c.connectedAt).toISOString() : null,
+        connectedSince: c ? new Date(c.acceptedAt).toISOString() : null,
         subscriptions: s.subscriptions.size,
         queued: s.queue.length,
         inflight: s.inflight.size,

@@ -132,13 +132,20 @@ class SharedDecoder {
 
 const shared = new SharedDecoder()
 
+/**
+ * The parser's settings before CONNECT, and after it for each protocol version: shared by every connection (the
+ * parser replaces its settings with a CONNECT it decodes, and reads them otherwise; it never writes into them).
+ */
+const BEFORE_CONNECT: ParserSettings = {}
+const AFTER_CONNECT: ParserSettings[] = [3, 4, 5].map((protocolVersion) => ({ protocolVersion }))
+
 export class PacketReader implements PacketSink {
   /** Bytes of a packet not yet complete (views of the read buffers, bounded by the maximum packet size). */
-  private partial: Buffer[] = []
+  private partial: Buffer[] | null = null
   private partialBytes = 0
   /** Size of the incomplete packet once its fixed header has arrived; 0 before. */
   private needed = 0
-  private settings: ParserSettings = {}
+  private settings: ParserSettings = BEFORE_CONNECT
   private failed = false
   /** The stream's first packet header has been seen (it must be CONNECT). */
   private started = false
@@ -162,7 +169,7 @@ export class PacketReader implements PacketSink {
   onParseError(error: Error): void {
     if (this.failed) return
     this.failed = true
-    this.partial = []
+    this.partial = null
     this.sink.onParseError(error)
   }
 
@@ -171,22 +178,22 @@ export class PacketReader implements PacketSink {
    * (password and will payload are views of the socket's read buffer) for the life of the connection.
    */
   connected(protocolVersion: ProtocolVersion, bridgeMode: boolean): void {
-    this.settings = bridgeMode ? { protocolVersion, bridgeMode } : { protocolVersion }
+    this.settings = bridgeMode ? { protocolVersion, bridgeMode } : AFTER_CONNECT[protocolVersion - 3]!
   }
 
   feed(chunk: Buffer): void {
     if (this.failed) return
     if (this.needed > 0 && this.partialBytes + chunk.length < this.needed) {
       // Still inside a large packet: keep the chunk, copy nothing yet.
-      this.partial.push(chunk)
+      this.partial!.push(chunk)
       this.partialBytes += chunk.length
       return
     }
     let data = chunk
     if (this.partialBytes > 0) {
-      this.partial.push(chunk)
-      data = Buffer.concat(this.partial, this.partialBytes + chunk.length)
-      this.partial = []
+      this.partial!.push(chunk)
+      data = Buffer.concat(this.partial!, this.partialBytes + chunk.length)
+      this.partial = null
       this.partialBytes = 0
     }
     this.needed = 0
@@ -198,7 +205,7 @@ export class PacketReader implements PacketSink {
       if (this.failed) return
     }
     if (end < data.length) {
-      this.partial.push(data.subarray(end))
+      ;(this.partial ??= []).push(data.subarray(end))
       this.partialBytes = data.length - end
     }
   }
