@@ -1,14 +1,16 @@
 /** Starts and stops the brokers under test, each as its own process on 127.0.0.1, and reads their CPU and memory. */
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { freePort, HOST, waitForPort } from './client.ts'
 
-export type BrokerName = 'midge' | 'mosquitto' | 'mosquitto-nq' | 'aedes' | 'relay' | 'relay-codec'
+export type BrokerName = 'midge' | 'midge-default' | 'mosquitto' | 'mosquitto-nq' | 'aedes' | 'relay' | 'relay-codec'
 
 export interface RunningBroker {
   name: BrokerName
   port: number
+  /** midge-default: its HTTP API's port, and the admin token it was started with. */
+  http?: { port: number; token: string }
   pid: number
   stop(): Promise<void>
 }
@@ -25,8 +27,19 @@ export function available(name: BrokerName): boolean {
 export async function startBroker(name: BrokerName, attempt = 1): Promise<RunningBroker> {
   const port = freePort()
   let cmd: string[]
+  let cwd = root
+  let http: RunningBroker['http']
+  const env: Record<string, string | undefined> = { ...process.env }
   if (name === 'midge') {
     cmd = [process.execPath, join(root, 'src/main.ts'), '--config', join(import.meta.dir, 'midge.config.ts'), '--port', String(port)]
+  } else if (name === 'midge-default') {
+    // What `npm start` runs: the checked-in mqtt.config.ts (auth with ACLs, sqlite, HTTP API, $SYS, info logs),
+    // its ./data in a directory of its own and its HTTP API on a free port.
+    cwd = mkdtempSync(join(tmpdir(), 'midge-bench-default-'))
+    http = { port: freePort(), token: `bench-${Math.random().toString(36).slice(2)}-token` }
+    env.HTTP_PORT = String(http.port)
+    env.MIDGE_ADMIN_TOKEN = http.token
+    cmd = [process.execPath, join(root, 'src/main.ts'), '--config', join(root, 'mqtt.config.ts'), '--port', String(port)]
   } else if (name.startsWith('relay')) {
     cmd = [process.execPath, join(import.meta.dir, 'relay.ts'), String(port), ...(name === 'relay-codec' ? ['--codec'] : [])]
   } else if (name === 'aedes') {
@@ -41,7 +54,7 @@ export async function startBroker(name: BrokerName, attempt = 1): Promise<Runnin
     cmd = [Bun.which('mosquitto') ?? '/usr/sbin/mosquitto', '-c', conf]
   }
   // BENCH_BROKER_STDERR=1 shows what a broker prints on stderr (for debugging a run).
-  const proc = Bun.spawn(cmd, { cwd: root, stdout: 'ignore', stderr: process.env.BENCH_BROKER_STDERR ? 'inherit' : 'ignore' })
+  const proc = Bun.spawn(cmd, { cwd, env, stdout: 'ignore', stderr: process.env.BENCH_BROKER_STDERR ? 'inherit' : 'ignore' })
   try {
     // A broker that exits at once lost its port to someone else meanwhile: try another.
     if (!(await waitForPort(port, () => proc.exitCode !== null)) && attempt < 3) return startBroker(name, attempt + 1)
@@ -49,15 +62,18 @@ export async function startBroker(name: BrokerName, attempt = 1): Promise<Runnin
     proc.kill('SIGKILL')
     throw new Error(`${name} did not start: ${(error as Error).message}`)
   }
+  if (http) await waitForPort(http.port, () => proc.exitCode !== null)
   return {
     name,
     port,
+    http,
     pid: proc.pid,
     async stop() {
       proc.kill('SIGTERM')
       const timer = setTimeout(() => proc.kill('SIGKILL'), 3000)
       await proc.exited
       clearTimeout(timer)
+      if (cwd !== root) rmSync(cwd, { recursive: true, force: true })
     },
   }
 }

@@ -31,7 +31,7 @@ const params: Params = smoke
 const reps = Number(values.reps ?? (smoke ? 1 : 3))
 const wanted = values.scenarios?.split(',')
 const chosen = scenarios.filter((s) => !wanted || wanted.includes(s.id))
-const brokers = ((values.brokers?.split(',') as BrokerName[]) ?? ['midge', 'mosquitto', 'mosquitto-nq', 'aedes']).filter((b) => {
+const brokers = ((values.brokers?.split(',') as BrokerName[]) ?? ['midge', 'midge-default', 'mosquitto', 'mosquitto-nq', 'aedes']).filter((b) => {
   if (available(b)) return true
   console.error(`bench: ${b} is not installed; skipped`)
   return false
