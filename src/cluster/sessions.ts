@@ -75,10 +75,11 @@ export class ClusterSessions {
   onAnnouncement(text: string): void {
     const { clientId, node, at } = JSON.parse(text) as { clientId: string; node: string; at: number }
     if (node === this.node) return
-    // Only a connection older than the announced one is taken over: an announcement that arrives late
-    // must not close the newer connection it raced with (node clocks are assumed close, as NTP keeps them).
+    // Only a connection older than the announced one is taken over: an announcement that arrives late must not
+    // close the newer connection it raced with (node clocks are assumed close, as NTP keeps them). Times are in ms:
+    // one accepted in the same ms is taken over, since two live connections with one client id is the worse outcome.
     const live = this.sessions.get(clientId)?.client
-    if (live && live.acceptedAt < at) live.disconnect(Reason.SessionTakenOver, `session taken over on node ${node}`) // [MQTT-3.1.4-3]
+    if (live && live.acceptedAt <= at) live.disconnect(Reason.SessionTakenOver, `session taken over on node ${node}`) // [MQTT-3.1.4-3]
     // The session now lives on that node (it fetched it, with what was queued): drop the copy here.
     this.sessions.forget(clientId)
     this.saved.delete(clientId)
