@@ -122,27 +122,40 @@ async function routed(qos: 0 | 1): Promise<void> {
 await routed(0)
 await routed(1)
 
-// Scenario 1 in-process: four publishers, 500 PUBLISHes per read, to `subscribers` clients of bench/#.
-async function fanIn(subscribers: number): Promise<void> {
+// Scenario 1 in-process: four publishers, 500 PUBLISHes per read, to `subscribers` clients of bench/#; with
+// `topics` > 1, scenarios 1b/1c: each publisher cycles over that many topics, every message its own payload.
+async function fanIn(subscribers: number, topics = 1): Promise<void> {
   const broker = inProcessBroker()
   for (let i = 0; i < subscribers; i++) connected(broker, `s${i}`).data(encode({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'bench/#', qos: 0 }] }, 4))
   const pubs = [0, 1, 2, 3].map((i) => connected(broker, `p${i}`))
-  const reads = pubs.map((_, i) => Buffer.concat(Array(500).fill(encode({ cmd: 'publish', topic: `bench/${i}`, payload, qos: 0, retain: false, dup: false }, 4))))
+  const perPublisher = Math.max(1, Math.ceil(topics / 500))
+  const reads = pubs.map((_, i) =>
+    Array.from({ length: perPublisher }, (_, b) => {
+      if (topics === 1) return Buffer.concat(Array(500).fill(encode({ cmd: 'publish', topic: `bench/${i}`, payload, qos: 0, retain: false, dup: false }, 4)))
+      return Buffer.concat(Array.from({ length: 500 }, (_, k) => encode({ cmd: 'publish', topic: `bench/${i}/device-${(b * 500 + k) % topics}/temperature`, payload: Buffer.from(`${b} ${k} ${i}`.padEnd(64)), qos: 0, retain: false, dup: false }, 4)))
+    }),
+  )
   const run = async (rounds: number) => {
     for (let r = 0; r < rounds; r++) {
-      for (let i = 0; i < 4; i++) pubs[i]!.data(reads[i]!)
+      for (let i = 0; i < 4; i++) pubs[i]!.data(reads[i]![r % perPublisher]!)
       await 0 // the end-of-tick flush
     }
   }
   await run(500) // warm up (JIT)
+  const before = heapStats().objectTypeCounts as Record<string, number>
   const t0 = Bun.nanoseconds()
   await run(500)
   const ns = (Bun.nanoseconds() - t0) / (500 * 4 * 500)
-  console.log(`${`fan-in: 4 publishers, 500 per read, ${subscribers} subscriber${subscribers > 1 ? 's' : ''}`.padEnd(52)} ${(1e9 / ns).toFixed(0).padStart(12)} msg/s ${ns.toFixed(0).padStart(6)} ns/msg`)
+  const after = heapStats().objectTypeCounts as Record<string, number>
+  const objects = Object.keys(after).reduce((sum, type) => sum + Math.max(0, (after[type] ?? 0) - (before[type] ?? 0)), 0) / (500 * 4 * 500)
+  const shape = topics === 1 ? '' : `, ${topics.toLocaleString('en-US')} topics each`
+  console.log(`${`fan-in: 4 publishers, 500 per read, ${subscribers} subscriber${subscribers > 1 ? 's' : ''}${shape}`.padEnd(52)} ${(1e9 / ns).toFixed(0).padStart(12)} msg/s ${ns.toFixed(0).padStart(6)} ns/msg ${objects.toFixed(1)} objects/msg`)
   broker.close()
 }
 await fanIn(1)
 await fanIn(20)
+await fanIn(1, 100)
+await fanIn(1, 25_000)
 
 // One connection accepted and CONNECTed (clean, 3.1.1): time and objects per connection, and what stays on the
 // heap while it idles (the broker's share of scenario 5's memory; the socket's own is Bun's).

@@ -112,6 +112,52 @@ function fanIn(version: 4 | 5): Scenario['run'] {
     })
 }
 
+/**
+ * Scenarios 1b and 1c: traffic shaped like devices, not like a benchmark. Four publishers flat out as in scenario 1,
+ * but every message has its own payload (a sequence number and the topic) and each publisher cycles over
+ * `topicsPerPublisher` topics, one subscriber on `fleet/#`. The batches are built before the clock starts.
+ */
+function fanInVaried(topicsPerPublisher: number): Scenario['run'] {
+  return (broker, p) =>
+    measured(broker, async () => {
+      const sub = await BenchClient.connect(broker.port, 'varied-sub')
+      await sub.subscribe('fleet/#', 0)
+      let received = 0
+      sub.onPublish = () => received++
+      const pubs = await Promise.all([0, 1, 2, 3].map((i) => BenchClient.connect(broker.port, `varied-pub-${i}`)))
+      const PER_BATCH = 500
+      let seq = 0
+      const batches = pubs.map((pub, i) => {
+        // Enough batches to go through every topic once; each packet names its topic and carries its own bytes.
+        const count = Math.max(1, Math.ceil(topicsPerPublisher / PER_BATCH))
+        return Array.from({ length: count }, (_, b) => {
+          const packets: Buffer[] = []
+          for (let k = 0; k < PER_BATCH; k++) {
+            const topic = `fleet/${i}/device-${(b * PER_BATCH + k) % topicsPerPublisher}/temperature`
+            const payload = Buffer.alloc(64, 120)
+            payload.write(`${seq++} ${topic}`)
+            packets.push(pub.encode({ cmd: 'publish', topic, payload, qos: 0, retain: false, dup: false }))
+          }
+          return Buffer.concat(packets)
+        })
+      })
+      let sent = 0
+      const start = now()
+      const end = start + p.durationS * 1000
+      await Promise.all(
+        pubs.map(async (pub, i) => {
+          for (let b = 0; now() < end && !pub.closed; b++) {
+            await pub.write(batches[i]![b % batches[i]!.length]!)
+            sent += PER_BATCH
+          }
+        }),
+      )
+      const last = await settle(() => received)
+      for (const c of [sub, ...pubs]) c.end()
+      return { msgsPerSec: received / ((last - start) / 1000), sentPerSec: sent / ((end - start) / 1000), delivered: received / sent }
+    })
+}
+
 /** Scenario 2: one publisher at a fixed rate to many subscribers of one topic. */
 const fanOut: Scenario['run'] = (broker, p) =>
   measured(broker, async () => {
@@ -366,6 +412,8 @@ const retained: Scenario['run'] = (broker, p) =>
 
 export const scenarios: Scenario[] = [
   { id: 'fan-in', title: '1. Fan-in, QoS 0: 4 publishers, 64 B, 1 subscriber on bench/#', headline: { key: 'msgsPerSec', unit: 'msg/s', better: 'higher' }, run: fanIn(4) },
+  { id: 'fan-in-topics', title: '1b. Fan-in as scenario 1, each message its own payload, 100 topics per publisher', headline: { key: 'msgsPerSec', unit: 'msg/s', better: 'higher' }, run: fanInVaried(100) },
+  { id: 'fan-in-fleet', title: '1c. Fan-in as 1b over 100,000 topics (25,000 per publisher: a fleet of devices)', headline: { key: 'msgsPerSec', unit: 'msg/s', better: 'higher' }, run: fanInVaried(25_000) },
   { id: 'fan-out', title: '2. Fan-out: 1 publisher at a fixed rate to many subscribers', headline: { key: 'p99Ms', unit: 'ms p99', better: 'lower' }, run: fanOut },
   { id: 'qos1', title: '3. QoS 1 end to end, 64 un-acked per publisher', headline: { key: 'completedPerSec', unit: 'msg/s', better: 'higher' }, run: qos1 },
   { id: 'latency-qos0', title: '4a. Latency at a fixed rate, QoS 0', headline: { key: 'p99Ms', unit: 'ms p99', better: 'lower' }, run: latency(0) },

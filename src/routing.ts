@@ -4,7 +4,7 @@
  * each one is written.
  */
 import type { Deliverer } from './delivery/deliverer.ts'
-import { type ClientMatch, minQoS, type RouteCache, RouteMatches } from './delivery/matches.ts'
+import { type Matches, minQoS, type RouteCache, RouteMatches } from './delivery/matches.ts'
 import type { Events } from './events.ts'
 import type { Message } from './message.ts'
 import type { Delivery } from './session.ts'
@@ -63,9 +63,10 @@ export class Router {
     return shareGroup !== undefined && this.deliverToGroup(message, shareGroup)
   }
 
-  private deliverMatches(message: Message, matches: { readonly clients: readonly ClientMatch[]; readonly groups: readonly ShareGroup[] }): number {
+  private deliverMatches(message: Message, matches: Matches): number {
     let reached = 0
-    for (const match of matches.clients) {
+    for (let i = 0; i < matches.clientCount; i++) {
+      const match = matches.clients[i]!
       const session = this.sessions.get(match.clientId)
       if (!session) continue
       reached++
@@ -87,7 +88,7 @@ export class Router {
       }
     }
     // In a cluster, shared groups span nodes: the fabric picks the node, then deliverShared() the member.
-    if (!this.sharedByFabric) for (const group of matches.groups) if (this.deliverToGroup(message, group)) reached++
+    if (!this.sharedByFabric) for (let i = 0; i < matches.groupCount; i++) if (this.deliverToGroup(message, matches.groups[i]!)) reached++
     if (this.events.listeners.message.length > 0) this.events.emit('message', message)
     return reached
   }

@@ -12,20 +12,34 @@ const SCAN_UP_TO = 8
 /** A publisher's route cache keeps a topic's matches only up to this many clients (it holds one entry per client). */
 const CACHE_UP_TO = 32
 
-export class RouteMatches implements MatchVisitor {
-  /** One entry per client, in the order first matched. */
+/**
+ * A route's matches as the router reads them: the first `clientCount` entries of `clients` and the first `groupCount`
+ * of `groups`. The lists are kept and overwritten from route to route rather than truncated: setting an array's
+ * length to 0 cost more than the rest of a route that missed the cache.
+ */
+export interface Matches {
+  readonly clients: readonly ClientMatch[]
+  readonly clientCount: number
+  readonly groups: readonly ShareGroup[]
+  readonly groupCount: number
+}
+
+export class RouteMatches implements MatchVisitor, Matches {
+  /** One entry per client, in the order first matched; entries past `clientCount` are kept for reuse. */
   readonly clients: ClientMatch[] = []
+  clientCount = 0
   readonly groups: ShareGroup[] = []
+  groupCount = 0
   /** The clients by id, once there are more than SCAN_UP_TO (most messages reach a few and never need it). */
   private readonly byClient = new Map<string, ClientMatch>()
-  /** Every entry made so far, in `clients` order: as many as the most clients one message has reached. */
-  private readonly pool: ClientMatch[] = []
   private origin: string | undefined = undefined
 
   reset(origin: string | undefined): void {
-    if (this.clients.length > SCAN_UP_TO) this.byClient.clear()
-    this.clients.length = 0
-    this.groups.length = 0
+    if (this.clientCount > SCAN_UP_TO) this.byClient.clear()
+    this.clientCount = 0
+    // A group is a live part of the trie: drop the references rather than pin one that is removed meanwhile.
+    for (let i = 0; i < this.groupCount; i++) this.groups[i] = undefined!
+    this.groupCount = 0
     this.origin = origin
   }
 
@@ -34,9 +48,9 @@ export class RouteMatches implements MatchVisitor {
     const seen = this.find(sub.clientId)
     if (!seen) {
       const match = this.nextMatch(sub)
-      this.clients.push(match)
-      if (this.clients.length > SCAN_UP_TO) {
-        if (this.clients.length === SCAN_UP_TO + 1) for (const m of this.clients) this.byClient.set(m.clientId, m)
+      this.clientCount++
+      if (this.clientCount > SCAN_UP_TO) {
+        if (this.clientCount === SCAN_UP_TO + 1) for (let i = 0; i < this.clientCount; i++) this.byClient.set(this.clients[i]!.clientId, this.clients[i]!)
         else this.byClient.set(sub.clientId, match)
       }
       return
@@ -49,10 +63,10 @@ export class RouteMatches implements MatchVisitor {
   /** Entries are reused from message to message (one object per client matched was the router's main garbage). */
   private nextMatch(sub: Subscription): ClientMatch {
     const ids = sub.identifier ? [sub.identifier] : undefined
-    const match = this.pool[this.clients.length]
+    const match = this.clients[this.clientCount]
     if (!match) {
       const fresh = { clientId: sub.clientId, qos: sub.qos, retainAsPublished: sub.retainAsPublished, ids }
-      this.pool.push(fresh)
+      this.clients.push(fresh)
       return fresh
     }
     match.clientId = sub.clientId
@@ -64,13 +78,13 @@ export class RouteMatches implements MatchVisitor {
 
   private find(clientId: string): ClientMatch | undefined {
     const clients = this.clients
-    if (clients.length > SCAN_UP_TO) return this.byClient.get(clientId)
-    for (let i = 0; i < clients.length; i++) if (clients[i]!.clientId === clientId) return clients[i]
+    if (this.clientCount > SCAN_UP_TO) return this.byClient.get(clientId)
+    for (let i = 0; i < this.clientCount; i++) if (clients[i]!.clientId === clientId) return clients[i]
     return undefined
   }
 
   group(group: ShareGroup): void {
-    this.groups.push(group)
+    this.groups[this.groupCount++] = group
   }
 }
 
@@ -80,38 +94,39 @@ export class RouteMatches implements MatchVisitor {
  * messages skip the trie walk and the merge. Kept only while the topic reaches few clients: a large fan-out is
  * routed through the shared collector each time (its walk costs little next to its deliveries).
  */
-export class RouteCache {
+export class RouteCache implements Matches {
   /** Being delivered from: a route nested in that delivery (a listener publishing) must not refill it. */
   busy = false
   private topic: string | null = null
   private version = -1
+  /** Copies of the matches (entries past `clientCount` kept for reuse). */
   readonly clients: ClientMatch[] = []
+  clientCount = 0
   readonly groups: ShareGroup[] = []
-  /** Entries kept for reuse, as in RouteMatches. */
-  private readonly pool: ClientMatch[] = []
+  groupCount = 0
 
   holds(topic: string, version: number): boolean {
     return this.version === version && this.topic === topic
   }
 
   /** Keeps `matches` for `topic`, or forgets the last route when they reach too many clients to keep. */
-  keep(topic: string, version: number, matches: RouteMatches): void {
-    this.clients.length = 0
-    this.groups.length = 0
-    if (matches.clients.length > CACHE_UP_TO) {
+  keep(topic: string, version: number, matches: Matches): void {
+    if (matches.clientCount > CACHE_UP_TO) {
       this.topic = null
       return
     }
-    for (let i = 0; i < matches.clients.length; i++) {
+    for (let i = 0; i < matches.clientCount; i++) {
       const from = matches.clients[i]!
-      const entry = (this.pool[i] ??= { clientId: '', qos: 0, retainAsPublished: false, ids: undefined })
+      const entry = (this.clients[i] ??= { clientId: '', qos: 0, retainAsPublished: false, ids: undefined })
       entry.clientId = from.clientId
       entry.qos = from.qos
       entry.retainAsPublished = from.retainAsPublished
       entry.ids = from.ids
-      this.clients.push(entry)
     }
-    for (const group of matches.groups) this.groups.push(group)
+    this.clientCount = matches.clientCount
+    for (let i = 0; i < matches.groupCount; i++) this.groups[i] = matches.groups[i]!
+    for (let i = matches.groupCount; i < this.groupCount; i++) this.groups[i] = undefined!
+    this.groupCount = matches.groupCount
     this.topic = topic
     this.version = version
   }

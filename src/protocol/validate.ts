@@ -15,10 +15,20 @@ function commonTopicError(topic: string, limits: TopicLimits): string | null {
 }
 
 export function topicNameError(topic: string, limits: TopicLimits): string | null {
-  const common = commonTopicError(topic, limits)
-  if (common) return common
-  if (topic.includes('+') || topic.includes('#')) return 'wildcards are not allowed in a topic name' // [MQTT-3.3.2-2]
-  if (countLevels(topic) > limits.maxTopicLevels) return `more than ${limits.maxTopicLevels} topic levels`
+  // One pass over the characters (a client publishing to many topics has each checked): levels, wildcards, U+0000,
+  // and whether every character is ASCII (then its UTF-8 length is its length).
+  let levels = 1
+  let ascii = true
+  for (let i = 0; i < topic.length; i++) {
+    const c = topic.charCodeAt(i)
+    if (c === 47 /* / */) levels++
+    else if (c === 43 /* + */ || c === 35 /* # */) return 'wildcards are not allowed in a topic name' // [MQTT-3.3.2-2]
+    else if (c === 0) return 'topic contains U+0000' // [MQTT-4.7.3-2]
+    else if (c >= 0x80) ascii = false
+  }
+  if (topic.length === 0) return 'empty topic' // [MQTT-4.7.3-1]
+  if ((ascii ? topic.length : Buffer.byteLength(topic)) > limits.maxTopicLength) return `topic longer than ${limits.maxTopicLength} bytes`
+  if (levels > limits.maxTopicLevels) return `more than ${limits.maxTopicLevels} topic levels`
   return null
 }
 
@@ -35,12 +45,6 @@ export function topicFilterError(filter: string, limits: TopicLimits): string | 
     if (level.includes('+') && level !== '+') return '"+" must occupy a whole level' // [MQTT-4.7.1-2]
   }
   return null
-}
-
-function countLevels(topic: string): number {
-  let n = 1
-  for (let i = 0; i < topic.length; i++) if (topic.charCodeAt(i) === 47 /* / */) n++
-  return n
 }
 
 export interface SharedFilter {

@@ -32,6 +32,8 @@ class TrieNode {
   hash: TrieNode | null = null
   subscriptions: Map<string, Subscription> | null = null
   groups: Map<string, ShareGroup> | null = null
+  /** The exact child while there is only one (most levels under a prefix have one): the walk compares, no lookup. */
+  only: TrieNode | null = null
   constructor(readonly parent: TrieNode | null, readonly level: string) {}
 
   child(level: string): TrieNode | undefined {
@@ -44,14 +46,20 @@ class TrieNode {
     const child = new TrieNode(this, level)
     if (level === '+') this.plus = child
     else if (level === '#') this.hash = child
-    else this.children.set(level, child)
+    else {
+      this.children.set(level, child)
+      this.only = this.children.size === 1 ? child : null
+    }
     return child
   }
 
   removeChild(level: string): void {
     if (level === '+') this.plus = null
     else if (level === '#') this.hash = null
-    else this.children.delete(level)
+    else {
+      this.children.delete(level)
+      this.only = this.children.size === 1 ? this.children.values().next().value! : null
+    }
   }
 
   get empty(): boolean {
@@ -158,11 +166,13 @@ export class SubscriptionTrie {
   private scratch: [TrieNode[], TrieNode[]] | null = [[], []]
 
   private walk(topic: string, visitor: MatchVisitor, current: TrieNode[], next: TrieNode[]): void {
-    const levels = topic.split('/')
     const dollar = topic.charCodeAt(0) === 36 /* $ */
     current.push(this.root)
-    for (let depth = 0; depth < levels.length && current.length > 0; depth++) {
-      const level = levels[depth]!
+    // Level by level, found with indexOf: a level's string is cut out only when a node has children to look it up in.
+    for (let from = 0, depth = 0; current.length > 0; depth++) {
+      let to = topic.indexOf('/', from)
+      if (to === -1) to = topic.length
+      let level: string | null = null
       // [MQTT-4.7.2-1] wildcards in the first level never match a topic starting with `$`.
       const wildcards = !(depth === 0 && dollar)
       for (const node of current) {
@@ -170,8 +180,11 @@ export class SubscriptionTrie {
           if (node.hash) visit(node.hash, visitor)
           if (node.plus) next.push(node.plus)
         }
-        if (node.children.size > 0) {
-          const exact = node.children.get(level)
+        const only = node.only
+        if (only) {
+          if (sameLevel(only.level, topic, from, to)) next.push(only)
+        } else if (node.children.size > 0) {
+          const exact = node.children.get((level ??= topic.slice(from, to)))
           if (exact) next.push(exact)
         }
       }
@@ -179,6 +192,8 @@ export class SubscriptionTrie {
       current = next
       next = swap
       next.length = 0
+      if (to === topic.length) break
+      from = to + 1
     }
     for (const node of current) {
       visit(node, visitor)
@@ -186,6 +201,13 @@ export class SubscriptionTrie {
       if (node.hash) visit(node.hash, visitor)
     }
   }
+}
+
+/** Whether `level` is the topic's characters from `from` to `to`. */
+function sameLevel(level: string, topic: string, from: number, to: number): boolean {
+  if (level.length !== to - from) return false
+  for (let i = 0; i < level.length; i++) if (level.charCodeAt(i) !== topic.charCodeAt(from + i)) return false
+  return true
 }
 
 function visit(node: TrieNode, visitor: MatchVisitor): void {
