@@ -18,7 +18,7 @@ import type { Connection, ConnectionHandler } from './transport/types.ts'
 
 type State = 'connecting' | 'connected' | 'closed'
 
-/** The PUBACK / PUBREC sent at once is built here and encoded straight away, as `outgoing` is (3.1.1 ignores the reason code). */
+/** The PUBACK / PUBREC sent at once is built here and encoded straight away, as each outgoing PUBLISH is (delivery/outgoing.ts; 3.1.1 ignores the reason code). */
 const ackNow: PubackPacket | PubrecPacket = { cmd: 'puback', messageId: 0, reasonCode: 0, properties: undefined }
 
 /** Held packets past which the socket stops being read until the pending decision settles. */
