@@ -94,6 +94,28 @@ describe.skipIf(!natsServerPath)('cluster on NATS JetStream', () => {
     await watcher.end()
   })
 
+  test('interest: a node gets from NATS only the QoS 0 messages a subscription there can match, each once though two filters match', async () => {
+    const cluster = (n: TestBroker) => n.midge.broker.plugins.plugins.find((p) => p.name === 'cluster') as ClusterPlugin
+    const received = () => cluster(b).metrics!().received!
+    const pub = await connect(a.port)
+    const before = received()
+    for (let i = 0; i < 50; i++) await pub.client.publishAsync('nobody/listens', String(i), { qos: 0 })
+    const wide = await connect(b.port)
+    await subscribe(wide.client, 'interest/#')
+    const narrow = await connect(b.port)
+    await subscribe(narrow.client, 'interest/+')
+    const both = await connect(b.port)
+    await subscribe(both.client, ['interest/#', 'interest/+'])
+    await settled(a, b) // B's subscriptions are in place on the NATS server
+    await pub.client.publishAsync('interest/x', 'one', { qos: 0 })
+    await pub.client.publishAsync('elsewhere/x', 'not for B', { qos: 0 })
+    await settled(a, b)
+    for (const c of [wide, narrow, both]) expect((await c.next()).payload).toBe('one')
+    for (const c of [wide, narrow, both]) expect(await c.quiet()).toEqual([]) // one copy each
+    expect(received() - before).toBe(1) // neither the 50 nor elsewhere/x came to B, and interest/x came once
+    await Promise.all([pub, wide, narrow, both].map((c) => c.end()))
+  })
+
   test('shared subscriptions span nodes: each message goes to exactly one member of the group, whichever node it is on', async () => {
     const members = [await connect(a.port), await connect(a.port), await connect(b.port)]
     for (const m of members) await subscribe(m.client, '$share/workers/jobs/#', { qos: 1 })

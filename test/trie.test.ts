@@ -80,6 +80,23 @@ describe('subscription trie', () => {
     }
   })
 
+  test('onInterest tells when a filter gains its first ordinary subscription and loses its last; filters() lists them', () => {
+    const trie = new SubscriptionTrie()
+    const told: string[] = []
+    trie.onInterest = (filter, present) => void told.push(`${present ? '+' : '-'}${filter}`)
+    trie.add(sub('c1', 'a/+'))
+    trie.add(sub('c2', 'a/+')) // a second client: the filter was held already
+    trie.add({ ...sub('c1', 'a/+'), qos: 1 }) // a replacement
+    trie.add({ ...sub('c3', 'jobs/#'), group: 'g' }) // shared: the cluster serves those through their groups
+    trie.add(sub('c3', '#'))
+    expect(trie.filters().sort()).toEqual(['#', 'a/+'])
+    trie.remove(sub('c1', 'a/+'))
+    trie.remove(sub('c2', 'a/+'))
+    trie.remove(sub('c3', '#'))
+    expect(told).toEqual(['+a/+', '+#', '-a/+', '-#'])
+    expect(trie.filters()).toEqual([])
+  })
+
   test('removing subscriptions prunes the trie back to empty', () => {
     const trie = new SubscriptionTrie()
     const subs = ['a/b', 'a/+', 'a/#', '#', '+/+/c'].map((f, i) => sub(`c${i}`, f))

@@ -1,6 +1,6 @@
 /**
  * Share groups across nodes. A node with a member of `$share/{group}/{filter}` joins the group's NATS queue group on
- * the QoS 0 subject (one node per message, at most once) and pulls from the group's durable JetStream consumer for
+ * the filter's QoS 0 subjects (one node per message, at most once) and pulls from the group's durable JetStream consumer for
  * QoS 1/2 (one node per message, acknowledged only once delivered to a member here, so a node that dies or has no
  * member left lets JetStream give the message to another: at least once).
  */
@@ -10,6 +10,7 @@ import { AckPolicy, type ConsumerMessages, DeliverPolicy, type JetStreamClient, 
 import type { Logger } from '../logger.ts'
 import type { Message } from '../message.ts'
 import { filterMatches } from '../topics/trie.ts'
+import { filterSubjects } from './subjects.ts'
 import { META_HEADER, messageOf, readMeta } from './wire.ts'
 
 /** Delivers a message to one member of a share group on this node; false when the group has none here. */
@@ -34,13 +35,16 @@ export class ShareGroups {
   join(group: string, filter: string): void {
     const queue = Buffer.from(`${group}\n${filter}`).toString('base64url')
     if (this.joined.has(queue)) return
-    const sub = this.nc.subscribe(`${this.prefix}.m0`, {
-      queue,
-      callback: (error, msg) => {
-        if (!error) this.receive(queue, group, filter, msg.headers?.get(META_HEADER), msg.data)
-      },
-    })
-    const entry = { stop: [() => sub.unsubscribe()] }
+    // QoS 0: a queue subscription on the filter's subjects (a topic matches only one of them: no second copy).
+    const subs = filterSubjects(`${this.prefix}.m0`, filter).map((subject) =>
+      this.nc.subscribe(subject, {
+        queue,
+        callback: (error, msg) => {
+          if (!error) this.receive(queue, group, filter, msg.headers?.get(META_HEADER), msg.data)
+        },
+      }),
+    )
+    const entry = { stop: subs.map((sub) => () => sub.unsubscribe()) }
     this.joined.set(queue, entry)
     const consuming = this.consume(queue, entry)
     const ready = consuming.then(

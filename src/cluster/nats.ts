@@ -1,7 +1,10 @@
 /**
  * Several Midge nodes as one broker on NATS (JetStream for what must not be lost). What goes where:
  *
- * - `midge.<name>.m0` (core NATS): QoS 0 messages, to every node. Own messages are not echoed back.
+ * - `midge.<name>.m0.<topic as subject>` (core NATS, subjects.ts): QoS 0 messages. A node subscribes to the subjects
+ *   of the filters its sessions hold (each filter once, while any session holds it: the trie tells), so NATS sends
+ *   it only what some subscription there can match. A message matching two of its filters comes twice, one copy
+ *   right after the other: the second is dropped by the sender's run and sequence number.
  * - stream `MIDGE_<name>`, subject `midge.<name>.m1` (JetStream): QoS 1/2 messages. The node that received
  *   the PUBLISH acknowledges it only once JetStream has stored it (the broker waits on `flushed()`); every node
  *   reads the stream with an ordered consumer from the moment it starts, and skips its own messages.
@@ -24,14 +27,18 @@ import type { Message } from '../message.ts'
 import { publish, type PublishTarget } from '../publish.ts'
 import type { Router } from '../routing.ts'
 import type { Sessions } from '../sessions.ts'
+import type { SubscriptionTrie } from '../topics/trie.ts'
 import { ShareGroups } from './groups.ts'
 import { RetainedKv } from './retained.ts'
 import { ClusterSessions, type StreamPosition } from './sessions.ts'
+import { filterSubjects, topicSubject } from './subjects.ts'
 import { META_HEADER, messageOf, metaOf, readMeta } from './wire.ts'
 
 /** What the cluster needs of the broker: publishing (as the broker), its sessions, the share-group router, its name. */
 export interface ClusterHost extends PublishTarget {
   readonly sessions: Pick<Sessions, 'get' | 'forget' | 'values'>
+  /** Which filters this node has subscriptions on (the cluster subscribes to them on NATS). */
+  readonly subscriptions: Pick<SubscriptionTrie, 'onInterest' | 'filters'>
   readonly router: Pick<Router, 'deliverShared' | 'sharedByFabric'>
   nodeId: string | null
 }
@@ -47,6 +54,15 @@ export class NatsFabric implements StreamPosition {
   private closed = false
   private forwarded = 0
   private received = 0
+  /** The QoS 0 subject root: `<prefix>.m0`. */
+  private readonly m0: string
+  /** The NATS subscriptions for each filter this node has interest in. */
+  private readonly interest = new Map<string, NatsSubscription[]>()
+  /** This run of the node (QoS 0 copies are told apart by run and sequence), and its QoS 0 messages sent so far. */
+  private readonly run = randomBytes(4).readUInt32LE(0)
+  private sentQoS0 = 0
+  /** The last QoS 0 message taken from each node (by its run), to drop the second copy of one. */
+  private readonly lastFrom = new Map<string, { run: number; seq: number }>()
   appliedSeq = 0
   ownSeq = 0
 
@@ -60,6 +76,7 @@ export class NatsFabric implements StreamPosition {
     private readonly logger: Logger,
     kvs: { retained: KV; sessions: KV },
   ) {
+    this.m0 = `${prefix}.m0`
     const track = (write: Promise<unknown>) => this.track(write)
     this.groups = new ShareGroups(nc, js, stream, prefix, (message, group, filter) => broker.router.deliverShared(message, group, filter), logger)
     this.sessions = new ClusterSessions(broker.sessions, nc, js, kvs.sessions, stream, node, prefix, this, track, logger)
@@ -93,6 +110,9 @@ export class NatsFabric implements StreamPosition {
     // The live consumer starts after the stream's last message: that is where this node stands now.
     fabric.appliedSeq = (await jsm.streams.info(stream)).state.last_seq
     await fabric.listen(stream)
+    // Interest: every filter held now, then each as the trie gains or loses it.
+    for (const filter of broker.subscriptions.filters()) fabric.setInterest(filter, true)
+    broker.subscriptions.onInterest = (filter, present) => fabric.setInterest(filter, present)
     broker.router.sharedByFabric = true
     broker.nodeId = node
     // Share groups of sessions that were already here (loaded from a session store).
@@ -103,11 +123,6 @@ export class NatsFabric implements StreamPosition {
 
   private async listen(stream: string): Promise<void> {
     this.subscriptions.push(
-      this.nc.subscribe(`${this.prefix}.m0`, {
-        callback: (error, msg) => {
-          if (!error) this.receive(msg.headers?.get(META_HEADER), msg.data)
-        },
-      }),
       this.nc.subscribe(`${this.prefix}.connect`, {
         callback: (error, msg) => {
           if (!error) this.sessions.onAnnouncement(msg.string())
@@ -147,12 +162,47 @@ export class NatsFabric implements StreamPosition {
     })()
   }
 
+  /** Subscribes to a filter's subjects on NATS (or stops), so QoS 0 messages that filter matches come here. */
+  private setInterest(filter: string, present: boolean): void {
+    const held = this.interest.get(filter)
+    if (!present) {
+      for (const sub of held ?? []) sub.unsubscribe()
+      this.interest.delete(filter)
+      return
+    }
+    if (held) return
+    const subs = filterSubjects(this.m0, filter).map((subject) =>
+      this.nc.subscribe(subject, {
+        callback: (error, msg) => {
+          if (!error) this.receive(msg.headers?.get(META_HEADER), msg.data)
+        },
+      }),
+    )
+    this.interest.set(filter, subs)
+  }
+
   /** A message from another node: route it here as if it had been published here. */
   private receive(metaText: string | undefined, data: Uint8Array): void {
     const meta = readMeta(metaText)
     if (!meta || meta.node === this.node) return
+    if (meta.seq !== undefined && this.repeated(meta.node, meta.run!, meta.seq)) return
     this.received++
     publish(this.broker, messageOf(meta, data), null) // checked and authorised on the node it came from
+  }
+
+  /**
+   * Whether a QoS 0 message is the second copy of the last one from that node: it matched two of this node's filters,
+   * and NATS sends a copy per subscription, one right after the other (in order per sender).
+   */
+  private repeated(node: string, run: number, seq: number): boolean {
+    const last = this.lastFrom.get(node)
+    if (last && last.run === run) {
+      if (seq <= last.seq) return true
+      last.seq = seq
+      return false
+    }
+    this.lastFrom.set(node, { run, seq })
+    return false
   }
 
   /** A message routed on this node: on to the other nodes. QoS 1/2 go through JetStream and are waited on. */
@@ -160,12 +210,16 @@ export class NatsFabric implements StreamPosition {
     // Each node's own figures and its view of the totals stay on it; $SYS/nodes/<node>/... go to every node.
     if (message.topic.startsWith('$SYS/broker/') || message.topic.startsWith('$SYS/cluster/')) return
     const h = headers()
-    h.set(META_HEADER, JSON.stringify(metaOf(this.node, message)))
+    const meta = metaOf(this.node, message)
     this.forwarded++
     if (message.qos === 0) {
-      this.nc.publish(`${this.prefix}.m0`, message.payload, { headers: h })
+      meta.run = this.run
+      meta.seq = ++this.sentQoS0
+      h.set(META_HEADER, JSON.stringify(meta))
+      this.nc.publish(topicSubject(this.m0, message.topic), message.payload, { headers: h })
       return
     }
+    h.set(META_HEADER, JSON.stringify(meta))
     this.track(this.js.publish(`${this.prefix}.m1`, message.payload, { headers: h }).then((ack) => (this.ownSeq = Math.max(this.ownSeq, ack.seq))))
   }
 
@@ -199,6 +253,9 @@ export class NatsFabric implements StreamPosition {
     this.closed = true
     this.stopConsumer?.()
     this.groups.leaveAll()
+    this.broker.subscriptions.onInterest = null
+    for (const subs of this.interest.values()) for (const s of subs) s.unsubscribe()
+    this.interest.clear()
     for (const s of this.subscriptions) s.unsubscribe()
     await Promise.allSettled([...this.pending])
     await this.nc.drain().catch(() => this.nc.close())

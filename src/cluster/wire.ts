@@ -12,6 +12,9 @@ export interface Meta {
   origin?: string
   expiresAt: number
   properties?: Record<string, unknown>
+  /** QoS 0: the sending node's run (random per start) and its count of QoS 0 messages sent, to drop a second copy. */
+  run?: number
+  seq?: number
 }
 
 export const META_HEADER = 'Midge-Meta'

@@ -77,6 +77,11 @@ export class SubscriptionTrie {
   private count = 0
   /** Changes whenever a subscription is added, replaced or removed: what any topic matches may have changed. */
   version = 0
+  /**
+   * Told when a filter gains its first ordinary (not shared) subscription, and when it loses its last: the
+   * filters this broker has interest in, each once (the cluster subscribes to them on NATS).
+   */
+  onInterest: ((filter: string, present: boolean) => void) | null = null
 
   /** Number of subscriptions held (shared ones included). */
   get size(): number {
@@ -92,6 +97,7 @@ export class SubscriptionTrie {
       node.subscriptions ??= new Map()
       if (!node.subscriptions.has(sub.clientId)) this.count++
       node.subscriptions.set(sub.clientId, sub)
+      if (node.subscriptions.size === 1 && this.onInterest) this.onInterest(sub.filter, true)
       return
     }
     node.groups ??= new Map()
@@ -118,6 +124,7 @@ export class SubscriptionTrie {
     let removed = false
     if (group === undefined) {
       removed = node.subscriptions?.delete(clientId) ?? false
+      if (removed && node.subscriptions!.size === 0 && this.onInterest) this.onInterest(sub.filter, false)
     } else {
       const g = node.groups?.get(group)
       const at = g ? g.members.findIndex((m) => m.clientId === clientId) : -1
@@ -137,6 +144,20 @@ export class SubscriptionTrie {
       node = node.parent
     }
     return true
+  }
+
+  /** Every filter with at least one ordinary (not shared) subscription. */
+  filters(): string[] {
+    const out: string[] = []
+    const visit = (node: TrieNode, path: string | null) => {
+      if (node.subscriptions?.size) out.push(path!)
+      const join = (level: string) => (path === null ? level : `${path}/${level}`)
+      for (const [level, child] of node.children) visit(child, join(level))
+      if (node.plus) visit(node.plus, join('+'))
+      if (node.hash) visit(node.hash, join('#'))
+    }
+    visit(this.root, null)
+    return out
   }
 
   /** The share group `name` on exactly `filter`, if it has members. */
