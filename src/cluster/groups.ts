@@ -11,7 +11,7 @@ import type { Logger } from '../logger.ts'
 import type { Message } from '../message.ts'
 import { filterMatches } from '../topics/trie.ts'
 import { filterSubjects } from './subjects.ts'
-import { META_HEADER, messageOf, readMeta } from './wire.ts'
+import { decodeFrame, messageOf } from './wire.ts'
 
 /** Delivers a message to one member of a share group on this node; false when the group has none here. */
 export type DeliverShared = (message: Message, group: string, filter: string) => boolean
@@ -40,7 +40,7 @@ export class ShareGroups {
       this.nc.subscribe(subject, {
         queue,
         callback: (error, msg) => {
-          if (!error) this.receive(queue, group, filter, msg.headers?.get(META_HEADER), msg.data)
+          if (!error) this.receive(queue, group, filter, msg.data)
         },
       }),
     )
@@ -84,12 +84,12 @@ export class ShareGroups {
 
   private async deliver(messages: ConsumerMessages, queue: string, group: string, filter: string): Promise<void> {
     for await (const m of messages) {
-      const meta = readMeta(m.headers?.get(META_HEADER))
-      if (!meta || !filterMatches(filter, meta.topic)) {
+      const frame = decodeFrame(m.data)
+      if (!frame || !filterMatches(filter, frame.meta.topic)) {
         m.ack() // not for this group
         continue
       }
-      if (this.deliverShared(messageOf(meta, m.data), group, filter)) m.ack()
+      if (this.deliverShared(messageOf(frame.meta, frame.payload), group, filter)) m.ack()
       else {
         m.nak() // another node of the group takes it
         this.leave(queue)
@@ -97,10 +97,10 @@ export class ShareGroups {
     }
   }
 
-  private receive(queue: string, group: string, filter: string, metaText: string | undefined, data: Uint8Array): void {
-    const meta = readMeta(metaText)
-    if (!meta || !filterMatches(filter, meta.topic)) return
-    if (!this.deliverShared(messageOf(meta, data), group, filter)) this.leave(queue)
+  private receive(queue: string, group: string, filter: string, data: Uint8Array): void {
+    const frame = decodeFrame(data)
+    if (!frame || !filterMatches(filter, frame.meta.topic)) return
+    if (!this.deliverShared(messageOf(frame.meta, frame.payload), group, filter)) this.leave(queue)
   }
 
   /** No member here any more: leave the group, so NATS and JetStream pick a node that has one. */

@@ -13,10 +13,10 @@
  * - KV bucket `midge_<name>_sessions` and `midge.<name>.connect`: persistent sessions and client-id takeover
  *   across nodes (sessions.ts).
  *
- * Each message carries its metadata in a `Midge-Meta` header and its payload as the body (wire.ts). This file
+ * Each message travels as one binary frame, its metadata and then its payload (wire.ts). This file
  * holds the connection, the forwarding of messages both ways, and what is waited on before an acknowledgement.
  */
-import { connect, credsAuthenticator, headers, type NatsConnection, type Subscription as NatsSubscription } from '@nats-io/transport-node'
+import { connect, credsAuthenticator, type NatsConnection, type Subscription as NatsSubscription } from '@nats-io/transport-node'
 import { DeliverPolicy, jetstream, jetstreamManager, type JetStreamClient } from '@nats-io/jetstream'
 import { type KV, Kvm } from '@nats-io/kv'
 import { readFileSync } from 'node:fs'
@@ -32,7 +32,7 @@ import { ShareGroups } from './groups.ts'
 import { RetainedKv } from './retained.ts'
 import { ClusterSessions, type StreamPosition } from './sessions.ts'
 import { filterSubjects, topicSubject } from './subjects.ts'
-import { META_HEADER, messageOf, metaOf, readMeta } from './wire.ts'
+import { decodeFrame, encodeFrame, messageOf } from './wire.ts'
 
 /** What the cluster needs of the broker: publishing (as the broker), its sessions, the share-group router, its name. */
 export interface ClusterHost extends PublishTarget {
@@ -61,6 +61,7 @@ export class NatsFabric implements StreamPosition {
   /** This run of the node (QoS 0 copies are told apart by run and sequence), and its QoS 0 messages sent so far. */
   private readonly run = randomBytes(4).readUInt32LE(0)
   private sentQoS0 = 0
+  private warnedBadFrame = false
   /** The last QoS 0 message taken from each node (by its run), to drop the second copy of one. */
   private readonly lastFrom = new Map<string, { run: number; seq: number }>()
   appliedSeq = 0
@@ -138,7 +139,7 @@ export class NatsFabric implements StreamPosition {
           const messages = await consumer.consume()
           this.stopConsumer = () => messages.stop()
           for await (const m of messages) {
-            this.receive(m.headers?.get(META_HEADER), m.data)
+            this.receive(m.data)
             this.appliedSeq = Math.max(this.appliedSeq, m.seq)
           }
         } catch (error) {
@@ -174,7 +175,7 @@ export class NatsFabric implements StreamPosition {
     const subs = filterSubjects(this.m0, filter).map((subject) =>
       this.nc.subscribe(subject, {
         callback: (error, msg) => {
-          if (!error) this.receive(msg.headers?.get(META_HEADER), msg.data)
+          if (!error) this.receive(msg.data)
         },
       }),
     )
@@ -182,12 +183,21 @@ export class NatsFabric implements StreamPosition {
   }
 
   /** A message from another node: route it here as if it had been published here. */
-  private receive(metaText: string | undefined, data: Uint8Array): void {
-    const meta = readMeta(metaText)
-    if (!meta || meta.node === this.node) return
+  private receive(data: Uint8Array): void {
+    const frame = decodeFrame(data)
+    if (!frame) return this.badFrame()
+    const meta = frame.meta
+    if (meta.node === this.node) return
     if (meta.seq !== undefined && this.repeated(meta.node, meta.run!, meta.seq)) return
     this.received++
-    publish(this.broker, messageOf(meta, data), null) // checked and authorised on the node it came from
+    publish(this.broker, messageOf(meta, frame.payload), null) // checked and authorised on the node it came from
+  }
+
+  /** A message that is no frame of this version (a node of another version on the cluster): logged once, dropped. */
+  badFrame(): void {
+    if (this.warnedBadFrame) return
+    this.warnedBadFrame = true
+    this.logger.warn('cluster.bad_frame', { node: this.node, reason: 'a message that is not a Midge frame of this version was dropped (are all nodes the same version?)' })
   }
 
   /**
@@ -209,18 +219,12 @@ export class NatsFabric implements StreamPosition {
   forward(message: Readonly<Message>): void {
     // Each node's own figures and its view of the totals stay on it; $SYS/nodes/<node>/... go to every node.
     if (message.topic.startsWith('$SYS/broker/') || message.topic.startsWith('$SYS/cluster/')) return
-    const h = headers()
-    const meta = metaOf(this.node, message)
     this.forwarded++
     if (message.qos === 0) {
-      meta.run = this.run
-      meta.seq = ++this.sentQoS0
-      h.set(META_HEADER, JSON.stringify(meta))
-      this.nc.publish(topicSubject(this.m0, message.topic), message.payload, { headers: h })
+      this.nc.publish(topicSubject(this.m0, message.topic), encodeFrame(this.node, message, this.run, ++this.sentQoS0))
       return
     }
-    h.set(META_HEADER, JSON.stringify(meta))
-    this.track(this.js.publish(`${this.prefix}.m1`, message.payload, { headers: h }).then((ack) => (this.ownSeq = Math.max(this.ownSeq, ack.seq))))
+    this.track(this.js.publish(`${this.prefix}.m1`, encodeFrame(this.node, message)).then((ack) => (this.ownSeq = Math.max(this.ownSeq, ack.seq))))
   }
 
   /**

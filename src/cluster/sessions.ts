@@ -12,7 +12,7 @@ import type { StoredDelivery, StoredSession } from '../plugin.ts'
 import { Reason } from '../protocol/reason.ts'
 import type { Sessions } from '../sessions.ts'
 import { filterMatches, type Subscription } from '../topics/trie.ts'
-import { kvKey, META_HEADER, messageOf, readMeta } from './wire.ts'
+import { decodeFrame, kvKey, messageOf } from './wire.ts'
 
 /** Where this node stands in the stream of QoS 1/2 messages. */
 export interface StreamPosition {
@@ -94,9 +94,9 @@ export class ClusterSessions {
     const consumer = await this.js.consumers.get(this.stream, { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: fromSeq + 1 })
     const messages = await consumer.consume()
     for await (const m of messages) {
-      const meta = readMeta(m.headers?.get(META_HEADER))
-      if (meta) {
-        const message = messageOf(meta, m.data)
+      const frame = decodeFrame(m.data)
+      if (frame) {
+        const message = messageOf(frame.meta, frame.payload)
         message.remote = undefined
         let qos = -1
         let retainAsPublished = false

@@ -1,6 +1,13 @@
 /**
- * How a message travels between nodes: its metadata in a `Midge-Meta` header (JSON), its payload as the body.
- * The same metadata, with the payload in base64, is a retained message's value in KV.
+ * How a message travels between nodes: one binary frame per message, its metadata first and its payload after,
+ * as the NATS message body (no NATS headers, no JSON on the way: both cost more than the rest of the trip).
+ *
+ *   u8 version (1) · u8 flags (bits 0-1 QoS, 2 retain, 3 origin, 4 properties, 5 QoS 0 sequence) · f64 expiresAt
+ *   · u16 node length, node · u16 topic length, topic · [u16 origin length, origin] · [u32 run, f64 seq]
+ *   · [u32 properties length, properties as JSON] · payload
+ *
+ * All nodes of a cluster run the same version; a frame of another version is dropped. The properties (MQTT 5,
+ * rare) stay JSON. A retained message's value in KV is JSON with the payload in base64 (retained.ts).
  */
 import type { Message, MessageProperties } from '../message.ts'
 
@@ -17,16 +24,88 @@ export interface Meta {
   seq?: number
 }
 
-export const META_HEADER = 'Midge-Meta'
+const VERSION = 1
+const RETAIN = 1 << 2
+const ORIGIN = 1 << 3
+const PROPERTIES = 1 << 4
+const SEQUENCE = 1 << 5
 
-/** The metadata of a message this node sends on. */
-export function metaOf(node: string, message: Readonly<Message>): Meta {
-  return { node, topic: message.topic, qos: message.qos, retain: message.retain, origin: message.origin, expiresAt: message.expiresAt, properties: encodeProperties(message.properties) }
+/** The frame of a message this node sends on (with its run and sequence for QoS 0). */
+export function encodeFrame(node: string, message: Readonly<Message>, run?: number, seq?: number): Buffer {
+  const properties = message.properties ? JSON.stringify(encodeProperties(message.properties)) : undefined
+  const nodeBytes = Buffer.byteLength(node)
+  const topicBytes = Buffer.byteLength(message.topic)
+  const originBytes = message.origin === undefined ? -1 : Buffer.byteLength(message.origin)
+  const propertyBytes = properties === undefined ? -1 : Buffer.byteLength(properties)
+  const size = 10 + 2 + nodeBytes + 2 + topicBytes + (originBytes >= 0 ? 2 + originBytes : 0) + (seq !== undefined ? 12 : 0) + (propertyBytes >= 0 ? 4 + propertyBytes : 0) + message.payload.length
+  const frame = Buffer.allocUnsafe(size)
+  frame[0] = VERSION
+  frame[1] = message.qos | (message.retain ? RETAIN : 0) | (originBytes >= 0 ? ORIGIN : 0) | (propertyBytes >= 0 ? PROPERTIES : 0) | (seq !== undefined ? SEQUENCE : 0)
+  frame.writeDoubleLE(message.expiresAt, 2)
+  let at = 10
+  at = frame.writeUInt16LE(nodeBytes, at)
+  at += frame.write(node, at)
+  at = frame.writeUInt16LE(topicBytes, at)
+  at += frame.write(message.topic, at)
+  if (originBytes >= 0) {
+    at = frame.writeUInt16LE(originBytes, at)
+    at += frame.write(message.origin!, at)
+  }
+  if (seq !== undefined) {
+    at = frame.writeUInt32LE(run! >>> 0, at)
+    at = frame.writeDoubleLE(seq, at)
+  }
+  if (propertyBytes >= 0) {
+    at = frame.writeUInt32LE(propertyBytes, at)
+    at += frame.write(properties!, at)
+  }
+  message.payload.copy(frame, at)
+  return frame
 }
 
-/** The metadata of a message from the cluster; null when it carries none. */
-export function readMeta(text: string | undefined): Meta | null {
-  return text ? (JSON.parse(text) as Meta) : null
+/** The metadata and payload of a frame; null when it is not a frame of this version (or is cut short). */
+export function decodeFrame(data: Uint8Array): { meta: Meta; payload: Uint8Array } | null {
+  const frame = Buffer.from(data.buffer, data.byteOffset, data.byteLength)
+  if (frame.length < 14 || frame[0] !== VERSION) return null
+  const flags = frame[1]!
+  if ((flags & 3) === 3) return null
+  const qos = (flags & 3) as 0 | 1 | 2
+  let at = 10
+  const text = (): string | null => {
+    if (at + 2 > frame.length) return null
+    const length = frame.readUInt16LE(at)
+    if (at + 2 + length > frame.length) return null
+    const value = frame.toString('utf8', at + 2, at + 2 + length)
+    at += 2 + length
+    return value
+  }
+  const node = text()
+  const topic = text()
+  if (node === null || topic === null) return null
+  const meta: Meta = { node, topic, qos, retain: (flags & RETAIN) !== 0, expiresAt: frame.readDoubleLE(2) }
+  if (flags & ORIGIN) {
+    const origin = text()
+    if (origin === null) return null
+    meta.origin = origin
+  }
+  if (flags & SEQUENCE) {
+    if (at + 12 > frame.length) return null
+    meta.run = frame.readUInt32LE(at)
+    meta.seq = frame.readDoubleLE(at + 4)
+    at += 12
+  }
+  if (flags & PROPERTIES) {
+    if (at + 4 > frame.length) return null
+    const length = frame.readUInt32LE(at)
+    if (at + 4 + length > frame.length) return null
+    try {
+      meta.properties = JSON.parse(frame.toString('utf8', at + 4, at + 4 + length)) as Record<string, unknown>
+    } catch {
+      return null
+    }
+    at += 4 + length
+  }
+  return { meta, payload: frame.subarray(at) }
 }
 
 /** A message that came from another node (`remote`: not sent back to the cluster). */
