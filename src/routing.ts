@@ -4,12 +4,18 @@
  * each one is written.
  */
 import type { Deliverer } from './delivery/deliverer.ts'
-import { type Matches, minQoS, type RouteCache, RouteMatches } from './delivery/matches.ts'
+import { type Matches, minQoS, RouteCache, RouteMatches } from './delivery/matches.ts'
 import type { Events } from './events.ts'
 import type { Message } from './message.ts'
 import type { Delivery } from './session.ts'
 import type { Sessions } from './sessions.ts'
 import type { ShareGroup, Subscription, SubscriptionTrie } from './topics/trie.ts'
+
+/** Topics whose routes are kept for every publisher, while no subscription changes (bounds the memory it takes). */
+const SHARED_ROUTES = 1024
+/** Lookups per sample of the shared routes' hit rate, and the mask of routes not looked up while it is low (2^n - 1). */
+const SHARED_SAMPLE = 1024
+const SHARED_ASIDE = 31
 
 /** What the reused QoS 0 Delivery points at between deliveries. */
 const NO_MESSAGE: Message = { topic: '', payload: Buffer.alloc(0), qos: 0, retain: false, properties: undefined, expiresAt: 0, origin: undefined }
@@ -19,6 +25,21 @@ export class Router {
   sharedByFabric = false
   private readonly matches = new RouteMatches()
   private routing = false
+  /**
+   * Routes of recent topics for every publisher, valid for `sharedVersion` of the subscriptions: a topic routed
+   * once is not walked again by the next publisher to it (devices publishing over many topics miss their own
+   * one-topic cache). Filled up to SHARED_ROUTES topics, emptied when a subscription changes.
+   */
+  private readonly shared = new Map<string, RouteCache>()
+  private sharedVersion = -1
+  /**
+   * Where topics do not repeat (a fleet of devices over more topics than it keeps), a lookup only costs: while fewer
+   * than half of a sample of lookups hit, only one route in SHARED_ASIDE + 1 is looked up (as strings.ts does).
+   */
+  private sharedAside = 0
+  private sharedTick = 0
+  private sharedLookups = 0
+  private sharedHits = 0
   /** The Delivery every QoS 0 delivery of a routed message reuses (null while in use: a nested route makes its own). */
   private qos0Delivery: Delivery | null = { message: NO_MESSAGE, qos: 0, retain: false, subscriptionIds: undefined }
 
@@ -44,6 +65,16 @@ export class Router {
         cache.busy = false
       }
     }
+    const sharing = (++this.sharedTick & this.sharedAside) === 0
+    const known = sharing ? this.sharedRoute(message.topic, version) : undefined
+    if (known && !known.busy) {
+      known.busy = true
+      try {
+        return this.deliverMatches(message, known)
+      } finally {
+        known.busy = false
+      }
+    }
     // One collector reused for every message (a new one only if a listener publishes while we route).
     const matches = this.routing ? new RouteMatches() : this.matches
     this.routing = true
@@ -51,10 +82,41 @@ export class Router {
     try {
       this.subscriptions.match(message.topic, matches)
       if (cache && !cache.busy) cache.keep(message.topic, version, matches)
+      if (sharing && !matches.noLocalSeen) this.share(message.topic, version, matches)
       return this.deliverMatches(message, matches)
     } finally {
       if (matches === this.matches) this.routing = false
     }
+  }
+
+  /** The route kept for `topic` for every publisher, if any is valid at this version of the subscriptions. */
+  private sharedRoute(topic: string, version: number): RouteCache | undefined {
+    if (this.sharedVersion !== version) {
+      if (this.shared.size > 0) this.shared.clear()
+      this.sharedVersion = version
+      return undefined
+    }
+    let known = this.shared.get(topic)
+    // An entry for a topic that reaches too many clients to keep holds nothing (see RouteCache.keep).
+    if (known && !known.holds(topic, version)) known = undefined
+    if (known) this.sharedHits++
+    if (++this.sharedLookups === SHARED_SAMPLE) {
+      this.sharedAside = this.sharedHits * 2 < SHARED_SAMPLE ? SHARED_ASIDE : 0
+      this.sharedLookups = 0
+      this.sharedHits = 0
+    }
+    return known
+  }
+
+  /** Keeps a route for every publisher (not one that depends on who published: No Local). */
+  private share(topic: string, version: number, matches: RouteMatches): void {
+    let entry = this.shared.get(topic)
+    if (!entry) {
+      if (this.shared.size >= SHARED_ROUTES) return
+      entry = new RouteCache()
+      this.shared.set(topic, entry)
+    }
+    if (!entry.busy) entry.keep(topic, version, matches)
   }
 
   /** A message the cluster chose this node for, for one share group: delivered to one of its members here. */

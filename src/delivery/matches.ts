@@ -33,8 +33,11 @@ export class RouteMatches implements MatchVisitor, Matches {
   /** The clients by id, once there are more than SCAN_UP_TO (most messages reach a few and never need it). */
   private readonly byClient = new Map<string, ClientMatch>()
   private origin: string | undefined = undefined
+  /** A No Local subscription matched: these matches depend on who published, and are not shared between publishers. */
+  noLocalSeen = false
 
   reset(origin: string | undefined): void {
+    this.noLocalSeen = false
     if (this.clientCount > SCAN_UP_TO) this.byClient.clear()
     this.clientCount = 0
     // A group is a live part of the trie: drop the references rather than pin one that is removed meanwhile.
@@ -44,7 +47,10 @@ export class RouteMatches implements MatchVisitor, Matches {
   }
 
   subscription(sub: Subscription): void {
-    if (sub.noLocal && sub.clientId === this.origin) return // [MQTT-3.8.3-3]
+    if (sub.noLocal) {
+      this.noLocalSeen = true
+      if (sub.clientId === this.origin) return // [MQTT-3.8.3-3]
+    }
     const seen = this.find(sub.clientId)
     if (!seen) {
       const match = this.nextMatch(sub)
