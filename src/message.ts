@@ -69,6 +69,19 @@ export function keepEncoded(message: Message, slot: number, bytes: Buffer): Buff
   return bytes
 }
 
+/** The properties as JSON can carry them: Correlation Data (bytes) in base64 (the HTTP API, the cluster's frames and KV). */
+export function propertiesToJson(p: MessageProperties): Record<string, unknown> {
+  const { correlationData, ...rest } = p
+  return correlationData ? { ...rest, correlationData: correlationData.toString('base64') } : rest
+}
+
+/** The properties propertiesToJson wrote. */
+export function propertiesFromJson(p: Record<string, unknown> | undefined): MessageProperties | undefined {
+  if (!p) return undefined
+  const { correlationData, ...rest } = p as MessageProperties & { correlationData?: string }
+  return correlationData === undefined ? rest : { ...rest, correlationData: Buffer.from(correlationData, 'base64') }
+}
+
 /** Seconds left before the message expires (at least 1), or undefined if it never does. */
 export function remainingExpiry(message: Message, now: number): number | undefined {
   if (message.expiresAt === 0) return undefined

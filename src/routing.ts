@@ -57,24 +57,10 @@ export class Router {
    */
   route(message: Message, cache?: RouteCache): number {
     const version = this.subscriptions.version
-    if (cache && !cache.busy && cache.holds(message.topic, version)) {
-      cache.busy = true
-      try {
-        return this.deliverMatches(message, cache)
-      } finally {
-        cache.busy = false
-      }
-    }
+    if (cache && !cache.busy && cache.holds(message.topic, version)) return this.deliverKept(message, cache)
     const sharing = (++this.sharedTick & this.sharedAside) === 0
     const known = sharing ? this.sharedRoute(message.topic, version) : undefined
-    if (known && !known.busy) {
-      known.busy = true
-      try {
-        return this.deliverMatches(message, known)
-      } finally {
-        known.busy = false
-      }
-    }
+    if (known && !known.busy) return this.deliverKept(message, known)
     // One collector reused for every message (a new one only if a listener publishes while we route).
     const matches = this.routing ? new RouteMatches() : this.matches
     this.routing = true
@@ -86,6 +72,16 @@ export class Router {
       return this.deliverMatches(message, matches)
     } finally {
       if (matches === this.matches) this.routing = false
+    }
+  }
+
+  /** Delivers along a kept route, marked busy meanwhile: a route nested in this delivery (a listener publishing) must not refill it. */
+  private deliverKept(message: Message, route: RouteCache): number {
+    route.busy = true
+    try {
+      return this.deliverMatches(message, route)
+    } finally {
+      route.busy = false
     }
   }
 

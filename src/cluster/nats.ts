@@ -194,7 +194,7 @@ export class NatsFabric implements StreamPosition {
   }
 
   /** A message that is no frame of this version (a node of another version on the cluster): logged once, dropped. */
-  badFrame(): void {
+  private badFrame(): void {
     if (this.warnedBadFrame) return
     this.warnedBadFrame = true
     this.logger.warn('cluster.bad_frame', { node: this.node, reason: 'a message that is not a Midge frame of this version was dropped (are all nodes the same version?)' })

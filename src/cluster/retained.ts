@@ -1,7 +1,7 @@
 /** Retained messages cluster-wide: one KV key per topic, loaded by a node at start, written by the node that took the message. */
 import type { KV } from '@nats-io/kv'
-import type { PublicMessage } from '../message.ts'
-import { decodeProperties, encodeProperties, kvKey, type Meta } from './wire.ts'
+import { type PublicMessage, propertiesFromJson, propertiesToJson } from '../message.ts'
+import { kvKey, type Meta } from './wire.ts'
 
 export class RetainedKv {
   constructor(
@@ -16,7 +16,7 @@ export class RetainedKv {
       const entry = await this.kv.get(key)
       if (!entry || entry.operation !== 'PUT' || entry.value.length === 0) continue
       const stored = entry.json<Meta & { payload: string }>()
-      out.push({ topic: stored.topic, payload: Buffer.from(stored.payload, 'base64'), qos: stored.qos, retain: true, properties: decodeProperties(stored.properties), expiresAt: stored.expiresAt, origin: undefined })
+      out.push({ topic: stored.topic, payload: Buffer.from(stored.payload, 'base64'), qos: stored.qos, retain: true, properties: propertiesFromJson(stored.properties), expiresAt: stored.expiresAt, origin: undefined })
     }
     return out
   }
@@ -27,7 +27,7 @@ export class RetainedKv {
       this.track(this.kv.delete(key))
       return
     }
-    const stored = { topic, qos: message.qos, expiresAt: message.expiresAt, properties: encodeProperties(message.properties), payload: message.payload.toString('base64') }
+    const stored = { topic, qos: message.qos, expiresAt: message.expiresAt, properties: message.properties && propertiesToJson(message.properties), payload: message.payload.toString('base64') }
     this.track(this.kv.put(key, JSON.stringify(stored)))
   }
 }

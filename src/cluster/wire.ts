@@ -9,7 +9,7 @@
  * All nodes of a cluster run the same version; a frame of another version is dropped. The properties (MQTT 5,
  * rare) stay JSON. A retained message's value in KV is JSON with the payload in base64 (retained.ts).
  */
-import type { Message, MessageProperties } from '../message.ts'
+import { type Message, propertiesFromJson, propertiesToJson } from '../message.ts'
 
 export interface Meta {
   node: string
@@ -32,7 +32,7 @@ const SEQUENCE = 1 << 5
 
 /** The frame of a message this node sends on (with its run and sequence for QoS 0). */
 export function encodeFrame(node: string, message: Readonly<Message>, run?: number, seq?: number): Buffer {
-  const properties = message.properties ? JSON.stringify(encodeProperties(message.properties)) : undefined
+  const properties = message.properties ? JSON.stringify(propertiesToJson(message.properties)) : undefined
   const nodeBytes = Buffer.byteLength(node)
   const topicBytes = Buffer.byteLength(message.topic)
   const originBytes = message.origin === undefined ? -1 : Buffer.byteLength(message.origin)
@@ -115,24 +115,12 @@ export function messageOf(meta: Meta, data: Uint8Array): Message {
     payload: Buffer.from(data),
     qos: meta.qos,
     retain: meta.retain,
-    properties: decodeProperties(meta.properties),
+    properties: propertiesFromJson(meta.properties),
     expiresAt: meta.expiresAt,
     origin: meta.origin,
     owned: true,
     remote: true,
   }
-}
-
-export function encodeProperties(p: MessageProperties | undefined): Record<string, unknown> | undefined {
-  if (!p) return undefined
-  const { correlationData, ...rest } = p
-  return correlationData ? { ...rest, correlationData: correlationData.toString('base64') } : rest
-}
-
-export function decodeProperties(p: Record<string, unknown> | undefined): MessageProperties | undefined {
-  if (!p) return undefined
-  const { correlationData, ...rest } = p as MessageProperties & { correlationData?: string }
-  return correlationData === undefined ? rest : { ...rest, correlationData: Buffer.from(correlationData, 'base64') }
 }
 
 /** A KV key for any string (topics and client ids may hold characters KV keys may not). */

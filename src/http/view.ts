@@ -4,7 +4,7 @@
  */
 import type { Broker } from '../broker.ts'
 import type { ClientInfo } from '../plugin.ts'
-import { type MessageInput, type MessageProperties, messageFrom } from '../message.ts'
+import { type MessageInput, messageFrom, propertiesToJson } from '../message.ts'
 import { decide } from '../plugin.ts'
 import { publish } from '../publish.ts'
 import { Reason } from '../protocol/reason.ts'
@@ -71,7 +71,7 @@ export class BrokerView {
   retained(filter: string, limit: number): z.input<typeof RetainedItem>[] | string {
     const invalid = topicFilterError(filter, this.broker.limits)
     if (invalid) return invalid
-    return this.broker.retained.match(filter).slice(0, limit).map((m) => ({ ...encodePayload(m.payload), topic: m.topic, qos: m.qos, properties: m.properties ? jsonProperties(m.properties) : undefined }))
+    return this.broker.retained.match(filter).slice(0, limit).map((m) => ({ ...encodePayload(m.payload), topic: m.topic, qos: m.qos, properties: m.properties ? propertiesToJson(m.properties) : undefined }))
   }
 
   clients(): z.input<typeof ClientItem>[] {
@@ -154,7 +154,8 @@ export class BrokerView {
     const bans = this.broker.bans
     const clientId = `http:${username}`
     // Failed attempts count towards the same bans as failed MQTT logins: a banned address costs no verification.
-    if (bans.find('address', address, this.broker.clock.now()) ?? bans.find('username', username, this.broker.clock.now())) return false
+    const now = this.broker.clock.now()
+    if (bans.find('address', address, now) ?? bans.find('username', username, now)) return false
     const verdict = await decide(hooks, [{ clientId, username, password: Buffer.from(password), protocolVersion: 5, address }], this.broker.plugins.decisionError.authenticate)
     if (!verdict.allowed) bans.authFailed(address, clientId, this.broker.clock.now())
     return verdict.allowed
@@ -171,9 +172,4 @@ function encodePayload(payload: Buffer): { payload: string; encoding: 'utf8' | '
   } catch {
     return { payload: payload.toString('base64'), encoding: 'base64' }
   }
-}
-
-function jsonProperties(p: MessageProperties): Record<string, unknown> {
-  const { correlationData, ...rest } = p
-  return correlationData ? { ...rest, correlationData: correlationData.toString('base64') } : rest
 }
