@@ -19,7 +19,18 @@ export function sysTopics(broker: Broker): Record<string, string> {
     '$SYS/broker/bytes/sent': String(stats.bytesSent),
     '$SYS/broker/subscriptions/count': String(broker.subscriptions.size),
     '$SYS/broker/retained messages/count': String(broker.retained.size),
+    ...pluginFigures(broker),
   }
+}
+
+/** What each plugin reports as metrics (the same figures as `/metrics`): `$SYS/broker/plugins/<plugin>/<name>`. */
+function pluginFigures(broker: Broker): Record<string, string> {
+  const out: Record<string, string> = {}
+  for (const plugin of broker.plugins.plugins) {
+    if (!plugin.metrics) continue
+    for (const [name, value] of Object.entries(plugin.metrics())) out[`$SYS/broker/plugins/${plugin.name}/${name}`] = String(value)
+  }
+  return out
 }
 
 /** Publishes the $SYS topics now and every `intervalSeconds`; returns a function that stops it. */

@@ -2,7 +2,7 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import type { IConnackPacket, IDisconnectPacket } from 'mqtt-packet'
 import { startBroker, until, type TestBroker } from './helpers/broker.ts'
-import { connect, subscribe } from './helpers/mqttjs.ts'
+import { connect, subscribe, type TestClient } from './helpers/mqttjs.ts'
 import { natsServerPath, type NatsServer, startNats } from './helpers/nats.ts'
 import { RawClient } from './helpers/raw.ts'
 import { spawnLines } from './helpers/process.ts'
@@ -323,4 +323,59 @@ describe.skipIf(!natsServerPath)('cluster on NATS JetStream', () => {
     expect(((await refused.next('connack')) as IConnackPacket).returnCode).toBe(0)
     refused.end()
   })
+})
+
+describe.skipIf(!natsServerPath)('cluster interest, proven on three nodes', () => {
+  test('a node whose clients subscribe to nothing matching gets none of a 10,000-message stream (its counters, $SYS and NATS agree); a node with a # subscriber gets all of it', async () => {
+    const nats = await startNats()
+    const cluster = (nodeId: string) => ({ nats: { servers: nats.url, name: 'proof' }, nodeId })
+    const a = await startBroker({ cluster: cluster('a') })
+    const b = await startBroker({ cluster: cluster('b') })
+    const c = await startBroker({ cluster: cluster('c'), sys: { intervalSeconds: 1 }, http: { host: '127.0.0.1', port: 0, publicMetrics: true } })
+    const clients: TestClient[] = []
+    try {
+      const elsewhere = await connect(c.port)
+      await subscribe(elsewhere.client, ['elsewhere/#', 'fleet/+/humidity'])
+      const everything = await connect(b.port)
+      await subscribe(everything.client, '#')
+      const pub = await connect(a.port)
+      clients.push(elsewhere, everything, pub)
+      await settled(a, b, c)
+      const metricsUrl = `http://127.0.0.1:${c.addresses.find((x) => x.type === 'http')!.port}/metrics`
+      const receivedOnC = async () => Number(/^midge_plugin_cluster_received (\d+)$/m.exec(await (await fetch(metricsUrl)).text())![1])
+      const before = await receivedOnC()
+
+      const N = 10_000
+      for (let i = 0; i < N; i++) pub.client.publish(`fleet/${i % 100}/temperature`, String(i), { qos: 0 })
+      await until(() => everything.messages.length >= N, 30_000, 'the # subscriber on B gets the stream')
+      await settled(a, b, c)
+      expect(await everything.quiet(pub)).toEqual([]) // all of it, once each
+      expect(new Set(everything.messages.map((m) => m.payload)).size).toBe(N)
+      expect(elsewhere.messages).toEqual([])
+
+      // C's own counter, over HTTP and in $SYS (a figure published after the stream: not the retained one).
+      expect(await receivedOnC()).toBe(before)
+      const watcher = await connect(c.port)
+      clients.push(watcher)
+      await subscribe(watcher.client, '$SYS/broker/plugins/cluster/received')
+      let sys = await watcher.next(5000)
+      while (sys.packet.retain) sys = await watcher.next(5000)
+      expect(Number(sys.payload)).toBe(before)
+
+      // NATS's own count of what it sent each node on the QoS 0 subjects.
+      const connz = (await (await fetch(`${nats.monitorUrl}/connz?subs=detail`)).json()) as { connections: Array<{ name?: string; subscriptions_list_detail?: Array<{ subject: string; msgs: number }> }> }
+      const sentTo = (node: string) =>
+        connz.connections
+          .filter((conn) => conn.name === `midge ${node}`)
+          .flatMap((conn) => conn.subscriptions_list_detail ?? [])
+          .filter((sub) => sub.subject.startsWith('midge.proof.m0.'))
+          .reduce((sum, sub) => sum + sub.msgs, 0)
+      expect(sentTo('c')).toBe(0)
+      expect(sentTo('b')).toBeGreaterThanOrEqual(N)
+    } finally {
+      await Promise.all(clients.map((x) => x.end(true)))
+      await Promise.all([a.close(), b.close(), c.close()])
+      await nats.close()
+    }
+  }, 60_000)
 })

@@ -9,6 +9,8 @@ export const natsServerPath = Bun.which('nats-server') ?? (Bun.which('/usr/sbin/
 export interface NatsServer {
   url: string
   port: number
+  /** nats-server's monitoring endpoint (`-m`): /varz, /connz, /subsz. */
+  monitorUrl: string
   stop(signal?: NodeJS.Signals | number): Promise<void>
   /** Starts it again on the same port and store. */
   restart(): Promise<void>
@@ -19,16 +21,19 @@ export interface NatsServer {
 
 export async function startNats(): Promise<NatsServer> {
   const port = freePort()
+  const monitor = freePort()
   const store = mkdtempSync(join(tmpdir(), 'midge-nats-'))
   let proc: ReturnType<typeof Bun.spawn>
   const launch = async () => {
-    proc = Bun.spawn([natsServerPath!, '-js', '-a', '127.0.0.1', '-p', String(port), '-sd', store], { stdout: 'ignore', stderr: 'ignore' })
+    proc = Bun.spawn([natsServerPath!, '-js', '-a', '127.0.0.1', '-p', String(port), '-m', String(monitor), '-sd', store], { stdout: 'ignore', stderr: 'ignore' })
     await waitForPort(port)
+    await waitForPort(monitor)
   }
   await launch()
   return {
     url: `nats://127.0.0.1:${port}`,
     port,
+    monitorUrl: `http://127.0.0.1:${monitor}`,
     async stop(signal = 'SIGTERM') {
       proc.kill(signal)
       await proc.exited
