@@ -12,13 +12,10 @@
  * "retain", "clientId", "userProperties", "timestamp" }, { "type": "connect" | "disconnect", ... } ] }.
  * With `secret`, header `X-Midge-Signature: sha256=<hex HMAC-SHA256 of the body>`.
  */
-import { Database } from 'bun:sqlite'
 import { createHmac } from 'node:crypto'
-import { mkdirSync } from 'node:fs'
-import { dirname, resolve } from 'node:path'
 import { z } from 'zod'
 import { type Logger, type Message, type Plugin, topicMatches, validatePluginOptions } from '../src/index.ts'
-import { WriteBehind } from './write-behind.ts'
+import { Outbox } from './outbox.ts'
 
 const Options = z.strictObject({
   url: z.url({ protocol: /^https?$/, error: 'expected an http:// or https:// URL' }),
@@ -62,34 +59,15 @@ export function webhook(options: WebhookOptions): WebhookPlugin {
   const config = validatePluginOptions('webhook', Options, options)
   const wants = new Set(config.events)
   const counters = { delivered: 0, failedAttempts: 0, deadLettered: 0 }
-  let db: Database | null = null
+  const outbox = new Outbox(config.outbox)
   let logger: Logger | undefined
   let running = false
   let wake: (() => void) | null = null
   let sender: Promise<void> | null = null
   let inFlight: AbortController | null = null
 
-  function open(): Database {
-    if (db) return db
-    const file = resolve(config.outbox)
-    mkdirSync(dirname(file), { recursive: true })
-    db = new Database(file, { create: true, strict: true })
-    db.exec('PRAGMA journal_mode = WAL')
-    db.exec('PRAGMA synchronous = NORMAL')
-    db.exec(`CREATE TABLE IF NOT EXISTS outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, event TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0);
-             CREATE TABLE IF NOT EXISTS dead_letters (id INTEGER PRIMARY KEY, event TEXT NOT NULL, attempts INTEGER NOT NULL, error TEXT, failed_at INTEGER NOT NULL);`)
-    return db
-  }
-
-  const writes = new WriteBehind(
-    (batch) => open().transaction(() => batch.forEach((op) => op()))(),
-    0,
-    () => wake?.(),
-  )
-
   function enqueue(event: Record<string, unknown>): void {
-    const text = JSON.stringify(event)
-    writes.queue(() => open().query('INSERT INTO outbox (event) VALUES (?)').run(text))
+    outbox.add(JSON.stringify(event))
   }
 
   async function send(events: string[]): Promise<{ ok: boolean; retryable: boolean; error: string }> {
@@ -114,34 +92,25 @@ export function webhook(options: WebhookOptions): WebhookPlugin {
 
   /** Delivers the outbox oldest first, one batch at a time, until stopped. */
   async function run(): Promise<void> {
-    const d = open()
-    const take = d.query('SELECT id, event, attempts FROM outbox ORDER BY id LIMIT ?')
-    const done = d.query('DELETE FROM outbox WHERE id <= ?')
-    const attempted = d.query('UPDATE outbox SET attempts = attempts + 1 WHERE id <= ?')
-    const bury = d.transaction((last: number, error: string) => {
-      d.query('INSERT INTO dead_letters (id, event, attempts, error, failed_at) SELECT id, event, attempts, ?, ? FROM outbox WHERE id <= ?').run(error, Date.now(), last)
-      d.query('DELETE FROM outbox WHERE id <= ?').run(last)
-    })
     while (running) {
-      const rows = take.all(config.batch.maxEvents) as { id: number; event: string; attempts: number }[]
+      const rows = outbox.take(config.batch.maxEvents)
       if (rows.length === 0) {
-        await new Promise<void>((resolve) => (wake = resolve))
-        wake = null
+        await outbox.waitForItems()
         continue
       }
       const last = rows[rows.length - 1]!.id
-      const result = await send(rows.map((r) => r.event))
+      const result = await send(rows.map((r) => r.item))
       if (!running && !result.ok) return
       if (result.ok) {
-        done.run(last)
+        outbox.done(last)
         counters.delivered += rows.length
         continue
       }
       counters.failedAttempts++
-      attempted.run(last)
+      outbox.attempted(last)
       const attempts = rows[0]!.attempts + 1
       if (!result.retryable || attempts >= config.retry.maxAttempts) {
-        bury(last, result.error)
+        outbox.bury(last, result.error)
         counters.deadLettered += rows.length
         logger?.error('webhook.dead_lettered', { events: rows.length, attempts, error: result.error })
         continue
@@ -197,10 +166,10 @@ export function webhook(options: WebhookOptions): WebhookPlugin {
     name: 'webhook',
     start(ctx) {
       logger = ctx.logger
-      open()
-      writes.onFault((error) => {
-        if (error) ctx.logger.error('webhook.outbox_write_failed', { outbox: resolve(config.outbox), error: error.message, effect: 'QoS 1/2 publishes are not acknowledged until writes succeed again' })
-        else ctx.logger.info('webhook.outbox_write_recovered', { outbox: resolve(config.outbox) })
+      outbox.open()
+      outbox.onFault((error) => {
+        if (error) ctx.logger.error('webhook.outbox_write_failed', { outbox: outbox.file, error: error.message, effect: 'QoS 1/2 publishes are not acknowledged until writes succeed again' })
+        else ctx.logger.info('webhook.outbox_write_recovered', { outbox: outbox.file })
       })
       running = true
       sender = keepSending(ctx.logger)
@@ -208,14 +177,13 @@ export function webhook(options: WebhookOptions): WebhookPlugin {
     },
     async stop() {
       running = false
-      writes.flush()
+      outbox.wake()
       wake?.()
       inFlight?.abort()
       await sender
-      db?.close()
-      db = null
+      outbox.close()
     },
-    flushed: () => writes.flushed(),
+    flushed: () => outbox.flushed(),
     onPublish(message) {
       if (!wants.has('message') || message.topic.startsWith('$SYS')) return
       if (config.topics.some((filter) => topicMatches(filter, message.topic))) enqueue(messageEvent(message))
@@ -230,8 +198,7 @@ export function webhook(options: WebhookOptions): WebhookPlugin {
       return { ...this.status() }
     },
     status() {
-      const depth = db ? (db.query('SELECT COUNT(*) AS n FROM outbox').get() as { n: number }).n : 0
-      return { outbox: depth, ...counters }
+      return { outbox: outbox.size, ...counters }
     },
   }
 }
