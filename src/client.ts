@@ -45,6 +45,11 @@ export class Client implements ConnectionHandler, PacketSink, OutboundOwner, Pub
   outgoingAliases: Map<string, number> | null = null
   incomingAliases: Map<number, string> | null = null
   requestProblemInformation = true
+  /**
+   * A bridge of another broker (3.1.1 CONNECT with protocol level 0x80 | version, Mosquitto's `try_private`): its
+   * subscriptions get no local and retain as published, so what it forwards is not sent back to it, as Mosquitto does.
+   */
+  bridge = false
   /** Why the connection ended, for the log line. */
   closeReason = 'connection lost'
   /** The topic name of this client's last valid PUBLISH (not checked again while it repeats). */

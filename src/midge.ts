@@ -8,9 +8,8 @@ import { resolveConfig, type ResolvedConfig, type UserConfig } from './config.ts
 import { ConfigError, MqttError } from './errors.ts'
 import { guardProcess } from './guard.ts'
 import { createLogger, type Logger, withFields } from './logger.ts'
-import { type Plugin, type PluginContext, PluginHost } from './plugin.ts'
-import { messageFrom, type MessageProperties } from './message.ts'
-import type { QoS } from './protocol/codec.ts'
+import { type Plugin, type PluginContext, PluginHost, type PluginPublish } from './plugin.ts'
+import { messageFrom } from './message.ts'
 import { Reason } from './protocol/reason.ts'
 import { topicNameError } from './protocol/validate.ts'
 import { type Accepted, publish } from './publish.ts'
@@ -20,13 +19,7 @@ import { listenHttp } from './http/server.ts'
 import { listenTcp } from './transport/tcp.ts'
 import { listenWebSocket } from './transport/websocket.ts'
 
-export interface PublishOptions {
-  topic: string
-  payload: string | Uint8Array
-  qos?: QoS
-  retain?: boolean
-  properties?: MessageProperties & { messageExpiryInterval?: number }
-}
+export type PublishOptions = PluginPublish
 
 export interface ListenAddress {
   type: 'tcp' | 'websocket' | 'http'
@@ -147,6 +140,7 @@ function pluginContext(broker: Broker, plugin: Plugin, logger: Logger): PluginCo
   return {
     logger: withFields(logger, { plugin: plugin.name }),
     publish: (message) => publishAsBroker(broker, message),
+    flushed: () => broker.plugins.flushed(),
     stats: {
       get messagesReceived() {
         return broker.stats.messagesReceived

@@ -11,7 +11,7 @@
  */
 import type { BrokerEvents, ClientInfo, SubscriptionInfo } from './events.ts'
 import type { Logger } from './logger.ts'
-import type { PublicMessage } from './message.ts'
+import type { MessageProperties, PublicMessage } from './message.ts'
 import type { QoS } from './protocol/codec.ts'
 import type { Subscription } from './topics/trie.ts'
 import { ConfigError } from './errors.ts'
@@ -55,11 +55,13 @@ export interface BrokerStatsView {
   readonly retained: number
 }
 
+/** A message published by the broker itself: from a plugin's `ctx.publish` or the embedding API's `publish`. */
 export interface PluginPublish {
   topic: string
   payload: string | Uint8Array
   qos?: QoS
   retain?: boolean
+  properties?: MessageProperties & { messageExpiryInterval?: number }
 }
 
 /** What a plugin gets in `start(ctx)`. */
@@ -68,6 +70,11 @@ export interface PluginContext {
   logger: Logger
   /** Publishes as the broker; returns how many sessions it reached. */
   publish(message: PluginPublish): number
+  /**
+   * Resolves when what was published so far is durable in the stores (null: nothing is pending), e.g. before a
+   * plugin acknowledges a message it took from elsewhere.
+   */
+  flushed(): Promise<void> | null
   readonly stats: BrokerStatsView
 }
 

@@ -49,6 +49,7 @@ describe.skipIf(!natsServerPath)('cluster on NATS JetStream', () => {
   test('a message published on one node reaches subscribers on the other, at each QoS, with properties and retain flags', async () => {
     const sub = await connect(b.port, { protocolVersion: 5 })
     await sub.client.subscribeAsync('x/#', { qos: 2, rap: true })
+    await settled(b) // B's interest is on the NATS server: a QoS 0 message may otherwise race it (docs/cluster.md)
     const pub = await connect(a.port, { protocolVersion: 5 })
     await pub.client.publishAsync('x/0', 'zero', { qos: 0 })
     await pub.client.publishAsync('x/1', 'one', { qos: 1, properties: { userProperties: { k: 'v' }, correlationData: Buffer.from('c'), contentType: 'text/plain' } })

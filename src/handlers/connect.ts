@@ -19,7 +19,9 @@ export function handleConnect(client: Client, packet: ConnectPacket): void | Pro
   const limits = broker.limits
   const version = packet.protocolVersion ?? 4
   client.version = version
-  client.reader.connected(version, (packet as { bridgeMode?: boolean }).bridgeMode === true)
+  const bridge = (packet as { bridgeMode?: boolean }).bridgeMode === true
+  client.reader.connected(version, bridge)
+  client.bridge = bridge
   const props = packet.properties
   const connack: ConnackProperties = {}
 

@@ -33,8 +33,9 @@ export function handleSubscribe(client: Client, packet: SubscribePacket): void |
       clientId: client.clientId,
       filter,
       qos: request.qos as QoS,
-      noLocal: v5 && request.nl === true,
-      retainAsPublished: v5 && request.rap === true,
+      // A bridge's own subscriptions: no local and retain as published (see Client.bridge); not on a shared one [MQTT-3.8.3-4].
+      noLocal: (v5 && request.nl === true) || (client.bridge && !shared),
+      retainAsPublished: (v5 && request.rap === true) || client.bridge,
       retainHandling: v5 ? ((request.rh ?? 0) as 0 | 1 | 2) : 0,
       identifier,
       group: shared ? shared.group : undefined,

@@ -1,0 +1,258 @@
+/**
+ * The MQTT bridge plugin against real brokers: an edge Midge bridged to a "cloud" Midge (MQTT 5 and 3.1.1), and
+ * Mosquitto bridged both ways. Clients are MQTT.js; nothing waits on a sleep.
+ */
+import { afterEach, describe, expect, test } from 'bun:test'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { bridge, type BridgeOptions, type BridgePlugin } from '../plugins/bridge.ts'
+import type { Plugin } from '../src/index.ts'
+import { freePort, waitForPort } from '../bench/client.ts'
+import { startBroker, until, type TestBroker } from './helpers/broker.ts'
+import { connect, subscribe, type TestClient } from './helpers/mqttjs.ts'
+
+const mosquitto = Bun.which('mosquitto') ?? (Bun.which('/usr/sbin/mosquitto') ? '/usr/sbin/mosquitto' : null)
+if (!mosquitto && process.env.CI) throw new Error('mosquitto is required in CI (apt-get install mosquitto)')
+
+const cleanups: Array<() => unknown> = []
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup()
+})
+
+function tempDir(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'midge-bridge-'))
+  cleanups.push(() => rmSync(dir, { recursive: true, force: true }))
+  return dir
+}
+
+/** A broker closed after the test. */
+async function broker(config: Parameters<typeof startBroker>[0] = {}): Promise<TestBroker> {
+  const b = await startBroker(config)
+  cleanups.push(() => b.close())
+  return b
+}
+
+async function client(port: number, options: Parameters<typeof connect>[1] = {}): Promise<TestClient> {
+  const c = await connect(port, options)
+  cleanups.push(() => c.end(true))
+  return c
+}
+
+/** A "cloud" broker on a fixed port (so it can come back on it), whose door stays shut to the bridge until opened. */
+async function cloud(port: number, gate = { open: true }): Promise<TestBroker> {
+  const door: Plugin = { name: 'door', authenticate: (request) => (request.clientId === 'edge-bridge' && !gate.open ? { decision: 'deny', reasonString: 'not yet' } : 'abstain') }
+  return broker({ listeners: [{ type: 'tcp', host: '127.0.0.1', port }], plugins: [door] })
+}
+
+function edgeBridge(port: number, dir: string, overrides: Partial<BridgeOptions> = {}): BridgePlugin {
+  return bridge({
+    name: 'cloud',
+    remote: { url: `mqtt://127.0.0.1:${port}`, clientId: 'edge-bridge', protocolVersion: 5 },
+    topics: [
+      { pattern: 'sensors/#', direction: 'out', qos: 1, remotePrefix: 'site-42/' },
+      { pattern: 'commands/#', direction: 'in', qos: 1, remotePrefix: 'site-42/' },
+      { pattern: 'shared/#', direction: 'both', qos: 1 },
+    ],
+    reconnect: { initialDelayMs: 20, maxDelayMs: 200 },
+    queue: { file: join(dir, 'bridge.db') },
+    ...overrides,
+  })
+}
+
+describe('bridge: edge Midge to cloud Midge', () => {
+  for (const protocolVersion of [5, 4] as const) {
+    test(`MQTT ${protocolVersion === 5 ? '5' : '3.1.1'}: out and in under prefixes, QoS and retain as published, and nothing loops on a two-way rule`, async () => {
+      const dir = tempDir()
+      const port = freePort()
+      const remote = await cloud(port)
+      const plugin = edgeBridge(port, dir, { remote: { url: `mqtt://127.0.0.1:${port}`, clientId: 'edge-bridge', protocolVersion } })
+      const edge = await broker({ plugins: [plugin] })
+      await until(() => plugin.status().connected === 1, 5000, 'the bridge connects')
+
+      const cloudSub = await client(remote.port)
+      await subscribe(cloudSub.client, ['site-42/#', 'shared/#'], { qos: 1 })
+      const edgeSub = await client(edge.port)
+      await subscribe(edgeSub.client, ['commands/#', 'shared/#', '$SYS/broker/connection/cloud/state'], { qos: 1 })
+      const state = await edgeSub.next()
+      expect([state.topic, state.payload, state.packet.retain]).toEqual(['$SYS/broker/connection/cloud/state', '1', true])
+
+      // Out: under the remote prefix, at QoS 1.
+      const edgePub = await client(edge.port)
+      await edgePub.client.publishAsync('sensors/t1', '21.5', { qos: 1 })
+      const out = await cloudSub.next()
+      expect([out.topic, out.payload, out.packet.qos]).toEqual(['site-42/sensors/t1', '21.5', 1])
+
+      // A retained message stays retained on the remote (a later subscriber there gets it with the flag).
+      await edgePub.client.publishAsync('sensors/kept', 'last', { qos: 1, retain: true })
+      expect((await cloudSub.next()).topic).toBe('site-42/sensors/kept')
+      const late = await client(remote.port)
+      await subscribe(late.client, 'site-42/sensors/kept')
+      const kept = await late.next()
+      expect([kept.payload, kept.packet.retain]).toEqual(['last', true])
+
+      // In: the remote prefix comes off.
+      const cloudPub = await client(remote.port)
+      await cloudPub.client.publishAsync('site-42/commands/reboot', 'now', { qos: 1 })
+      const cmd = await edgeSub.next()
+      expect([cmd.topic, cmd.payload, cmd.packet.qos]).toEqual(['commands/reboot', 'now', 1])
+      // Not under the prefix: not taken.
+      await cloudPub.client.publishAsync('commands/reboot', 'elsewhere', { qos: 1 })
+
+      // Both ways: each side's message reaches the other once, and neither comes back.
+      await edgePub.client.publishAsync('shared/from-edge', 'e', { qos: 1 })
+      await cloudPub.client.publishAsync('shared/from-cloud', 'c', { qos: 1 })
+      await until(() => cloudSub.messages.some((m) => m.topic === 'shared/from-edge') && edgeSub.messages.some((m) => m.topic === 'shared/from-cloud'), 5000, 'both ways')
+      // Proof of silence: a round trip through each broker and over the bridge in both directions.
+      await edgePub.client.publishAsync('shared/marker-out', 'm', { qos: 1 })
+      await cloudPub.client.publishAsync('shared/marker-in', 'm', { qos: 1 })
+      await until(() => cloudSub.messages.some((m) => m.topic === 'shared/marker-out') && edgeSub.messages.some((m) => m.topic === 'shared/marker-in'), 5000, 'markers')
+      await cloudSub.quiet(cloudPub)
+      await edgeSub.quiet(edgePub)
+      const count = (c: TestClient, topic: string) => c.messages.filter((m) => m.topic === topic).length
+      expect([count(cloudSub, 'shared/from-edge'), count(cloudSub, 'shared/from-cloud'), count(edgeSub, 'shared/from-edge'), count(edgeSub, 'shared/from-cloud')]).toEqual([1, 1, 1, 1])
+      expect(edgeSub.messages.filter((m) => m.payload === 'elsewhere')).toEqual([])
+
+      expect(plugin.status()).toMatchObject({ connected: 1, queued: 0, dropped: 0 })
+      expect(plugin.status().forwardedOut).toBeGreaterThanOrEqual(4)
+      expect(plugin.status().forwardedIn).toBeGreaterThanOrEqual(3)
+    })
+  }
+
+  test('nothing is lost while the remote is away, not even across a restart of the edge: QoS 1 waits in the outbox and goes out in order', async () => {
+    const dir = tempDir()
+    const port = freePort()
+    const gate = { open: false }
+    const remote = await cloud(port, gate)
+    const first = edgeBridge(port, dir)
+    const edge = await broker({ plugins: [first] })
+    await until(() => edge.logs.some((l) => l.event === 'bridge.retrying'), 5000, 'the bridge is refused')
+
+    const pub = await client(edge.port)
+    for (let i = 0; i < 50; i++) await pub.client.publishAsync(`sensors/${i % 5}`, String(i), { qos: 1 }) // acknowledged: in the outbox
+    expect(first.status()).toMatchObject({ connected: 0, queued: 50 })
+    await pub.end()
+    await edge.close()
+
+    // The edge restarts with the same outbox; the remote opens; the queue drains to a subscriber there.
+    const second = edgeBridge(port, dir)
+    const again = await broker({ plugins: [second] })
+    expect(second.status().queued).toBe(50)
+    const cloudSub = await client(remote.port)
+    await subscribe(cloudSub.client, 'site-42/sensors/#', { qos: 1 })
+    gate.open = true
+    await until(() => cloudSub.messages.length >= 50, 10_000, 'the queue drains')
+    expect(cloudSub.messages.map((m) => m.payload)).toEqual(Array.from({ length: 50 }, (_, i) => String(i)))
+    await until(() => second.status().queued === 0, 5000, 'the outbox empties')
+    expect(again.logs.filter((l) => l.event === 'bridge.connected')).toHaveLength(1)
+  })
+
+  test('the remote going away is seen once: state 0 then 1 again, subscriptions made again on the new connection', async () => {
+    const dir = tempDir()
+    const port = freePort()
+    let remote = await cloud(port)
+    const plugin = edgeBridge(port, dir, { remote: { url: `mqtt://127.0.0.1:${port}`, clientId: 'edge-bridge', protocolVersion: 5, cleanSession: true } })
+    const edge = await broker({ plugins: [plugin] })
+    await until(() => plugin.status().connected === 1, 5000, 'connected')
+    await remote.close()
+    await until(() => plugin.status().connected === 0, 5000, 'disconnected')
+    remote = await cloud(port)
+    await until(() => plugin.status().connected === 1, 5000, 'connected again')
+    const edgeSub = await client(edge.port)
+    await subscribe(edgeSub.client, 'commands/#', { qos: 1 })
+    const cloudPub = await client(remote.port)
+    await cloudPub.client.publishAsync('site-42/commands/after', 'x', { qos: 1 })
+    expect((await edgeSub.next()).topic).toBe('commands/after') // the clean session's subscription was made again
+    expect(edge.logs.filter((l) => l.event === 'bridge.disconnected')).toHaveLength(1)
+  })
+
+  test('several addresses: an unreachable first one fails over to the next', async () => {
+    const dir = tempDir()
+    const port = freePort()
+    await cloud(port)
+    const plugin = edgeBridge(port, dir, { remote: { url: [`mqtt://127.0.0.1:${freePort()}`, `mqtt://127.0.0.1:${port}`], clientId: 'edge-bridge' } })
+    const edge = await broker({ plugins: [plugin] })
+    await until(() => plugin.status().connected === 1, 5000, 'connected through the second address')
+    expect(edge.logs.find((l) => l.event === 'bridge.connected')?.url).toBe(`mqtt://127.0.0.1:${port}`)
+  })
+
+  test('bad options stop start-up with a message naming the field', () => {
+    expect(() => bridge({ name: 'x', remote: { url: 'http://nope' }, topics: [{ pattern: 'a/#' }] })).toThrow(/remote\.url: expected an mqtt:\/\//)
+    expect(() => bridge({ name: 'x', remote: { url: 'mqtt://h' }, topics: [{ pattern: 'a/#/b' }] })).toThrow(/topics\[0\]\.pattern: "a\/#\/b": "#" must be the last level/)
+    expect(() => bridge({ name: 'x', remote: { url: 'mqtt://h' }, topics: [{ pattern: 'a', remotePrefix: 'site/+/' }] })).toThrow(/topics\[0\]\.remotePrefix: .*cannot hold wildcards/)
+    expect(() => bridge({ name: 'x', remote: { url: 'mqtt://h' }, topics: [{ pattern: '', localPrefix: 'a' }] })).toThrow(/topics\[0\]\.pattern: an empty pattern needs both prefixes/)
+  })
+})
+
+describe.skipIf(!mosquitto)('bridge: Mosquitto', () => {
+  async function startMosquitto(conf: string): Promise<number> {
+    const port = freePort()
+    const dir = tempDir()
+    const file = join(dir, 'mosquitto.conf')
+    writeFileSync(file, `listener ${port} 127.0.0.1\nallow_anonymous true\npersistence false\n${conf}\n`)
+    const proc = Bun.spawn([mosquitto!, '-c', file], { stdout: 'ignore', stderr: 'ignore' })
+    cleanups.push(async () => {
+      proc.kill()
+      await proc.exited
+    })
+    if (!(await waitForPort(port, () => proc.exitCode !== null))) throw new Error(`mosquitto did not start (exit ${proc.exitCode})`)
+    return port
+  }
+
+  test('Mosquitto bridging into Midge (try_private, topic both): Midge treats it as a bridge, and nothing loops', async () => {
+    const midge = await broker()
+    const port = await startMosquitto(`connection to-midge\naddress 127.0.0.1:${midge.port}\ntopic loop/# both 1\ntry_private true\nnotifications false\ncleansession true\nrestart_timeout 1`)
+    await until(() => [...midge.midge.broker.sessions.values()].some((s) => (s.client as { bridge?: boolean } | null)?.bridge === true), 10_000, 'Mosquitto connects as a bridge')
+    const onMidge = await client(midge.port)
+    await subscribe(onMidge.client, 'loop/#', { qos: 1 })
+    const onMosquitto = await client(port)
+    await subscribe(onMosquitto.client, 'loop/#', { qos: 1 })
+    // Mosquitto's subscription on Midge is in place once a message from Midge's side reaches Mosquitto's client.
+    const midgePub = await client(midge.port)
+    await midgePub.client.publishAsync('loop/ready', 'r', { qos: 1 })
+    await onMosquitto.next(10_000)
+    const mosquittoPub = await client(port)
+    await mosquittoPub.client.publishAsync('loop/from-mosquitto', 'm', { qos: 1 })
+    await midgePub.client.publishAsync('loop/from-midge', 'g', { qos: 1 })
+    await until(() => onMidge.messages.some((m) => m.topic === 'loop/from-mosquitto') && onMosquitto.messages.some((m) => m.topic === 'loop/from-midge'), 10_000, 'both ways')
+    await midgePub.client.publishAsync('loop/marker', 'x', { qos: 1 })
+    await until(() => onMosquitto.messages.some((m) => m.topic === 'loop/marker'), 10_000, 'marker')
+    await onMidge.quiet(midgePub)
+    const count = (c: TestClient, topic: string) => c.messages.filter((m) => m.topic === topic).length
+    expect([count(onMidge, 'loop/from-mosquitto'), count(onMidge, 'loop/from-midge'), count(onMosquitto, 'loop/from-midge'), count(onMosquitto, 'loop/from-mosquitto')]).toEqual([1, 1, 1, 1])
+  })
+
+  test('Midge bridging to Mosquitto over 3.1.1 with the bridge flag: both ways, no echo, state on the remote with a will', async () => {
+    const port = await startMosquitto('')
+    const dir = tempDir()
+    const plugin = bridge({
+      name: 'mq',
+      remote: { url: `mqtt://127.0.0.1:${port}`, clientId: 'midge-edge', protocolVersion: 4 },
+      topics: [{ pattern: 'loop/#', direction: 'both', qos: 1 }],
+      reconnect: { initialDelayMs: 20, maxDelayMs: 200 },
+      queue: { file: join(dir, 'q.db') },
+    })
+    const watcher = await client(port)
+    await subscribe(watcher.client, '$SYS/broker/connection/midge-edge/state', { qos: 1 })
+    const midge = await broker({ plugins: [plugin] })
+    expect((await watcher.next(10_000)).payload).toBe('1')
+    expect(midge.logs.some((l) => l.event === 'bridge.private_refused')).toBe(false)
+    const onMidge = await client(midge.port)
+    await subscribe(onMidge.client, 'loop/#', { qos: 1 })
+    const onMosquitto = await client(port)
+    await subscribe(onMosquitto.client, 'loop/#', { qos: 1 })
+    const midgePub = await client(midge.port)
+    const mosquittoPub = await client(port)
+    await midgePub.client.publishAsync('loop/from-midge', 'g', { qos: 1 })
+    await mosquittoPub.client.publishAsync('loop/from-mosquitto', 'm', { qos: 1 })
+    await until(() => onMidge.messages.some((m) => m.topic === 'loop/from-mosquitto') && onMosquitto.messages.some((m) => m.topic === 'loop/from-midge'), 10_000, 'both ways')
+    await mosquittoPub.client.publishAsync('loop/marker', 'x', { qos: 1 })
+    await until(() => onMidge.messages.some((m) => m.topic === 'loop/marker'), 10_000, 'marker')
+    await onMidge.quiet(midgePub)
+    const count = (c: TestClient, topic: string) => c.messages.filter((m) => m.topic === topic).length
+    expect([count(onMidge, 'loop/from-mosquitto'), count(onMidge, 'loop/from-midge'), count(onMosquitto, 'loop/from-midge'), count(onMosquitto, 'loop/from-mosquitto')]).toEqual([1, 1, 1, 1])
+    // Midge stops: the state on Mosquitto goes to 0.
+    await midge.close()
+    expect((await watcher.next(10_000)).payload).toBe('0')
+  })
+})
