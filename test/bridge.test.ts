@@ -67,7 +67,7 @@ describe('bridge: edge Midge to cloud Midge', () => {
       const port = freePort()
       const remote = await cloud(port)
       const plugin = edgeBridge(port, dir, { remote: { url: `mqtt://127.0.0.1:${port}`, clientId: 'edge-bridge', protocolVersion } })
-      const edge = await broker({ plugins: [plugin] })
+      const edge = await broker({ plugins: [plugin], http: { host: '127.0.0.1', port: 0, anonymousScopes: ['read'], publicMetrics: true } })
       await until(() => plugin.status().connected === 1, 5000, 'the bridge connects')
 
       const cloudSub = await client(remote.port)
@@ -113,9 +113,12 @@ describe('bridge: edge Midge to cloud Midge', () => {
       expect([count(cloudSub, 'shared/from-edge'), count(cloudSub, 'shared/from-cloud'), count(edgeSub, 'shared/from-edge'), count(edgeSub, 'shared/from-cloud')]).toEqual([1, 1, 1, 1])
       expect(edgeSub.messages.filter((m) => m.payload === 'elsewhere')).toEqual([])
 
-      expect(plugin.status()).toMatchObject({ connected: 1, queued: 0, dropped: 0 })
-      expect(plugin.status().forwardedOut).toBeGreaterThanOrEqual(4)
-      expect(plugin.status().forwardedIn).toBeGreaterThanOrEqual(3)
+      // The same figures in the HTTP API and /metrics.
+      const api = `http://127.0.0.1:${edge.addresses.find((a) => a.type === 'http')!.port}`
+      const { plugins } = (await (await fetch(`${api}/api/v1/plugins`)).json()) as { plugins: Array<{ name: string; metrics: Record<string, number> }> }
+      const status = plugins.find((p) => p.name === 'bridge:cloud')!.metrics
+      expect(status).toMatchObject({ connected: 1, queued: 0, dropped: 0, forwardedOut: 4, forwardedIn: 3 }) // out: t1, kept, from-edge, marker-out; in: reboot, from-cloud, marker-in (not the echoes)
+      expect(await (await fetch(`${api}/metrics`)).text()).toContain('midge_plugin_bridge_cloud_connected 1')
     })
   }
 

@@ -116,5 +116,6 @@ export function createHttpApp(view: BrokerView, config: HttpConfig, options: App
   })
   app.get('/api/v1/subscriptions', requireScope('read'), (c) => c.json({ subscriptions: view.subscriptions() }))
   app.get('/api/v1/stats', requireScope('read'), (c) => c.json(view.stats()))
+  app.get('/api/v1/plugins', requireScope('read'), (c) => c.json({ plugins: view.plugins() }))
   return app
 }

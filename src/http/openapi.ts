@@ -1,7 +1,7 @@
 /** /openapi.json, generated from the same zod schemas that validate requests (never written twice). */
 import { z } from 'zod'
 import { VERSION } from '../sys.ts'
-import { BanBody, BanItem, ClientItem, ErrorBody, PublishBody, PublishQuery, PublishResult, RetainedItem, Stats, SubscriptionItem } from './schemas.ts'
+import { BanBody, BanItem, ClientItem, ErrorBody, PluginItem, PublishBody, PublishQuery, PublishResult, RetainedItem, Stats, SubscriptionItem } from './schemas.ts'
 
 const json = (schema: z.ZodType, io: 'input' | 'output' = 'output') => ({ 'application/json': { schema: z.toJSONSchema(schema, { io, unrepresentable: 'any' }) } })
 const errors = (...codes: number[]) => Object.fromEntries(codes.map((code) => [String(code), { description: httpText[code] ?? 'error', content: json(ErrorBody) }]))
@@ -73,6 +73,7 @@ export function openApiDocument() {
         },
       },
       '/api/v1/subscriptions': { get: { summary: 'Every subscription (scope: read).', security: secured, responses: { 200: { description: 'subscriptions', content: json(z.object({ subscriptions: z.array(SubscriptionItem) })) }, ...errors(401, 403) } } },
+      '/api/v1/plugins': { get: { summary: 'Each plugin and the figures it reports, e.g. a bridge\'s connected, forwardedOut, forwardedIn, queued, dropped (scope: read).', security: secured, responses: { 200: { description: 'plugins', content: json(z.object({ plugins: z.array(PluginItem) })) }, ...errors(401, 403) } } },
       '/api/v1/stats': { get: { summary: 'Counters (scope: read).', security: secured, responses: { 200: { description: 'stats', content: json(Stats) }, ...errors(401, 403) } } },
       '/healthz': { get: { summary: 'Liveness; always open.', responses: { 200: { description: 'alive' } } } },
       '/readyz': { get: { summary: 'Readiness: 503 while starting or shutting down.', responses: { 200: { description: 'ready' }, 503: { description: 'not ready' } } } },

@@ -113,3 +113,6 @@ export const BanItem = z.object({
   createdAt: z.string().describe('ISO time'),
   expiresAt: z.string().nullable().describe('ISO time; null while the ban lasts until removed'),
 })
+
+/** A plugin and what it reports (the same figures as /metrics and $SYS/broker/plugins/...). */
+export const PluginItem = z.object({ name: z.string(), metrics: z.record(z.string(), z.number()) })

@@ -142,9 +142,13 @@ export class BrokerView {
       queued += s.queue.length
       inflight += s.inflight.size
     }
-    const plugins: Array<[string, Record<string, number>]> = []
-    for (const p of this.broker.plugins.plugins) if (p.metrics) plugins.push([p.name, p.metrics()])
+    const plugins = this.plugins().map((p): [string, Record<string, number>] => [p.name, p.metrics])
     return { queued, inflight, receivedByQoS: this.broker.stats.receivedByQoS, sentByQoS: this.broker.stats.sentByQoS, plugins }
+  }
+
+  /** Every plugin, with what it reports as metrics ({} when it reports none). */
+  plugins(): Array<{ name: string; metrics: Record<string, number> }> {
+    return this.broker.plugins.plugins.map((p) => ({ name: p.name, metrics: p.metrics?.() ?? {} }))
   }
 
   /** Checks a username and password with the auth plugins (HTTP Basic); false when no plugin authenticates. */
