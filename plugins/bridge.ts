@@ -159,6 +159,8 @@ export function bridge(options: BridgeOptions): BridgePlugin {
   let attempt = 0
   let next = 0
   let privateRefused = false
+  /** Why the last attempt or connection failed, for the log (TLS, refused CONNACK, network). */
+  let lastError: string | undefined
   let retryTimer: ReturnType<typeof setTimeout> | null = null
   let sender: Promise<void> | null = null
   /** Set while this bridge publishes here what came from the remote: onPublish sees it and must not send it back. */
@@ -220,11 +222,13 @@ export function bridge(options: BridgeOptions): BridgePlugin {
     }
     mq.on('connect', (connack) => {
       attempt = 0
+      lastError = undefined
       setState(true, { url, sessionPresent: connack.sessionPresent })
       if (remoteStateTopic) mq.publish(remoteStateTopic, '1', { qos: 1, retain: true })
       subscribeRemote(mq)
     })
     mq.on('error', (error) => {
+      lastError = error.message
       // 3.1.1 CONNACK 1 (unacceptable protocol level): the remote does not take the bridge flag; try without it.
       if (!privateRefused && (error as { code?: number }).code === 1 && remote.protocolVersion === 4 && remote.tryPrivate) {
         privateRefused = true
@@ -239,7 +243,7 @@ export function bridge(options: BridgeOptions): BridgePlugin {
       mq.on('error', () => {})
       mq.end(true)
       const wasUp = up
-      setState(false, { url })
+      setState(false, { url, error: lastError })
       // `order`: after a connection that worked, start again from the first address; after a failed attempt, the next.
       next = config.remote.failover === 'order' && wasUp ? 0 : (next + 1) % addresses.length
       schedule()
@@ -252,7 +256,7 @@ export function bridge(options: BridgeOptions): BridgePlugin {
     const base = Math.min(config.reconnect.maxDelayMs, config.reconnect.initialDelayMs * 2 ** Math.min(attempt, 20))
     attempt++
     const delay = Math.round(base * (0.75 + Math.random() * 0.25))
-    if (attempt === 1 || attempt % 10 === 0) log?.info('bridge.retrying', { bridge: config.name, url: addresses[next], inMs: delay, attempt })
+    if (attempt === 1 || attempt % 10 === 0) log?.warn('bridge.retrying', { bridge: config.name, url: addresses[next], inMs: delay, attempt, error: lastError })
     retryTimer = setTimeout(() => {
       retryTimer = null
       connect()

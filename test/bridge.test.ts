@@ -10,6 +10,7 @@ import { bridge, type BridgeOptions, type BridgePlugin } from '../plugins/bridge
 import type { Plugin } from '../src/index.ts'
 import { freePort, waitForPort } from '../bench/client.ts'
 import { startBroker, until, type TestBroker } from './helpers/broker.ts'
+import { makeCerts } from './helpers/certs.ts'
 import { connect, subscribe, type TestClient } from './helpers/mqttjs.ts'
 
 const mosquitto = Bun.which('mosquitto') ?? (Bun.which('/usr/sbin/mosquitto') ? '/usr/sbin/mosquitto' : null)
@@ -177,6 +178,25 @@ describe('bridge: edge Midge to cloud Midge', () => {
     const edge = await broker({ plugins: [plugin] })
     await until(() => plugin.status().connected === 1, 5000, 'connected through the second address')
     expect(edge.logs.find((l) => l.event === 'bridge.connected')?.url).toBe(`mqtt://127.0.0.1:${port}`)
+  })
+
+  test('TLS: the remote is verified against the CA, and the bridge can present a client certificate; an unverifiable remote is refused', async () => {
+    const certs = makeCerts()
+    cleanups.push(() => rmSync(certs.dir, { recursive: true, force: true }))
+    const remote = await broker({ listeners: [{ type: 'tcp', host: '127.0.0.1', port: 0, tls: { cert: certs.serverCert, key: certs.serverKey, ca: certs.ca, requestCert: true, certificateAsUsername: true } }] })
+    const tlsPort = remote.addresses.find((a) => a.tls)!.port
+    const dir = tempDir()
+    const trusted = edgeBridge(tlsPort, dir, { remote: { url: `mqtts://127.0.0.1:${tlsPort}`, clientId: 'edge-bridge', ca: certs.ca, cert: certs.clientCert, key: certs.clientKey } })
+    await broker({ plugins: [trusted] })
+    await until(() => trusted.status().connected === 1, 5000, 'connected over TLS')
+    const session = [...remote.midge.broker.sessions.values()].find((s) => s.clientId === 'edge-bridge')
+    expect((session?.client as { username?: string } | null)?.username).toBe('alice') // the client certificate's CN
+
+    const untrusting = edgeBridge(tlsPort, tempDir(), { name: 'untrusting', remote: { url: `mqtts://127.0.0.1:${tlsPort}`, clientId: 'edge-2' } })
+    const edge = await broker({ plugins: [untrusting] })
+    await until(() => edge.logs.some((l) => l.event === 'bridge.retrying'), 5000, 'refused')
+    expect(untrusting.status().connected).toBe(0)
+    expect(String(edge.logs.find((l) => l.event === 'bridge.retrying')?.error)).toMatch(/certificate/i) // the log says why
   })
 
   test('bad options stop start-up with a message naming the field', () => {
