@@ -199,6 +199,39 @@ describe('bridge: edge Midge to cloud Midge', () => {
     expect(String(edge.logs.find((l) => l.event === 'bridge.retrying')?.error)).toMatch(/certificate/i) // the log says why
   })
 
+  test('a full outbox drops new QoS 1 messages for the remote, counts them, and says so once', async () => {
+    const port = freePort()
+    await cloud(port, { open: false })
+    const plugin = edgeBridge(port, tempDir(), { queue: { file: join(tempDir(), 'q.db'), maxMessages: 5 } })
+    const edge = await broker({ plugins: [plugin] })
+    const pub = await client(edge.port)
+    for (let i = 0; i < 8; i++) await pub.client.publishAsync('sensors/x', String(i), { qos: 1 })
+    expect(plugin.status()).toMatchObject({ queued: 5, dropped: 3 })
+    expect(edge.logs.filter((l) => l.event === 'bridge.queue_full')).toHaveLength(1)
+  })
+
+  test('a 3.1.1 remote that refuses the bridge flag (CONNACK 1) is connected to as a plain 3.1.1 client', async () => {
+    const levels: number[] = []
+    const server = Bun.listen({
+      hostname: '127.0.0.1',
+      port: 0,
+      socket: {
+        data(socket, bytes) {
+          if (bytes[0] !== 0x10) return
+          const level = bytes[8]! // type, remaining length (one byte: a short CONNECT), 0x00 0x04 "MQTT", then the level
+          levels.push(level)
+          socket.write(new Uint8Array([0x20, 2, 0, level === 0x84 ? 1 : 0]))
+        },
+      },
+    })
+    cleanups.push(() => server.stop(true))
+    const plugin = bridge({ name: 'strict', remote: { url: `mqtt://127.0.0.1:${server.port}` }, topics: [{ pattern: 'a/#' }], reconnect: { initialDelayMs: 10, maxDelayMs: 50 }, queue: { file: join(tempDir(), 'q.db') } })
+    const edge = await broker({ plugins: [plugin] })
+    await until(() => plugin.status().connected === 1, 5000, 'connected without the flag')
+    expect(levels.slice(0, 2)).toEqual([0x84, 4])
+    expect(edge.logs.filter((l) => l.event === 'bridge.private_refused')).toHaveLength(1)
+  })
+
   test('bad options stop start-up with a message naming the field', () => {
     expect(() => bridge({ name: 'x', remote: { url: 'http://nope' }, topics: [{ pattern: 'a/#' }] })).toThrow(/remote\.url: expected an mqtt:\/\//)
     expect(() => bridge({ name: 'x', remote: { url: 'mqtt://h' }, topics: [{ pattern: 'a/#/b' }] })).toThrow(/topics\[0\]\.pattern: "a\/#\/b": "#" must be the last level/)
