@@ -165,6 +165,7 @@ export function bridge(options: BridgeOptions): BridgePlugin {
   let sender: Promise<void> | null = null
   /** Set while this bridge publishes here what came from the remote: onPublish sees it and must not send it back. */
   let incoming = false
+  let stateRefused = false
   /** Logged once per overflow, until the outbox has room again. */
   let overflowing = false
 
@@ -173,8 +174,19 @@ export function bridge(options: BridgeOptions): BridgePlugin {
     up = connected
     if (connected) log?.info('bridge.connected', { bridge: config.name, ...detail })
     else log?.warn('bridge.disconnected', { bridge: config.name, ...detail })
-    if (config.notifications.local) ctx?.publish({ topic: stateTopic, payload: connected ? '1' : '0', qos: 1, retain: true })
+    announce(connected)
     outbox.wake()
+  }
+
+  /** The state, retained here; a broker whose limits refuse the topic says so once instead. */
+  function announce(connected: boolean): void {
+    if (!config.notifications.local || !ctx) return
+    try {
+      ctx.publish({ topic: stateTopic, payload: connected ? '1' : '0', qos: 1, retain: true })
+    } catch (error) {
+      if (!stateRefused) log?.warn('bridge.state_not_published', { bridge: config.name, topic: stateTopic, error: (error as Error).message })
+      stateRefused = true
+    }
   }
 
   function clientOptions(): IClientOptions {
@@ -284,6 +296,11 @@ export function bridge(options: BridgeOptions): BridgePlugin {
     incoming = true
     try {
       ctx.publish({ topic: local, payload, qos: Math.min(qos, rule.qos) as 0 | 1 | 2, retain, properties: Object.keys(kept).length ? (kept as PluginPublish['properties']) : undefined })
+    } catch (error) {
+      // A topic this broker refuses (over its limits): dropped and counted, and acknowledged so the remote moves on.
+      counters.dropped++
+      log?.warn('bridge.message_refused', { bridge: config.name, topic: local, error: (error as Error).message })
+      return
     } finally {
       incoming = false
     }
@@ -367,7 +384,7 @@ export function bridge(options: BridgeOptions): BridgePlugin {
         else log?.info('bridge.outbox_write_recovered', { bridge: config.name, outbox: outbox.file })
       })
       running = true
-      if (config.notifications.local) context.publish({ topic: stateTopic, payload: '0', qos: 1, retain: true })
+      announce(false)
       log.info('bridge.starting', { bridge: config.name, remote: addresses, clientId, topics: config.topics.length, queued: outbox.size })
       sender = send()
       connect()

@@ -232,6 +232,24 @@ describe('bridge: edge Midge to cloud Midge', () => {
     expect(edge.logs.filter((l) => l.event === 'bridge.private_refused')).toHaveLength(1)
   })
 
+  test('a message from the remote that this broker refuses (over its topic limits) is dropped, counted and logged; the next one flows', async () => {
+    const port = freePort()
+    const remote = await cloud(port)
+    const plugin = edgeBridge(port, tempDir())
+    const edge = await broker({ plugins: [plugin], limits: { maxTopicLevels: 3 } })
+    await until(() => plugin.status().connected === 1, 5000, 'connected')
+    const edgeSub = await client(edge.port)
+    await subscribe(edgeSub.client, 'commands/#', { qos: 1 })
+    const cloudPub = await client(remote.port)
+    await cloudPub.client.publishAsync('site-42/commands/a/b/c', 'too deep here', { qos: 1 })
+    await cloudPub.client.publishAsync('site-42/commands/ok', 'fine', { qos: 1 })
+    expect((await edgeSub.next()).payload).toBe('fine')
+    expect(plugin.status().dropped).toBe(1)
+    expect(edge.logs.find((l) => l.event === 'bridge.message_refused')?.topic).toBe('commands/a/b/c')
+    // The state topic (5 levels) is over this broker's limit too: said once, the bridge works all the same.
+    expect(edge.logs.filter((l) => l.event === 'bridge.state_not_published')).toHaveLength(1)
+  })
+
   test('bad options stop start-up with a message naming the field', () => {
     expect(() => bridge({ name: 'x', remote: { url: 'http://nope' }, topics: [{ pattern: 'a/#' }] })).toThrow(/remote\.url: expected an mqtt:\/\//)
     expect(() => bridge({ name: 'x', remote: { url: 'mqtt://h' }, topics: [{ pattern: 'a/#/b' }] })).toThrow(/topics\[0\]\.pattern: "a\/#\/b": "#" must be the last level/)
