@@ -39,5 +39,7 @@ export default defineConfig({
     sqlite({ path: './data/midge.db' }),
     // Every message is POSTed to WEBHOOK_URL when it is set.
     ...(process.env.WEBHOOK_URL ? [webhook({ url: process.env.WEBHOOK_URL, topics: ['#'], outbox: './data/webhook.db' })] : []),
+    // To forward to another broker, import { bridge } from './plugins/bridge.ts' and add (README, "bridge"):
+    // bridge({ name: 'cloud', remote: { url: 'mqtts://broker.example.com:8883' }, topics: [{ pattern: 'sensors/#', direction: 'out', qos: 1, remotePrefix: 'site-42/' }] }),
   ],
 })
