@@ -1,7 +1,7 @@
 /**
  * Share groups across nodes. A node with a member of `$share/{group}/{filter}` joins the group's NATS queue group on
- * the filter's QoS 0 subjects (one node per message, at most once) and pulls from the group's durable JetStream consumer for
- * QoS 1/2 (one node per message, acknowledged only once delivered to a member here, so a node that dies or has no
+ * the filter's QoS 0 subjects (one node per message, at most once) and pulls from the group's durable JetStream consumers
+ * (one per subject of the filter) for QoS 1/2 (one node per message, acknowledged only once delivered to a member here, so a node that dies or has no
  * member left lets JetStream give the message to another: at least once).
  */
 import { createHash } from 'node:crypto'
@@ -46,15 +46,18 @@ export class ShareGroups {
     )
     const entry = { stop: subs.map((sub) => () => sub.unsubscribe()) }
     this.joined.set(queue, entry)
-    const consuming = this.consume(queue, entry)
-    const ready = consuming.then(
-      () => void this.joining.delete(ready),
-      () => void this.joining.delete(ready),
-    )
-    this.joining.add(ready)
-    consuming
-      .then((messages) => this.deliver(messages, queue, group, filter))
-      .catch((error: Error) => this.logger.error('cluster.share_consumer_failed', { group, filter, error: error.message }))
+    // QoS 1/2: a durable consumer per subject of the filter (nats-server 2.9 takes one filter subject per consumer).
+    for (const subject of filterSubjects(`${this.prefix}.m1`, filter)) {
+      const consuming = this.consume(queue, subject, entry)
+      const ready = consuming.then(
+        () => void this.joining.delete(ready),
+        () => void this.joining.delete(ready),
+      )
+      this.joining.add(ready)
+      consuming
+        .then((messages) => this.deliver(messages, queue, group, filter))
+        .catch((error: Error) => this.logger.error('cluster.share_consumer_failed', { group, filter, error: error.message }))
+    }
   }
 
   /** Resolves once every group joined so far consumes from its JetStream consumer. */
@@ -67,14 +70,14 @@ export class ShareGroups {
     for (const queue of [...this.joined.keys()]) this.leave(queue)
   }
 
-  /** Makes (or finds) the group's durable consumer and starts consuming from it. */
-  private async consume(queue: string, entry: { stop: Array<() => void> }): Promise<ConsumerMessages> {
-    const durable = `share_${createHash('sha256').update(queue).digest('hex').slice(0, 24)}`
+  /** Makes (or finds) the group's durable consumer of one subject and starts consuming from it. */
+  private async consume(queue: string, subject: string, entry: { stop: Array<() => void> }): Promise<ConsumerMessages> {
+    const durable = `share_${createHash('sha256').update(`${queue}\n${subject}`).digest('hex').slice(0, 24)}`
     const jsm = await jetstreamManager(this.nc)
     try {
       await jsm.consumers.info(this.stream, durable)
     } catch {
-      await jsm.consumers.add(this.stream, { durable_name: durable, filter_subject: `${this.prefix}.m1`, deliver_policy: DeliverPolicy.New, ack_policy: AckPolicy.Explicit, ack_wait: 10 * 1e9, inactive_threshold: 60 * 1e9 }) // gone a minute after the last member leaves
+      await jsm.consumers.add(this.stream, { durable_name: durable, filter_subject: subject, deliver_policy: DeliverPolicy.New, ack_policy: AckPolicy.Explicit, ack_wait: 10 * 1e9, inactive_threshold: 60 * 1e9 }) // gone a minute after the last member leaves
     }
     const consumer = await this.js.consumers.get(this.stream, durable)
     const messages = await consumer.consume()

@@ -5,10 +5,10 @@
  *   of the filters its sessions hold (each filter once, while any session holds it: the trie tells), so NATS sends
  *   it only what some subscription there can match. A message matching two of its filters comes twice, one copy
  *   right after the other: the second is dropped by the sender's run and sequence number.
- * - stream `MIDGE_<name>`, subject `midge.<name>.m1` (JetStream): QoS 1/2 messages. The node that received
- *   the PUBLISH acknowledges it only once JetStream has stored it (the broker waits on `flushed()`); every node
- *   reads the stream with an ordered consumer from the moment it starts, and skips its own messages.
- * - KV bucket `midge_<name>_retained`: retained messages (retained.ts).
+ * - stream `MIDGE_<name>`, subjects `midge.<name>.m1.<topic as subject>` (JetStream): QoS 1/2 messages. The node
+ *   that received the PUBLISH acknowledges it only once JetStream has stored it (the broker waits on `flushed()`);
+ *   a node reads only the subjects of the filters its sessions hold (stream-interest.ts), and skips its own messages.
+ * - KV bucket `midge_<name>_retained`: retained messages, watched by every node (retained.ts).
  * - share groups: a NATS queue group and a durable JetStream consumer per group (groups.ts).
  * - KV bucket `midge_<name>_sessions` and `midge.<name>.connect`: persistent sessions and client-id takeover
  *   across nodes (sessions.ts).
@@ -17,7 +17,7 @@
  * holds the connection, the forwarding of messages both ways, and what is waited on before an acknowledgement.
  */
 import { connect, credsAuthenticator, type NatsConnection, type Subscription as NatsSubscription } from '@nats-io/transport-node'
-import { DeliverPolicy, jetstream, jetstreamManager, type JetStreamClient } from '@nats-io/jetstream'
+import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream'
 import { type KV, Kvm } from '@nats-io/kv'
 import { readFileSync } from 'node:fs'
 import { randomBytes } from 'node:crypto'
@@ -31,8 +31,12 @@ import type { SubscriptionTrie } from '../topics/trie.ts'
 import { ShareGroups } from './groups.ts'
 import { RetainedKv } from './retained.ts'
 import { ClusterSessions, type StreamPosition } from './sessions.ts'
+import { StreamInterest } from './stream-interest.ts'
 import { filterSubjects, topicSubject } from './subjects.ts'
 import { decodeFrame, encodeFrame, messageOf } from './wire.ts'
+
+/** Longest a SUBACK waits for the node's interest to be in place on NATS. */
+const INTEREST_WAIT_MS = 5000
 
 /** What the cluster needs of the broker: publishing (as the broker), its sessions, the share-group router, its name. */
 export interface ClusterHost extends PublishTarget {
@@ -50,12 +54,13 @@ export class NatsFabric implements StreamPosition {
   readonly retained: RetainedKv
   private readonly pending = new Set<Promise<unknown>>()
   private readonly subscriptions: NatsSubscription[] = []
-  private stopConsumer: (() => void) | null = null
-  private closed = false
+  /** QoS 1/2: the stream's subjects this node reads. */
+  private readonly streamInterest: StreamInterest
   private forwarded = 0
   private received = 0
-  /** The QoS 0 subject root: `<prefix>.m0`. */
+  /** The subject roots of QoS 0 messages (`<prefix>.m0`) and of QoS 1/2 ones, the stream's (`<prefix>.m1`). */
   private readonly m0: string
+  private readonly m1: string
   /** The NATS subscriptions for each filter this node has interest in. */
   private readonly interest = new Map<string, NatsSubscription[]>()
   /** This run of the node (QoS 0 copies are told apart by run and sequence), and its QoS 0 messages sent so far. */
@@ -64,13 +69,15 @@ export class NatsFabric implements StreamPosition {
   private warnedBadFrame = false
   /** The last QoS 0 message taken from each node (by its run), to drop the second copy of one. */
   private readonly lastFrom = new Map<string, { run: number; seq: number }>()
-  appliedSeq = 0
   ownSeq = 0
+  /** A filter or share group was gained since flushed() last looked. */
+  private interestGained = false
 
   private constructor(
     private readonly broker: ClusterHost,
     private readonly nc: NatsConnection,
     private readonly js: JetStreamClient,
+    jsm: JetStreamManager,
     stream: string,
     private readonly node: string,
     private readonly prefix: string,
@@ -78,10 +85,12 @@ export class NatsFabric implements StreamPosition {
     kvs: { retained: KV; sessions: KV },
   ) {
     this.m0 = `${prefix}.m0`
+    this.m1 = `${prefix}.m1`
+    this.streamInterest = new StreamInterest(js, jsm, stream, this.m1, (data) => this.receive(data), logger)
     const track = (write: Promise<unknown>) => this.track(write)
     this.groups = new ShareGroups(nc, js, stream, prefix, (message, group, filter) => broker.router.deliverShared(message, group, filter), logger)
     this.sessions = new ClusterSessions(broker.sessions, nc, js, kvs.sessions, stream, node, prefix, this, track, logger)
-    this.retained = new RetainedKv(kvs.retained, track)
+    this.retained = new RetainedKv(kvs.retained, track, node, (message) => broker.retain(message), logger)
   }
 
   static async connect(broker: ClusterHost, config: ClusterConfig, logger: Logger): Promise<NatsFabric> {
@@ -97,20 +106,22 @@ export class NatsFabric implements StreamPosition {
     })
     const jsm = await jetstreamManager(nc)
     const stream = `MIDGE_${name}`
-    const subject = `midge.${name}.m1`
+    const subjects = [`midge.${name}.m1.>`]
     try {
-      await jsm.streams.info(stream)
-    } catch {
+      const info = await jsm.streams.info(stream)
+      // A stream made by an earlier Midge (one subject for every message): every node of this version reads by topic.
+      if (info.config.subjects?.join() !== subjects.join()) await jsm.streams.update(stream, { ...info.config, subjects })
+    } catch (error) {
+      if (!String((error as Error).message).includes('not found')) throw error
       // Kept for a day: long enough for a node restart to catch up, bounded so the stream cannot grow for ever.
-      await jsm.streams.add({ name: stream, subjects: [subject], max_age: 24 * 60 * 60 * 1e9, duplicate_window: 2 * 60 * 1e9 })
+      await jsm.streams.add({ name: stream, subjects, max_age: 24 * 60 * 60 * 1e9, duplicate_window: 2 * 60 * 1e9 })
     }
     const js = jetstream(nc)
     const kvm = new Kvm(js)
     const kvs = { retained: await kvm.create(`midge_${name}_retained`, { history: 1 }), sessions: await kvm.create(`midge_${name}_sessions`, { history: 1 }) }
-    const fabric = new NatsFabric(broker, nc, js, stream, node, `midge.${name}`, logger, kvs)
-    // The live consumer starts after the stream's last message: that is where this node stands now.
-    fabric.appliedSeq = (await jsm.streams.info(stream)).state.last_seq
-    await fabric.listen(stream)
+    const fabric = new NatsFabric(broker, nc, js, jsm, stream, node, `midge.${name}`, logger, kvs)
+    fabric.listen()
+    await fabric.retained.watch()
     // Interest: every filter held now, then each as the trie gains or loses it.
     for (const filter of broker.subscriptions.filters()) fabric.setInterest(filter, true)
     broker.subscriptions.onInterest = (filter, present) => fabric.setInterest(filter, present)
@@ -122,7 +133,7 @@ export class NatsFabric implements StreamPosition {
     return fabric
   }
 
-  private async listen(stream: string): Promise<void> {
+  private listen(): void {
     this.subscriptions.push(
       this.nc.subscribe(`${this.prefix}.connect`, {
         callback: (error, msg) => {
@@ -130,24 +141,6 @@ export class NatsFabric implements StreamPosition {
         },
       }),
     )
-    // Reads the stream from where this node stands; if the consumer ends (NATS restarted, consumer lost), it is
-    // made again from the next sequence, so nothing stored meanwhile is skipped.
-    void (async () => {
-      while (!this.closed) {
-        try {
-          const consumer = await this.js.consumers.get(stream, { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: this.appliedSeq + 1 })
-          const messages = await consumer.consume()
-          this.stopConsumer = () => messages.stop()
-          for await (const m of messages) {
-            this.receive(m.data)
-            this.appliedSeq = Math.max(this.appliedSeq, m.seq)
-          }
-        } catch (error) {
-          if (!this.closed) this.logger.warn('cluster.consumer_restart', { error: (error as Error).message })
-        }
-        if (!this.closed) await Bun.sleep(200)
-      }
-    })()
     void (async () => {
       for await (const status of this.nc.status()) {
         if (status.type === 'disconnect') {
@@ -156,15 +149,17 @@ export class NatsFabric implements StreamPosition {
         } else if (status.type === 'reconnect') {
           this.connected = true
           this.logger.info('cluster.reconnected', { node: this.node })
-          // The server may have restarted and lost our ephemeral consumer: read on with a new one.
-          this.stopConsumer?.()
+          // The server may have restarted and lost our ephemeral consumers: read on with new ones.
+          this.streamInterest.restart()
         }
       }
     })()
   }
 
-  /** Subscribes to a filter's subjects on NATS (or stops), so QoS 0 messages that filter matches come here. */
+  /** Reads a filter's subjects from NATS (or stops), so the messages that filter matches come here, and only those. */
   private setInterest(filter: string, present: boolean): void {
+    this.streamInterest.setInterest(filter, present)
+    if (present) this.interestGained = true
     const held = this.interest.get(filter)
     if (!present) {
       for (const sub of held ?? []) sub.unsubscribe()
@@ -224,7 +219,7 @@ export class NatsFabric implements StreamPosition {
       this.nc.publish(topicSubject(this.m0, message.topic), encodeFrame(this.node, message, this.run, ++this.sentQoS0))
       return
     }
-    this.track(this.js.publish(`${this.prefix}.m1`, encodeFrame(this.node, message)).then((ack) => (this.ownSeq = Math.max(this.ownSeq, ack.seq))))
+    this.track(this.js.publish(topicSubject(this.m1, message.topic), encodeFrame(this.node, message)).then((ack) => (this.ownSeq = Math.max(this.ownSeq, ack.seq))))
   }
 
   /**
@@ -233,14 +228,50 @@ export class NatsFabric implements StreamPosition {
    */
   async settled(): Promise<void> {
     await this.groups.settled()
+    await this.streamInterest.settled()
     await this.flushed()
     await this.nc.flush()
   }
 
-  /** Resolves when what was forwarded or stored so far is in JetStream; null when nothing is pending. */
+  /** A member of a share group is on this node: take part in the group's delivery (groups.ts). */
+  joinGroup(group: string, filter: string): void {
+    this.groups.join(group, filter)
+    this.interestGained = true
+  }
+
+  // StreamPosition (sessions.ts), from the subjects this node reads.
+
+  positionFor(filters: string[]): Promise<number> {
+    return this.streamInterest.positionFor(filters)
+  }
+
+  routedFor(filters: string[]): number {
+    return this.streamInterest.routedFor(filters)
+  }
+
+  head(): Promise<number> {
+    return this.streamInterest.head()
+  }
+
+  startFrom(seq: number): void {
+    this.streamInterest.startFrom(seq)
+  }
+
+  /**
+   * Resolves when what was forwarded or stored so far is in JetStream, and (while NATS is there) the subscriptions
+   * and readers of filters gained since the last call are in place on the server; null when nothing is pending. The
+   * broker waits on it before PUBACK and before SUBACK, so a message published anywhere after SUBACK is not missed.
+   */
   flushed(): Promise<void> | null {
-    if (this.pending.size === 0) return null
-    return Promise.all([...this.pending]).then(() => undefined)
+    const waits: Array<Promise<unknown>> = [...this.pending]
+    if (this.interestGained) {
+      this.interestGained = false
+      // Capped: NATS going away just now must not hold a SUBACK for as long as it is gone.
+      const inPlace = Promise.all([this.streamInterest.settled(), this.groups.settled(), this.nc.flush()]).catch(() => undefined)
+      if (this.connected) waits.push(Promise.race([inPlace, Bun.sleep(INTEREST_WAIT_MS)]))
+    }
+    if (waits.length === 0) return null
+    return Promise.all(waits).then(() => undefined)
   }
 
   private track(promise: Promise<unknown>): void {
@@ -250,12 +281,12 @@ export class NatsFabric implements StreamPosition {
   }
 
   metrics(): Record<string, number> {
-    return { forwarded: this.forwarded, received: this.received, connected: this.connected ? 1 : 0 }
+    return { forwarded: this.forwarded, received: this.received, fromStream: this.streamInterest.delivered, connected: this.connected ? 1 : 0 }
   }
 
   async close(): Promise<void> {
-    this.closed = true
-    this.stopConsumer?.()
+    this.streamInterest.close()
+    this.retained.close()
     this.groups.leaveAll()
     this.broker.subscriptions.onInterest = null
     for (const subs of this.interest.values()) for (const s of subs) s.unsubscribe()

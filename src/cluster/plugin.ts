@@ -46,7 +46,7 @@ export function clusterPlugin(broker: () => ClusterHost, config: ClusterConfig):
       fabric?.sessions.save(client.clientId) // still here only if persistent: served up to now
     },
     onSubscribe(client, subscription) {
-      if (subscription.group !== undefined) fabric?.groups.join(subscription.group, subscription.filter)
+      if (subscription.group !== undefined) fabric?.joinGroup(subscription.group, subscription.filter)
       fabric?.sessions.save(client.clientId)
     },
     onUnsubscribe(client) {

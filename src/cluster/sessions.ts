@@ -14,10 +14,16 @@ import type { Sessions } from '../sessions.ts'
 import { filterMatches, type Subscription } from '../topics/trie.ts'
 import { decodeFrame, kvKey, messageOf } from './wire.ts'
 
-/** Where this node stands in the stream of QoS 1/2 messages. */
+/** Where this node stands in the stream of QoS 1/2 messages (stream-interest.ts). */
 export interface StreamPosition {
-  /** The highest sequence this node has routed (or skipped as its own). */
-  readonly appliedSeq: number
+  /** A sequence up to which every message matching these filters has been routed here. */
+  positionFor(filters: string[]): Promise<number>
+  /** The highest sequence routed here from these filters (a replay into a session that takes them goes that far). */
+  routedFor(filters: string[]): number
+  /** The stream's last sequence now. */
+  head(): Promise<number>
+  /** Filters this node starts reading in this turn are read from `seq` (a session taken over was replayed up to it). */
+  startFrom(seq: number): void
   /** The highest sequence of this node's own publishes, once JetStream acknowledged them. */
   readonly ownSeq: number
   /** Resolves when this node's publishes in flight are in JetStream. */
@@ -27,6 +33,8 @@ export interface StreamPosition {
 export class ClusterSessions {
   /** Client ids whose session this node wrote to KV. */
   private readonly saved = new Set<string>()
+  /** Each client's last write to KV, so that its writes land in the order they were asked for. */
+  private readonly writing = new Map<string, Promise<unknown>>()
 
   constructor(
     private readonly sessions: Pick<Sessions, 'get' | 'forget'>,
@@ -45,15 +53,26 @@ export class ClusterSessions {
   save(clientId: string): void {
     const session = this.sessions.get(clientId)
     if (!session?.persistent) return
-    const entry = { expiryInterval: session.expiryInterval, subscriptions: [...session.subscriptions.values()], seq: this.position.appliedSeq, node: this.node }
+    const subscriptions = [...session.subscriptions.values()]
+    const { expiryInterval } = session
     this.saved.add(clientId)
-    this.track(this.kv.put(kvKey(clientId), JSON.stringify(entry)))
+    // The stream position is asked of NATS (how far this node's reading of these filters has got); the entry is written after.
+    const filters = subscriptions.filter((s) => s.group === undefined).map((s) => s.filter)
+    const previous = this.writing.get(clientId) ?? Promise.resolve()
+    const write = previous
+      .catch(() => undefined)
+      .then(() => this.position.positionFor(filters))
+      .then((seq) => this.kv.put(kvKey(clientId), JSON.stringify({ expiryInterval, subscriptions, seq, node: this.node })))
+    this.writing.set(clientId, write)
+    void write.finally(() => this.writing.get(clientId) === write && this.writing.delete(clientId)).catch(() => undefined)
+    this.track(write)
   }
 
   /** A session ended here: remove it from KV, if it was ever written there. */
   drop(clientId: string): void {
     if (!this.saved.delete(clientId)) return
-    this.track(this.kv.delete(kvKey(clientId)))
+    const previous = this.writing.get(clientId) ?? Promise.resolve()
+    this.track(previous.catch(() => undefined).then(() => this.kv.delete(kvKey(clientId))))
   }
 
   /** The session of a client last seen on another node, with every QoS 1/2 message it has not been served since. */
@@ -61,14 +80,18 @@ export class ClusterSessions {
     const entry = await this.kv.get(kvKey(clientId))
     if (!entry || entry.operation !== 'PUT' || entry.value.length === 0) return null
     const stored = entry.json<{ expiryInterval: number; subscriptions: Subscription[]; seq: number; node: string }>()
-    const deliveries = await this.replay(stored.seq, stored.subscriptions.filter((s) => s.group === undefined))
+    const plain = stored.subscriptions.filter((s) => s.group === undefined)
+    const deliveries = await this.replay(stored.seq, plain)
     this.logger.info('cluster.session_fetched', { clientId, from: stored.node, replayed: deliveries.length })
     return { clientId, expiryInterval: stored.expiryInterval, expiresAt: 0, subscriptions: stored.subscriptions, deliveries, awaitingRelease: [] }
   }
 
   /** Tells the other nodes a client connected here, and when (epoch ms: a connection accepted before it elsewhere is taken over). */
   announceConnect(clientId: string): void {
-    this.nc.publish(`${this.prefix}.connect`, JSON.stringify({ clientId, node: this.node, at: Date.now() }))
+    // When the connection was accepted (epoch ms, the broker's clock): each node compares its own live connection's
+    // acceptance with the other's, the same measure on both sides.
+    const at = this.sessions.get(clientId)?.client?.acceptedAt ?? Date.now()
+    this.nc.publish(`${this.prefix}.connect`, JSON.stringify({ clientId, node: this.node, at }))
   }
 
   /** Another node announced a connection: an older live one here is taken over, and the copy of the session dropped. */
@@ -76,21 +99,31 @@ export class ClusterSessions {
     const { clientId, node, at } = JSON.parse(text) as { clientId: string; node: string; at: number }
     if (node === this.node) return
     // Only a connection older than the announced one is taken over: an announcement that arrives late must not
-    // close the newer connection it raced with (node clocks are assumed close, as NTP keeps them). Times are in ms:
-    // one accepted in the same ms is taken over, since two live connections with one client id is the worse outcome.
+    // close the newer connection it raced with (node clocks are assumed close, as NTP keeps them). Times are in ms;
+    // within the same ms the node ids decide, the same way on both nodes, so exactly one of the two stays.
     const live = this.sessions.get(clientId)?.client
-    if (live && live.acceptedAt <= at) live.disconnect(Reason.SessionTakenOver, `session taken over on node ${node}`) // [MQTT-3.1.4-3]
+    if (live && (live.acceptedAt < at || (live.acceptedAt === at && this.node < node))) live.disconnect(Reason.SessionTakenOver, `session taken over on node ${node}`) // [MQTT-3.1.4-3]
     // The session now lives on that node (it fetched it, with what was queued): drop the copy here.
     this.sessions.forget(clientId)
     this.saved.delete(clientId)
   }
 
-  /** QoS 1/2 messages after `fromSeq` that match the subscriptions, up to what this node has routed itself. */
+  /**
+   * QoS 1/2 messages after `fromSeq` that match the subscriptions, up to where this node reads on by itself: the
+   * stream's head now, or further if this node has routed beyond it from these filters meanwhile. The filters this
+   * node starts reading when it adopts the session are read from just after that point (startFrom), so nothing
+   * falls between the replay and the live reading; what this node already reads may come twice (at least once).
+   */
   private async replay(fromSeq: number, subscriptions: Subscription[]): Promise<StoredDelivery[]> {
     const out: StoredDelivery[] = []
     await this.position.flushed() // this node's own publishes in flight get their sequence numbers first
-    const target = () => Math.max(this.position.appliedSeq, this.position.ownSeq)
-    if (subscriptions.length === 0 || target() <= fromSeq) return out
+    const filters = subscriptions.map((s) => s.filter)
+    const head = Math.max(await this.position.head(), this.position.ownSeq)
+    const target = () => Math.max(head, this.position.routedFor(filters))
+    if (subscriptions.length === 0 || target() <= fromSeq) {
+      this.position.startFrom(target() + 1)
+      return out
+    }
     const consumer = await this.js.consumers.get(this.stream, { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: fromSeq + 1 })
     const messages = await consumer.consume()
     for await (const m of messages) {
@@ -115,6 +148,7 @@ export class ClusterSessions {
       if (m.seq >= target()) break
     }
     messages.stop()
+    this.position.startFrom(target() + 1)
     return out
   }
 }

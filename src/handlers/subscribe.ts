@@ -9,6 +9,7 @@ import { decide, type Verdict } from '../plugin.ts'
 import type { QoS, SubscribePacket } from '../protocol/codec.ts'
 import { Reason, refusalCode } from '../protocol/reason.ts'
 import { parseSharedFilter, topicFilterError } from '../protocol/validate.ts'
+import type { Session } from '../session.ts'
 import { type Subscription, subscriptionKey } from '../topics/trie.ts'
 
 export function handleSubscribe(client: Client, packet: SubscribePacket): void | Promise<void> {
@@ -51,7 +52,7 @@ export function handleSubscribe(client: Client, packet: SubscribePacket): void |
   complete(client, messageId, requests, verdicts as Array<Verdict | undefined>)
 }
 
-function complete(client: Client, messageId: number, requests: Array<Subscription | number>, verdicts: Array<Verdict | undefined> | undefined): void {
+function complete(client: Client, messageId: number, requests: Array<Subscription | number>, verdicts: Array<Verdict | undefined> | undefined): void | Promise<void> {
   if (client.state !== 'connected') return
   const broker = client.broker
   const session = client.session!
@@ -72,6 +73,17 @@ function complete(client: Client, messageId: number, requests: Array<Subscriptio
     // [MQTT-3.3.1-9..11] retained: rh 0 always, rh 1 for a new subscription, rh 2 never; never to a shared subscription.
     if (sub.group === undefined && (sub.retainHandling === 0 || (sub.retainHandling === 1 && !existed))) retainedFor.push(sub)
   })
+  // SUBACK once the plugins have what the subscriptions changed: a persistent session's store, and in a cluster the
+  // subscription on NATS, so that a message published anywhere after SUBACK reaches it. (A store that fails to write
+  // is reported by the store; the subscription works in memory all the same.)
+  const ready = broker.plugins.flushed()
+  if (!ready) return acknowledge(client, session, messageId, granted, retainedFor)
+  const acknowledged = () => acknowledge(client, session, messageId, granted, retainedFor)
+  return ready.then(acknowledged, acknowledged)
+}
+
+function acknowledge(client: Client, session: Session, messageId: number, granted: number[], retainedFor: Subscription[]): void {
+  if (client.state !== 'connected') return
   client.send({ cmd: 'suback', messageId, granted })
-  for (const sub of retainedFor) broker.sendRetained(session, sub)
+  for (const sub of retainedFor) client.broker.sendRetained(session, sub)
 }
