@@ -158,6 +158,49 @@ describe.skipIf(!natsServerPath)('cluster on NATS JetStream', () => {
     await Promise.all([pub.end(), back.end(), onA.end()])
   })
 
+  test('a QoS 1 subscriber that subscribes on B while A publishes a steady stream gets every message sent after its SUBACK', async () => {
+    const pub = await connect(a.port)
+    let sent = 0
+    let stop = false
+    const stream = (async () => {
+      // 16 in flight at a time, so the stream is dense around the SUBACK
+      while (!stop) await Promise.all(Array.from({ length: 16 }, () => pub.client.publishAsync('steady/x', String(sent++), { qos: 1 })))
+    })()
+    await until(() => sent >= 50, 5000, 'streaming')
+    const sub = await connect(b.port)
+    await subscribe(sub.client, 'steady/#', { qos: 1 })
+    const firstAfter = sent // sent from here on: after SUBACK
+    await until(() => sent >= firstAfter + 200, 10_000, 'more sent')
+    stop = true
+    await stream
+    const last = sent - 1
+    await until(() => sub.messages.some((m) => m.payload === String(last)), 10_000, 'the last one arrives')
+    const got = new Set(sub.messages.map((m) => Number(m.payload)))
+    const missing = Array.from({ length: last - firstAfter + 1 }, (_, i) => firstAfter + i).filter((n) => !got.has(n))
+    expect(missing).toEqual([])
+    await Promise.all([pub.end(), sub.end()])
+  })
+
+  test('a session with a quiet and a busy filter moves to another node: everything sent while it was away arrives, and nothing it had already got comes again', async () => {
+    const first = await connect(a.port, { clientId: 'two-filters', clean: false })
+    await subscribe(first.client, ['quiet/#', 'busy/#'], { qos: 1 })
+    const pub = await connect(b.port)
+    await pub.client.publishAsync('quiet/x', 'q0', { qos: 1 })
+    for (let i = 0; i < 50; i++) await pub.client.publishAsync('busy/x', `b${i}`, { qos: 1 })
+    await until(() => first.messages.length === 51, 5000, 'all before the move')
+    await first.end()
+    await settled(a, b) // the disconnect is recorded in KV
+    for (let i = 50; i < 60; i++) await pub.client.publishAsync('busy/x', `b${i}`, { qos: 1 })
+    await pub.client.publishAsync('quiet/x', 'q1', { qos: 1 })
+    const back = await connect(b.port, { clientId: 'two-filters', clean: false })
+    await until(() => back.messages.length >= 11, 5000, 'what was sent while away')
+    await settled(a, b)
+    expect(await back.quiet(pub)).toEqual([])
+    // The position recorded for the quiet filter was the stream's head, not its last message: no replay of b0..b49.
+    expect(back.messages.map((m) => m.payload)).toEqual([...Array.from({ length: 10 }, (_, i) => `b${50 + i}`), 'q1'])
+    await Promise.all([pub.end(), back.end()])
+  })
+
   test('kill -9 of a node under a steady QoS 1 stream: every acknowledged message reaches the persistent subscriber after it reconnects to a surviving node', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'midge-cluster-kill-'))
     const port = freePort()
