@@ -424,7 +424,7 @@ describe.skipIf(!natsServerPath)('cluster interest, proven on three nodes', () =
           .filter((sub) => sub.subject.startsWith('midge.proof.m0.'))
           .reduce((sum, sub) => sum + sub.msgs, 0)
       expect(sentTo('c')).toBe(0)
-      expect(sentTo('b')).toBeGreaterThanOrEqual(N)
+      expect(sentTo('b')).toBeGreaterThan(0) // in batches: a NATS message per subject and tick, not per MQTT message
     } finally {
       await Promise.all(clients.map((x) => x.end(true)))
       await Promise.all([a.close(), b.close(), c.close()])

@@ -1,30 +1,28 @@
 /** The frame a message crosses nodes in (src/cluster/wire.ts): everything comes back; anything else is refused, never thrown. */
 import { describe, expect, test } from 'bun:test'
 import type { Message } from '../src/message.ts'
-import { decodeFrame, encodeFrame, messageOf } from '../src/cluster/wire.ts'
+import { batchHeader, decodeFrame, eachFrame, encodeBatch, encodeFrame, messageOf } from '../src/cluster/wire.ts'
 
 const message = (extra: Partial<Message> = {}): Message => ({ topic: 'sensors/ü温/1', payload: Buffer.from([0, 1, 254, 255]), qos: 1, retain: false, properties: undefined, expiresAt: 0, origin: undefined, ...extra })
 
 describe('cluster wire frames', () => {
-  test('a message comes back whole: topic, payload, QoS, retain, origin, expiry, MQTT 5 properties, run and sequence', () => {
-    const cases: Array<[Message, number?, number?]> = [
-      [message()],
-      [message({ qos: 0, retain: true, origin: 'client-ü', expiresAt: 1_764_460_800_123 }), 0xfffffffe, 2 ** 40 + 7],
-      [message({ qos: 2, payload: Buffer.alloc(0), properties: { contentType: 'a/b', correlationData: Buffer.from([9, 8]), userProperties: { k: ['1', '2'] }, responseTopic: 'r/1', payloadFormatIndicator: true } })],
-      [message({ topic: '', payload: Buffer.alloc(70_000, 7) })],
+  test('a message comes back whole: topic, payload, QoS, retain, origin, expiry, MQTT 5 properties', () => {
+    const cases: Message[] = [
+      message(),
+      message({ qos: 0, retain: true, origin: 'client-ü', expiresAt: 1_764_460_800_123 }),
+      message({ qos: 2, payload: Buffer.alloc(0), properties: { contentType: 'a/b', correlationData: Buffer.from([9, 8]), userProperties: { k: ['1', '2'] }, responseTopic: 'r/1', payloadFormatIndicator: true } }),
+      message({ topic: '', payload: Buffer.alloc(70_000, 7) }),
     ]
-    for (const [m, run, seq] of cases) {
-      const frame = decodeFrame(encodeFrame('node-1', m, run, seq))!
+    for (const m of cases) {
+      const frame = decodeFrame(encodeFrame('node-1', m))!
       expect(frame.meta.node).toBe('node-1')
-      expect(frame.meta.run).toBe(run)
-      expect(frame.meta.seq).toBe(seq)
       const back = messageOf(frame.meta, frame.payload)
       expect({ ...back, payload: [...back.payload] }).toEqual({ ...m, payload: [...m.payload], owned: true, remote: true })
     }
   })
 
   test('a frame cut short at any byte, of another version, or of garbage is refused (null), never thrown', () => {
-    const whole = encodeFrame('node-1', message({ origin: 'c', properties: { contentType: 'x' } }), 1, 2)
+    const whole = encodeFrame('node-1', message({ origin: 'c', properties: { contentType: 'x' } }))
     // Cut anywhere before its 4-byte payload: refused. (Within the payload it is a shorter payload: the body's length is NATS's.)
     for (let end = 0; end < whole.length - 4; end++) expect(decodeFrame(whole.subarray(0, end))).toBeNull()
     const other = Buffer.from(whole)
@@ -33,6 +31,26 @@ describe('cluster wire frames', () => {
     for (let seed = 1; seed < 2000; seed++) {
       const junk = Buffer.from(Array.from({ length: seed % 64 }, (_, i) => (seed * 31 + i * 7) & 0xff))
       expect(() => decodeFrame(junk)).not.toThrow()
+    }
+  })
+
+  test('a batch carries its run and sequence and several frames in order, each whole; a single frame passes as itself; a batch cut short is refused', () => {
+    const frames = [encodeFrame('n', message({ qos: 0, topic: 'a' })), encodeFrame('n', message({ qos: 0, topic: 'b', payload: Buffer.alloc(0) })), encodeFrame('n', message({ qos: 0, topic: 'c' }))]
+    const batch = encodeBatch(0xfffffffe, 2 ** 40 + 7, frames, frames.reduce((n, f) => n + f.length, 0))
+    expect(batchHeader(batch)).toEqual({ run: 0xfffffffe, seq: 2 ** 40 + 7 })
+    expect(batchHeader(frames[0]!)).toBeNull()
+    const topics: string[] = []
+    expect(eachFrame(batch, (f) => topics.push(decodeFrame(f)!.meta.topic))).toBe(true)
+    expect(topics).toEqual(['a', 'b', 'c'])
+    const single: string[] = []
+    expect(eachFrame(frames[0]!, (f) => single.push(decodeFrame(f)!.meta.topic))).toBe(true)
+    expect(single).toEqual(['a'])
+    for (let end = 1; end < batch.length; end++) {
+      const seen: string[] = []
+      const whole = eachFrame(batch.subarray(0, end), (f) => seen.push(decodeFrame(f)?.meta.topic ?? 'refused'))
+      // Every frame handed on is whole; a cut inside a frame's length or bytes says so.
+      expect(seen.every((t) => t !== 'refused')).toBe(true)
+      expect(whole).toBe([13, frames[0]!.length + 17, frames[0]!.length + frames[1]!.length + 21].includes(end))
     }
   })
 })

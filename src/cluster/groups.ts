@@ -11,7 +11,7 @@ import type { Logger } from '../logger.ts'
 import type { Message } from '../message.ts'
 import { filterMatches } from '../topics/trie.ts'
 import { filterSubjects } from './subjects.ts'
-import { decodeFrame, messageOf } from './wire.ts'
+import { decodeFrame, eachFrame, messageOf } from './wire.ts'
 
 /** Delivers a message to one member of a share group on this node; false when the group has none here. */
 export type DeliverShared = (message: Message, group: string, filter: string) => boolean
@@ -101,9 +101,11 @@ export class ShareGroups {
   }
 
   private receive(queue: string, group: string, filter: string, data: Uint8Array): void {
-    const frame = decodeFrame(data)
-    if (!frame || !filterMatches(filter, frame.meta.topic)) return
-    if (!this.deliverShared(messageOf(frame.meta, frame.payload), group, filter)) this.leave(queue)
+    eachFrame(data, (bytes) => {
+      const frame = decodeFrame(bytes)
+      if (!frame || !filterMatches(filter, frame.meta.topic)) return
+      if (!this.deliverShared(messageOf(frame.meta, frame.payload), group, filter)) this.leave(queue)
+    })
   }
 
   /** No member here any more: leave the group, so NATS and JetStream pick a node that has one. */

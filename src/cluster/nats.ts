@@ -33,7 +33,10 @@ import { RetainedKv } from './retained.ts'
 import { ClusterSessions, type StreamPosition } from './sessions.ts'
 import { StreamInterest } from './stream-interest.ts'
 import { filterSubjects, topicSubject } from './subjects.ts'
-import { decodeFrame, encodeFrame, messageOf } from './wire.ts'
+import { batchHeader, decodeFrame, eachFrame, encodeBatch, encodeFrame, messageOf } from './wire.ts'
+
+/** A batch is sent at once past this many bytes (NATS's default maximum message is 1 MB). */
+const BATCH_BYTES = 256 * 1024
 
 /** Longest a SUBACK waits for the node's interest to be in place on NATS. */
 const INTEREST_WAIT_MS = 5000
@@ -63,12 +66,15 @@ export class NatsFabric implements StreamPosition {
   private readonly m1: string
   /** The NATS subscriptions for each filter this node has interest in. */
   private readonly interest = new Map<string, NatsSubscription[]>()
-  /** This run of the node (QoS 0 copies are told apart by run and sequence), and its QoS 0 messages sent so far. */
+  /** This run of the node (random per start: QoS 0 batches are told apart by run and sequence), and its batches sent so far. */
   private readonly run = randomBytes(4).readUInt32LE(0)
-  private sentQoS0 = 0
+  private sentBatches = 0
   private warnedBadFrame = false
-  /** The last QoS 0 message taken from each node (by its run), to drop the second copy of one. */
-  private readonly lastFrom = new Map<string, { run: number; seq: number }>()
+  /** QoS 0 frames of this tick, by subject: sent as one NATS message per subject at the end of the tick. */
+  private readonly batches = new Map<string, { frames: Buffer[]; bytes: number }>()
+  private batchScheduled = false
+  /** The sequence of the last QoS 0 batch taken from each node's run, to drop the second copy of one. */
+  private readonly lastFrom = new Map<number, number>()
   ownSeq = 0
   /** A filter or share group was gained since flushed() last looked. */
   private interestGained = false
@@ -177,13 +183,19 @@ export class NatsFabric implements StreamPosition {
     this.interest.set(filter, subs)
   }
 
-  /** A message from another node: route it here as if it had been published here. */
+  /** What NATS brought: a QoS 0 batch (not this node's own, nor the second copy of one), or a frame from the stream. */
   private receive(data: Uint8Array): void {
+    const batch = batchHeader(data)
+    if (batch && (batch.run === this.run || this.repeated(batch.run, batch.seq))) return
+    if (!eachFrame(data, this.receiveFrame)) this.badFrame()
+  }
+
+  /** A message from another node: route it here as if it had been published here. */
+  private readonly receiveFrame = (data: Uint8Array): void => {
     const frame = decodeFrame(data)
     if (!frame) return this.badFrame()
     const meta = frame.meta
     if (meta.node === this.node) return
-    if (meta.seq !== undefined && this.repeated(meta.node, meta.run!, meta.seq)) return
     this.received++
     publish(this.broker, messageOf(meta, frame.payload), null) // checked and authorised on the node it came from
   }
@@ -196,17 +208,13 @@ export class NatsFabric implements StreamPosition {
   }
 
   /**
-   * Whether a QoS 0 message is the second copy of the last one from that node: it matched two of this node's filters,
-   * and NATS sends a copy per subscription, one right after the other (in order per sender).
+   * Whether a QoS 0 batch is the second copy of the last one from that node's run: it matched two of this node's
+   * filters, and NATS sends a copy per subscription, one right after the other (in order per sender).
    */
-  private repeated(node: string, run: number, seq: number): boolean {
-    const last = this.lastFrom.get(node)
-    if (last && last.run === run) {
-      if (seq <= last.seq) return true
-      last.seq = seq
-      return false
-    }
-    this.lastFrom.set(node, { run, seq })
+  private repeated(run: number, seq: number): boolean {
+    const last = this.lastFrom.get(run)
+    if (last !== undefined && seq <= last) return true
+    this.lastFrom.set(run, seq)
     return false
   }
 
@@ -216,10 +224,37 @@ export class NatsFabric implements StreamPosition {
     if (message.topic.startsWith('$SYS/broker/') || message.topic.startsWith('$SYS/cluster/')) return
     this.forwarded++
     if (message.qos === 0) {
-      this.nc.publish(topicSubject(this.m0, message.topic), encodeFrame(this.node, message, this.run, ++this.sentQoS0))
+      this.batch(topicSubject(this.m0, message.topic), encodeFrame(this.node, message))
       return
     }
     this.track(this.js.publish(topicSubject(this.m1, message.topic), encodeFrame(this.node, message)).then((ack) => (this.ownSeq = Math.max(this.ownSeq, ack.seq))))
+  }
+
+  /** Adds a QoS 0 frame to its subject's batch, sent at the end of the tick (or at once when large). */
+  private batch(subject: string, frame: Buffer): void {
+    let batch = this.batches.get(subject)
+    if (!batch) this.batches.set(subject, (batch = { frames: [], bytes: 0 }))
+    batch.frames.push(frame)
+    batch.bytes += frame.length
+    if (batch.bytes >= BATCH_BYTES) return this.sendBatch(subject, batch)
+    if (this.batchScheduled) return
+    this.batchScheduled = true
+    queueMicrotask(() => this.sendBatches())
+  }
+
+  private sendBatches(): void {
+    this.batchScheduled = false
+    for (const [subject, batch] of this.batches) this.sendBatch(subject, batch)
+  }
+
+  private sendBatch(subject: string, batch: { frames: Buffer[]; bytes: number }): void {
+    this.batches.delete(subject)
+    try {
+      this.nc.publish(subject, encodeBatch(this.run, ++this.sentBatches, batch.frames, batch.bytes))
+    } catch (error) {
+      // NATS closed or refusing (QoS 0 is at most once): said once per state, like the rest of the cluster's errors.
+      if (this.connected) this.logger.warn('cluster.publish_failed', { error: (error as Error).message, messages: batch.frames.length })
+    }
   }
 
   /**

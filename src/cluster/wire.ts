@@ -2,9 +2,16 @@
  * How a message travels between nodes: one binary frame per message, its metadata first and its payload after,
  * as the NATS message body (no NATS headers, no JSON on the way: both cost more than the rest of the trip).
  *
- *   u8 version (1) · u8 flags (bits 0-1 QoS, 2 retain, 3 origin, 4 properties, 5 QoS 0 sequence) · f64 expiresAt
- *   · u16 node length, node · u16 topic length, topic · [u16 origin length, origin] · [u32 run, f64 seq]
+ *   u8 version (1) · u8 flags (bits 0-1 QoS, 2 retain, 3 origin, 4 properties) · f64 expiresAt
+ *   · u16 node length, node · u16 topic length, topic · [u16 origin length, origin]
  *   · [u32 properties length, properties as JSON] · payload
+ *
+ * QoS 0 messages travel in batches: those for the same subject within one tick go together in one NATS message, so
+ * NATS and both nodes pay their per-message cost once per batch, not per MQTT message. A batch carries the sending
+ * node's run (random per start) and its count of batches sent: a batch that matches two of a node's NATS
+ * subscriptions comes twice, one copy right after the other, and the second is dropped by that number.
+ *
+ *   u8 2 (batch) · u32 run · f64 sequence · then per frame: u32 length, frame
  *
  * All nodes of a cluster run the same version; a frame of another version is dropped. The properties (MQTT 5,
  * rare) stay JSON. A retained message's value in KV is JSON with the payload in base64 (retained.ts).
@@ -19,28 +26,68 @@ export interface Meta {
   origin?: string
   expiresAt: number
   properties?: Record<string, unknown>
-  /** QoS 0: the sending node's run (random per start) and its count of QoS 0 messages sent, to drop a second copy. */
-  run?: number
-  seq?: number
 }
 
 const VERSION = 1
 const RETAIN = 1 << 2
 const ORIGIN = 1 << 3
 const PROPERTIES = 1 << 4
-const SEQUENCE = 1 << 5
 
-/** The frame of a message this node sends on (with its run and sequence for QoS 0). */
-export function encodeFrame(node: string, message: Readonly<Message>, run?: number, seq?: number): Buffer {
+const BATCH = 2
+
+const BATCH_HEADER = 13
+
+/** One NATS message body for the frames of a batch (see above). */
+export function encodeBatch(run: number, seq: number, frames: readonly Buffer[], bytes: number): Buffer {
+  const batch = Buffer.allocUnsafe(BATCH_HEADER + 4 * frames.length + bytes)
+  batch[0] = BATCH
+  batch.writeUInt32LE(run >>> 0, 1)
+  batch.writeDoubleLE(seq, 5)
+  let at = BATCH_HEADER
+  for (const frame of frames) {
+    at = batch.writeUInt32LE(frame.length, at)
+    at += frame.copy(batch, at)
+  }
+  return batch
+}
+
+/** A batch's sender run and sequence; null when `data` is no batch (a single frame, from the stream) or is cut short. */
+export function batchHeader(data: Uint8Array): { run: number; seq: number } | null {
+  if (data[0] !== BATCH || data.length < BATCH_HEADER) return null
+  const view = Buffer.from(data.buffer, data.byteOffset, data.byteLength)
+  return { run: view.readUInt32LE(1), seq: view.readDoubleLE(5) }
+}
+
+/** Calls `take` with each frame of a NATS message body (one frame, or a batch); false if a batch is cut short. */
+export function eachFrame(data: Uint8Array, take: (frame: Uint8Array) => void): boolean {
+  if (data[0] !== BATCH) {
+    take(data)
+    return true
+  }
+  if (data.length < BATCH_HEADER) return false
+  const view = Buffer.from(data.buffer, data.byteOffset, data.byteLength)
+  let at = BATCH_HEADER
+  while (at < view.length) {
+    if (at + 4 > view.length) return false
+    const length = view.readUInt32LE(at)
+    if (at + 4 + length > view.length) return false
+    take(view.subarray(at + 4, at + 4 + length))
+    at += 4 + length
+  }
+  return true
+}
+
+/** The frame of a message this node sends on. */
+export function encodeFrame(node: string, message: Readonly<Message>): Buffer {
   const properties = message.properties ? JSON.stringify(propertiesToJson(message.properties)) : undefined
   const nodeBytes = Buffer.byteLength(node)
   const topicBytes = Buffer.byteLength(message.topic)
   const originBytes = message.origin === undefined ? -1 : Buffer.byteLength(message.origin)
   const propertyBytes = properties === undefined ? -1 : Buffer.byteLength(properties)
-  const size = 10 + 2 + nodeBytes + 2 + topicBytes + (originBytes >= 0 ? 2 + originBytes : 0) + (seq !== undefined ? 12 : 0) + (propertyBytes >= 0 ? 4 + propertyBytes : 0) + message.payload.length
+  const size = 10 + 2 + nodeBytes + 2 + topicBytes + (originBytes >= 0 ? 2 + originBytes : 0) + (propertyBytes >= 0 ? 4 + propertyBytes : 0) + message.payload.length
   const frame = Buffer.allocUnsafe(size)
   frame[0] = VERSION
-  frame[1] = message.qos | (message.retain ? RETAIN : 0) | (originBytes >= 0 ? ORIGIN : 0) | (propertyBytes >= 0 ? PROPERTIES : 0) | (seq !== undefined ? SEQUENCE : 0)
+  frame[1] = message.qos | (message.retain ? RETAIN : 0) | (originBytes >= 0 ? ORIGIN : 0) | (propertyBytes >= 0 ? PROPERTIES : 0)
   frame.writeDoubleLE(message.expiresAt, 2)
   let at = 10
   at = frame.writeUInt16LE(nodeBytes, at)
@@ -50,10 +97,6 @@ export function encodeFrame(node: string, message: Readonly<Message>, run?: numb
   if (originBytes >= 0) {
     at = frame.writeUInt16LE(originBytes, at)
     at += frame.write(message.origin!, at)
-  }
-  if (seq !== undefined) {
-    at = frame.writeUInt32LE(run! >>> 0, at)
-    at = frame.writeDoubleLE(seq, at)
   }
   if (propertyBytes >= 0) {
     at = frame.writeUInt32LE(propertyBytes, at)
@@ -87,12 +130,6 @@ export function decodeFrame(data: Uint8Array): { meta: Meta; payload: Uint8Array
     const origin = text()
     if (origin === null) return null
     meta.origin = origin
-  }
-  if (flags & SEQUENCE) {
-    if (at + 12 > frame.length) return null
-    meta.run = frame.readUInt32LE(at)
-    meta.seq = frame.readDoubleLE(at + 4)
-    at += 12
   }
   if (flags & PROPERTIES) {
     if (at + 4 > frame.length) return null
