@@ -180,6 +180,22 @@ describe('bridge: edge Midge to cloud Midge', () => {
     expect(edge.logs.find((l) => l.event === 'bridge.connected')?.url).toBe(`mqtt://127.0.0.1:${port}`)
   })
 
+  test('failover: `order` goes back to the first address after losing it, `rotate` moves on to the next', async () => {
+    for (const failover of ['order', 'rotate'] as const) {
+      const [first, second] = [freePort(), freePort()]
+      const one = await cloud(first)
+      await cloud(second)
+      const plugin = edgeBridge(first, tempDir(), { remote: { url: [`mqtt://127.0.0.1:${first}`, `mqtt://127.0.0.1:${second}`], clientId: 'edge-bridge', failover } })
+      const edge = await broker({ plugins: [plugin] })
+      const connections = () => edge.logs.filter((l) => l.event === 'bridge.connected').map((l) => l.url)
+      await until(() => connections().length === 1, 5000, 'connected')
+      // The first remote drops the bridge but stays up: only the policy decides where the bridge goes next.
+      ;(one.midge.broker.sessions.get('edge-bridge')?.client as { disconnect(reason: number, why: string): void }).disconnect(0x8b, 'shutting down')
+      await until(() => connections().length === 2, 5000, 'connected again')
+      expect(connections()).toEqual([`mqtt://127.0.0.1:${first}`, `mqtt://127.0.0.1:${failover === 'order' ? first : second}`])
+    }
+  })
+
   test('TLS: the remote is verified against the CA, and the bridge can present a client certificate; an unverifiable remote is refused', async () => {
     const certs = makeCerts()
     cleanups.push(() => rmSync(certs.dir, { recursive: true, force: true }))
@@ -259,19 +275,97 @@ describe('bridge: edge Midge to cloud Midge', () => {
 })
 
 describe.skipIf(!mosquitto)('bridge: Mosquitto', () => {
-  async function startMosquitto(conf: string): Promise<number> {
-    const port = freePort()
-    const dir = tempDir()
+  /** Debian's mosquitto on a free port (or `port`), with `conf` added; `stop()` ends it (SIGTERM: it saves what it persists). */
+  async function runMosquitto(conf: string, port = freePort(), dir = tempDir()): Promise<{ port: number; stop(): Promise<void> }> {
     const file = join(dir, 'mosquitto.conf')
-    writeFileSync(file, `listener ${port} 127.0.0.1\nallow_anonymous true\npersistence false\n${conf}\n`)
+    // Run as root (as CI does), mosquitto would drop to its own user, which cannot read a temporary directory: it stays root.
+    writeFileSync(file, `${conf.includes('listener ') ? '' : `listener ${port} 127.0.0.1\n`}${process.getuid?.() === 0 ? 'user root\n' : ''}allow_anonymous true\n${conf.includes('persistence') ? '' : 'persistence false\n'}${conf}\n`)
     const proc = Bun.spawn([mosquitto!, '-c', file], { stdout: 'ignore', stderr: 'ignore' })
-    cleanups.push(async () => {
+    const stop = async () => {
       proc.kill()
       await proc.exited
-    })
+    }
+    cleanups.push(stop)
     if (!(await waitForPort(port, () => proc.exitCode !== null))) throw new Error(`mosquitto did not start (exit ${proc.exitCode})`)
-    return port
+    return { port, stop }
   }
+  const startMosquitto = async (conf: string) => (await runMosquitto(conf)).port
+
+  test('Mosquitto as the remote: both directions under prefixes, QoS 1, retain as published', async () => {
+    const port = await startMosquitto('')
+    const plugin = bridge({
+      name: 'mq',
+      remote: { url: `mqtt://127.0.0.1:${port}`, clientId: 'site-42', protocolVersion: 5 },
+      topics: [
+        { pattern: 'sensors/#', direction: 'out', qos: 1, remotePrefix: 'site-42/' },
+        { pattern: '#', direction: 'in', qos: 1, localPrefix: 'cloud/', remotePrefix: 'site-42/commands/' },
+      ],
+      reconnect: { initialDelayMs: 20, maxDelayMs: 200 },
+      queue: { file: join(tempDir(), 'q.db') },
+    })
+    const midge = await broker({ plugins: [plugin] })
+    await until(() => plugin.status().connected === 1, 5000, 'connected')
+    const onMosquitto = await client(port)
+    await subscribe(onMosquitto.client, 'site-42/sensors/#', { qos: 1 })
+    const onMidge = await client(midge.port)
+    await subscribe(onMidge.client, 'cloud/#', { qos: 1 })
+    const midgePub = await client(midge.port)
+    await midgePub.client.publishAsync('sensors/t', '20', { qos: 1, retain: true })
+    const out = await onMosquitto.next()
+    expect([out.topic, out.payload, out.packet.qos]).toEqual(['site-42/sensors/t', '20', 1])
+    const later = await client(port)
+    await subscribe(later.client, 'site-42/sensors/t')
+    expect((await later.next()).packet.retain).toBe(true) // retained on Mosquitto as published
+    const mosquittoPub = await client(port)
+    await mosquittoPub.client.publishAsync('site-42/commands/valve/open', '1', { qos: 1 })
+    const cmd = await onMidge.next()
+    expect([cmd.topic, cmd.payload, cmd.packet.qos]).toEqual(['cloud/valve/open', '1', 1])
+  })
+
+  test('Mosquitto as the remote: QoS 1 across a restart of Mosquitto and, with messages queued, of Midge: 0 lost, in order', async () => {
+    const dir = tempDir()
+    const port = freePort()
+    const conf = `persistence true\npersistence_location ${dir}/\nautosave_interval 1`
+    let remote = await runMosquitto(conf, port, dir)
+    // A persistent subscriber on Mosquitto: Mosquitto keeps what comes for it while it is away.
+    const sub = await connect(port, { clientId: 'cloud-reader', clean: false })
+    await subscribe(sub.client, 'site-42/#', { qos: 1 })
+    await sub.end()
+    const queue = join(tempDir(), 'q.db')
+    const options = { name: 'mq', remote: { url: `mqtt://127.0.0.1:${port}`, clientId: 'site-42' }, topics: [{ pattern: 'sensors/#', direction: 'out' as const, qos: 1 as const, remotePrefix: 'site-42/' }], reconnect: { initialDelayMs: 20, maxDelayMs: 100 }, queue: { file: queue } }
+    const first = bridge(options)
+    const edge = await broker({ plugins: [first] })
+    await until(() => first.status().connected === 1, 5000, 'connected')
+    const pub = await client(edge.port)
+    for (let i = 0; i < 10; i++) await pub.client.publishAsync('sensors/x', String(i), { qos: 1 })
+    await until(() => first.status().forwardedOut === 10, 5000, 'the first ten go out')
+    await remote.stop() // Mosquitto goes away (and saves its sessions)
+    await until(() => first.status().connected === 0, 5000, 'the bridge sees it')
+    for (let i = 10; i < 40; i++) await pub.client.publishAsync('sensors/x', String(i), { qos: 1 })
+    expect(first.status().queued).toBe(30)
+    await pub.end()
+    await edge.close() // Midge restarts with 30 queued
+    const second = bridge(options)
+    await broker({ plugins: [second] })
+    remote = await runMosquitto(conf, port, dir)
+    await until(() => second.status().queued === 0, 10_000, 'the queue drains')
+    const back = await client(port, { clientId: 'cloud-reader', clean: false })
+    await until(() => back.messages.length >= 40, 10_000, 'all 40')
+    expect(back.messages.map((m) => m.payload)).toEqual(Array.from({ length: 40 }, (_, i) => String(i)))
+  })
+
+  test('TLS to a Mosquitto TLS listener (throwaway certificates from openssl)', async () => {
+    const certs = makeCerts()
+    cleanups.push(() => rmSync(certs.dir, { recursive: true, force: true }))
+    const port = freePort()
+    await runMosquitto(`listener ${port} 127.0.0.1\ncafile ${certs.ca}\ncertfile ${certs.serverCert}\nkeyfile ${certs.serverKey}`, port)
+    const plugin = bridge({ name: 'tls', remote: { url: `mqtts://127.0.0.1:${port}`, clientId: 'site-tls', ca: certs.ca }, topics: [{ pattern: 'sensors/#', direction: 'out', qos: 1 }], reconnect: { initialDelayMs: 20, maxDelayMs: 200 }, queue: { file: join(tempDir(), 'q.db') } })
+    const midge = await broker({ plugins: [plugin] })
+    await until(() => plugin.status().connected === 1, 5000, 'connected over TLS')
+    const pub = await client(midge.port)
+    await pub.client.publishAsync('sensors/secure', 'over tls', { qos: 1 })
+    await until(() => plugin.status().forwardedOut === 1, 5000, 'acknowledged by Mosquitto over TLS')
+  })
 
   test('Mosquitto bridging into Midge (try_private, topic both): Midge treats it as a bridge, and nothing loops', async () => {
     const midge = await broker()
