@@ -33,11 +33,15 @@ const tls = z.strictObject({
   certificateAsUsername: z.boolean().default(false),
 })
 
+/** SO_REUSEPORT (Linux): several processes (the nodes of `--nodes`) listen on one port, the kernel spreads connections. */
+const reusePort = z.boolean().default(false)
+
 const tcpListener = z.strictObject({
   type: z.literal('tcp'),
   host,
   port: int(0, 65535).default(1883),
   tls: tls.optional(),
+  reusePort,
 })
 
 const websocketListener = z.strictObject({
@@ -46,6 +50,7 @@ const websocketListener = z.strictObject({
   port: int(0, 65535).default(8083),
   path: z.string().startsWith('/', { error: 'expected a path starting with /' }).default('/mqtt'),
   tls: tls.optional(),
+  reusePort,
 })
 
 const listener = z.discriminatedUnion('type', [tcpListener, websocketListener], { error: 'expected type "tcp" or "websocket"' })
@@ -56,6 +61,7 @@ const http = z.strictObject({
   host,
   port: int(0, 65535).default(8080),
   tls: tls.optional(),
+  reusePort,
   /** Also accept MQTT over WebSocket on this port at this path; false turns it off. */
   websocketPath: z.union([z.string().startsWith('/', { error: 'expected a path starting with /' }), z.literal(false)]).default('/mqtt'),
   /** Bearer tokens and what each may do. */

@@ -303,6 +303,10 @@ export class PluginHost {
 
 function only<K extends 'retainedStore' | 'sessionStore'>(plugins: readonly Plugin[], key: K): Plugin[K] {
   const providers = plugins.filter((p) => p[key])
-  if (providers.length > 1) throw new ConfigError(`only one plugin may provide the ${key} (${providers.map((p) => p.name).join(', ')} do)`)
+  if (providers.length > 1) {
+    const names = providers.map((p) => p.name)
+    const why = names.includes('cluster') ? ': a cluster keeps them in NATS JetStream, so leave the other out of a clustered config' : ''
+    throw new ConfigError(`only one plugin may provide the ${key} (${names.join(', ')} do)${why}`)
+  }
   return providers[0]?.[key]
 }

@@ -77,3 +77,51 @@ describe('bun src/main.ts (npm start)', () => {
     expect(await broker.stderr).toContain('missing.ts')
   })
 })
+
+describe.skipIf(!(Bun.which('nats-server') || Bun.which('/usr/sbin/nats-server')))('bun src/main.ts --nodes (every core)', () => {
+  test('--nodes 2 runs two nodes of one config as one cluster on a local NATS, sharing the MQTT port on Linux; SIGTERM stops them all', async () => {
+    const port = freePort()
+    const config = join(dir, 'nodes.config.ts')
+    writeFileSync(config, `export default { listeners: [{ type: 'tcp', host: '127.0.0.1', port: ${port} }], sys: { intervalSeconds: 1 } }\n`)
+    const supervisor = start(['--config', config, '--nodes', '2'], { MIDGE_NATS_STORE: join(dir, 'nats') })
+    await until(() => supervisor.lines.filter((l) => l.event === 'cluster.joined').length === 2, 15_000, 'two nodes joined')
+    await until(() => supervisor.lines.filter((l) => l.event === 'listener.listening').length === 2, 15_000, 'both listening')
+    // Which node a connection landed on: its retained $SYS/broker/node. Open connections until both nodes have one.
+    const byNode = new Map<string, mqtt.MqttClient>()
+    const opened: mqtt.MqttClient[] = []
+    for (let i = 0; i < 64 && byNode.size < 2; i++) {
+      const c = mqtt.connect(`mqtt://127.0.0.1:${port}`, { reconnectPeriod: 0 })
+      opened.push(c)
+      const node = await new Promise<string>((resolve) => {
+        c.on('message', (_t, payload) => resolve(payload.toString()))
+        c.once('connect', () => c.subscribe('$SYS/broker/node'))
+      })
+      if (!byNode.has(node)) byNode.set(node, c)
+    }
+    if (process.platform === 'linux') expect([...byNode.keys()].sort()).toEqual(['node-1', 'node-2']) // the kernel spread them
+    if (byNode.size === 2) {
+      const [sub, pub] = [...byNode.values()]
+      await sub!.subscribeAsync('across/nodes', { qos: 1 })
+      const got = new Promise<string>((resolve) => sub!.on('message', (topic, payload) => topic === 'across/nodes' && resolve(payload.toString())))
+      await pub!.publishAsync('across/nodes', 'from the other core', { qos: 1 })
+      expect(await got).toBe('from the other core')
+    }
+    for (const c of opened) c.end(true)
+    supervisor.proc.kill('SIGTERM')
+    expect(await supervisor.proc.exited).toBe(0)
+    expect(supervisor.lines.some((l) => l.event === 'nodes.stopped')).toBe(true)
+  }, 30_000)
+
+  test('a node that cannot start (its port held by another program) stops them all, exit 1, rather than restarting for ever; a config with a store plugin is refused up front', async () => {
+    const held = Bun.listen({ hostname: '127.0.0.1', port: 0, socket: { data() {} } })
+    const config = join(dir, 'held.config.ts')
+    writeFileSync(config, `export default { listeners: [{ type: 'tcp', host: '127.0.0.1', port: ${held.port} }] }\n`)
+    const supervisor = start(['--config', config, '--nodes', '2'], { MIDGE_NATS_STORE: join(dir, 'nats-held') })
+    expect(await supervisor.proc.exited).toBe(1)
+    expect(supervisor.lines.some((l) => l.event === 'nodes.node_failed')).toBe(true)
+    held.stop(true)
+    const withSqlite = start(['--nodes', '2'], { MIDGE_NATS_STORE: join(dir, 'nats-sqlite') }) // the default mqtt.config.ts has sqlite
+    expect(await withSqlite.proc.exited).toBe(1)
+    expect(await withSqlite.stderr).toContain('leave sqlite out of the config used with --nodes')
+  }, 30_000)
+})

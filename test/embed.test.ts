@@ -34,7 +34,7 @@ describe('embedding API', () => {
 describe('config schema', () => {
   test('every limit has a default', () => {
     const c = resolveConfig({})
-    expect(c.listeners).toEqual([{ type: 'tcp', host: '127.0.0.1', port: 1883 }])
+    expect(c.listeners).toEqual([{ type: 'tcp', host: '127.0.0.1', port: 1883, reusePort: false }])
     expect(c.log.level).toBe('info')
     expect(c.sys.intervalSeconds).toBe(10)
     expect(c.limits).toEqual({

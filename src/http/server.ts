@@ -20,6 +20,7 @@ export function listenHttp(broker: Broker, config: HttpConfig, ready: () => bool
   const server = Bun.serve<WebSocketData>({
     hostname: config.host,
     port: config.port,
+    reusePort: config.reusePort,
     tls: config.tls ? bunTls(config.tls) : undefined,
     maxRequestBodySize: broker.limits.maxPacketSize + 64 * 1024,
     fetch(req, srv) {

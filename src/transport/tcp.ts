@@ -10,10 +10,12 @@ export interface TcpListener {
   stop(closeActive: boolean): void
 }
 
-export function listenTcp(acceptor: Acceptor, host: string, port: number, tls?: TlsConfig): TcpListener {
+export function listenTcp(acceptor: Acceptor, host: string, port: number, tls?: TlsConfig, reusePort = false): TcpListener {
   const server = Bun.listen<ConnectionHandler>({
     hostname: host,
     port,
+    // Bun takes reusePort on listen as on connect (bun-types declares it on connect options only).
+    ...({ reusePort } as object),
     tls: tls ? bunTls(tls) : undefined,
     socket: {
       open(socket) {

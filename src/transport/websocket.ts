@@ -68,10 +68,11 @@ export interface WebSocketListener {
 }
 
 /** A listener of its own for MQTT over WebSocket (`ws://host:port/path`, or `wss://` with TLS). */
-export function listenWebSocket(acceptor: Acceptor, host: string, port: number, path: string, tls?: TlsConfig): WebSocketListener {
+export function listenWebSocket(acceptor: Acceptor, host: string, port: number, path: string, tls?: TlsConfig, reusePort = false): WebSocketListener {
   const server = Bun.serve<WebSocketData>({
     hostname: host,
     port,
+    reusePort,
     tls: tls ? bunTls(tls) : undefined,
     fetch(req, srv) {
       if (new URL(req.url).pathname !== path) return new Response('not found', { status: 404 })
