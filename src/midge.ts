@@ -15,7 +15,10 @@ import { topicNameError } from './protocol/validate.ts'
 import { type Accepted, publish } from './publish.ts'
 import { startSysPublisher, VERSION } from './sys.ts'
 import { clusterPlugin } from './cluster/plugin.ts'
+import type { ClusterQuestion } from './cluster/api.ts'
+import { prometheus, startLagMonitor } from './http/metrics.ts'
 import { listenHttp } from './http/server.ts'
+import { BrokerView } from './http/view.ts'
 import { listenTcp } from './transport/tcp.ts'
 import { listenWebSocket } from './transport/websocket.ts'
 
@@ -53,9 +56,14 @@ export interface CreateBrokerOptions {
 export function createBroker(config: UserConfig = {}, options: CreateBrokerOptions = {}): Midge {
   const resolved = resolveConfig(config)
   const logger = options.logger ?? createLogger(resolved.log.level)
-  // The cluster, when configured, is a built-in plugin placed first (it provides the retained store).
-  const plugins = resolved.cluster ? [clusterPlugin(() => broker, resolved.cluster), ...resolved.plugins] : resolved.plugins
+  // The cluster, when configured, is a built-in plugin placed first (it provides the retained store). Other nodes
+  // ask it what this node's HTTP API would answer (clients, stats, metrics), so it gets the same view.
+  const cluster = resolved.cluster ? clusterPlugin(() => broker, resolved.cluster, (what) => answer(what)) : null
+  const plugins = cluster ? [cluster, ...resolved.plugins] : resolved.plugins
   const broker: Broker = new Broker(resolved, logger, new PluginHost(plugins), undefined, options.clock)
+  const view = new BrokerView(broker)
+  let lag: { lagSeconds(): number; stop(): void } | null = null
+  const answer = (what: ClusterQuestion): unknown => (what === 'clients' ? view.clients() : what === 'stats' ? view.stats() : prometheus(view, lag?.lagSeconds() ?? 0))
   for (const plugin of plugins) subscribeNotifications(broker, plugin, logger)
   let started: Plugin[] = []
   let listeners: Array<{ stop(closeActive: boolean): void }> = []
@@ -98,7 +106,8 @@ export function createBroker(config: UserConfig = {}, options: CreateBrokerOptio
         else opened('websocket', listenWebSocket(broker, l.host, l.port, l.path, l.tls, l.reusePort), l.tls !== undefined, l.path)
       }
       const http = resolved.http
-      if (http) opened('http', listenHttp(broker, http, () => ready), http.tls !== undefined, http.websocketPath || undefined)
+      if (http || cluster) lag = startLagMonitor()
+      if (http) opened('http', listenHttp(broker, view, http, { lagSeconds: () => lag?.lagSeconds() ?? 0, ready: () => ready, gather: cluster?.gather }), http.tls !== undefined, http.websocketPath || undefined)
       stopSys = startSysPublisher(broker, resolved.sys.intervalSeconds)
       ready = true
       return addresses
@@ -108,6 +117,7 @@ export function createBroker(config: UserConfig = {}, options: CreateBrokerOptio
       logger.info('broker.stopping', { clients: broker.clients.size })
       for (const listener of listeners) listener.stop(false) // stop accepting; open sockets stay for the goodbye
       stopSys()
+      lag?.stop()
       broker.close() // MQTT 5 clients get DISCONNECT 0x8B, then every socket is ended
       await Bun.sleep(0) // let the ended sockets flush before any are forced shut
       for (const listener of listeners) listener.stop(true)

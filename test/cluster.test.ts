@@ -358,6 +358,54 @@ describe.skipIf(!natsServerPath)('cluster on NATS JetStream', () => {
     await onB.end()
   })
 
+  test('the HTTP API answers for the whole cluster: clients with their node, stats with every node and the totals, /metrics?cluster=true labelled by node', async () => {
+    const http = { host: '127.0.0.1', port: 0, anonymousScopes: ['read' as const], publicMetrics: true }
+    const x = await startBroker({ http, cluster: { nats: { servers: nats.url, name: 'test' }, nodeId: 'x' } })
+    const y = await startBroker({ http, cluster: { nats: { servers: nats.url, name: 'test' }, nodeId: 'y' } })
+    const api = (n: TestBroker) => `http://127.0.0.1:${n.addresses.find((l) => l.type === 'http')!.port}`
+    const onX = await connect(x.port, { clientId: 'on-x' })
+    const onY = await connect(y.port, { clientId: 'on-y' })
+    try {
+      const clients = (await (await fetch(`${api(x)}/api/v1/clients`)).json()) as { node: string; nodes: string[]; clients: Array<{ clientId: string; node: string }> }
+      expect(clients.node).toBe('x')
+      expect(clients.nodes).toEqual(expect.arrayContaining(['a', 'b', 'x', 'y']))
+      expect(clients.clients.filter((c) => c.clientId.startsWith('on-')).map((c) => [c.clientId, c.node]).sort()).toEqual([['on-x', 'x'], ['on-y', 'y']])
+      const local = (await (await fetch(`${api(x)}/api/v1/clients?local=true`)).json()) as { clients: Array<{ clientId: string }> }
+      expect(local.clients.map((c) => c.clientId)).toEqual(['on-x'])
+      const stats = (await (await fetch(`${api(y)}/api/v1/stats`)).json()) as { node: string; clientsConnected: number; cluster: { nodes: Array<{ node: string; clientsConnected: number }>; totals: { clientsConnected: number } } }
+      expect(stats.node).toBe('y')
+      expect(stats.cluster.nodes.map((n) => n.node)).toEqual(expect.arrayContaining(['x', 'y']))
+      expect(stats.cluster.totals.clientsConnected).toBe(stats.cluster.nodes.reduce((sum, n) => sum + n.clientsConnected, 0))
+      expect(stats.cluster.totals.clientsConnected).toBeGreaterThanOrEqual(2)
+      const metrics = await (await fetch(`${api(x)}/metrics?cluster=true`)).text()
+      expect(metrics).toMatch(/^midge_connections\{node="x"\} 1$/m)
+      expect(metrics).toMatch(/^midge_connections\{node="y"\} 1$/m)
+      expect(metrics.match(/^# TYPE midge_connections /gm)).toHaveLength(1)
+      expect(await (await fetch(`${api(x)}/metrics`)).text()).not.toContain('node="y"') // Prometheus scrapes each node
+    } finally {
+      await Promise.all([onX.end(), onY.end()])
+      await Promise.all([x.close(), y.close()])
+    }
+  })
+
+  test('$SYS/cluster/... counts the nodes that are there: a node that goes away drops out of the totals', async () => {
+    const cluster = { nats: { servers: nats.url, name: 'test' } }
+    const stays = await startBroker({ sys: { intervalSeconds: 1 }, cluster: { ...cluster, nodeId: 'stays' } })
+    const leaves = await startBroker({ sys: { intervalSeconds: 1 }, cluster: { ...cluster, nodeId: 'leaves' } })
+    const watcher = await connect(stays.port)
+    try {
+      await subscribe(watcher.client, '$SYS/cluster/nodes')
+      const latest = () => watcher.messages.at(-1)?.payload
+      await until(() => latest() === '2', 10_000, 'both nodes counted')
+      await leaves.close()
+      await until(() => latest() === '1', 10_000, 'the node that left no longer counted')
+    } finally {
+      await watcher.end()
+      await stays.close()
+      await leaves.close()
+    }
+  }, 30_000)
+
   test('without a cluster section nothing NATS-related is loaded', async () => {
     const plain = await startBroker()
     expect(plain.logs.find((l) => l.event === 'broker.starting')?.plugins).toEqual([])
@@ -421,7 +469,7 @@ describe.skipIf(!natsServerPath)('cluster interest, proven on three nodes', () =
         connz.connections
           .filter((conn) => conn.name === `midge ${node}`)
           .flatMap((conn) => conn.subscriptions_list_detail ?? [])
-          .filter((sub) => sub.subject.startsWith('midge.proof.m0.'))
+          .filter((sub) => sub.subject.startsWith('midge.proof.m0.t.')) // ordinary topics (every node also reads the $SYS/nodes figures)
           .reduce((sum, sub) => sum + sub.msgs, 0)
       expect(sentTo('c')).toBe(0)
       expect(sentTo('b')).toBeGreaterThan(0) // in batches: a NATS message per subject and tick, not per MQTT message

@@ -28,6 +28,7 @@ import { publish, type PublishTarget } from '../publish.ts'
 import type { Router } from '../routing.ts'
 import type { Sessions } from '../sessions.ts'
 import type { SubscriptionTrie } from '../topics/trie.ts'
+import { ClusterApi, type LocalAnswers } from './api.ts'
 import { ShareGroups } from './groups.ts'
 import { RetainedKv } from './retained.ts'
 import { ClusterSessions, type StreamPosition } from './sessions.ts'
@@ -37,6 +38,9 @@ import { batchHeader, decodeFrame, eachFrame, encodeBatch, encodeFrame, messageO
 
 /** A batch is sent at once past this many bytes (NATS's default maximum message is 1 MB). */
 const BATCH_BYTES = 256 * 1024
+
+/** Every node's $SYS figures (sys.ts): read by every node, whatever its clients subscribe to. */
+const NODE_FIGURES = '$SYS/nodes/#'
 
 /** Longest a SUBACK waits for the node's interest to be in place on NATS. */
 const INTEREST_WAIT_MS = 5000
@@ -55,6 +59,8 @@ export class NatsFabric implements StreamPosition {
   readonly groups: ShareGroups
   readonly sessions: ClusterSessions
   readonly retained: RetainedKv
+  /** The cluster-wide answers of the HTTP API (api.ts). */
+  readonly api: ClusterApi
   private readonly pending = new Set<Promise<unknown>>()
   private readonly subscriptions: NatsSubscription[] = []
   /** QoS 1/2: the stream's subjects this node reads. */
@@ -89,6 +95,7 @@ export class NatsFabric implements StreamPosition {
     private readonly prefix: string,
     private readonly logger: Logger,
     kvs: { retained: KV; sessions: KV },
+    answers: LocalAnswers,
   ) {
     this.m0 = `${prefix}.m0`
     this.m1 = `${prefix}.m1`
@@ -97,9 +104,10 @@ export class NatsFabric implements StreamPosition {
     this.groups = new ShareGroups(nc, js, stream, prefix, (message, group, filter) => broker.router.deliverShared(message, group, filter), logger)
     this.sessions = new ClusterSessions(broker.sessions, nc, js, kvs.sessions, stream, node, prefix, this, track, logger)
     this.retained = new RetainedKv(kvs.retained, track, node, (message) => broker.retain(message), logger)
+    this.api = new ClusterApi(nc, prefix, node, answers, logger)
   }
 
-  static async connect(broker: ClusterHost, config: ClusterConfig, logger: Logger): Promise<NatsFabric> {
+  static async connect(broker: ClusterHost, config: ClusterConfig, logger: Logger, answers: LocalAnswers): Promise<NatsFabric> {
     const { servers, credentials, name } = config.nats
     const node = config.nodeId ?? `node-${randomBytes(4).toString('hex')}`
     const nc = await connect({
@@ -125,12 +133,14 @@ export class NatsFabric implements StreamPosition {
     const js = jetstream(nc)
     const kvm = new Kvm(js)
     const kvs = { retained: await kvm.create(`midge_${name}_retained`, { history: 1 }), sessions: await kvm.create(`midge_${name}_sessions`, { history: 1 }) }
-    const fabric = new NatsFabric(broker, nc, js, jsm, stream, node, `midge.${name}`, logger, kvs)
+    const fabric = new NatsFabric(broker, nc, js, jsm, stream, node, `midge.${name}`, logger, kvs, answers)
     fabric.listen()
     await fabric.retained.watch()
-    // Interest: every filter held now, then each as the trie gains or loses it.
+    // Interest: every filter held now, then each as the trie gains or loses it; and always every node's $SYS figures,
+    // which each node keeps (retained) to publish the cluster's totals.
+    fabric.setInterest(NODE_FIGURES, true)
     for (const filter of broker.subscriptions.filters()) fabric.setInterest(filter, true)
-    broker.subscriptions.onInterest = (filter, present) => fabric.setInterest(filter, present)
+    broker.subscriptions.onInterest = (filter, present) => filter !== NODE_FIGURES && fabric.setInterest(filter, present)
     broker.router.sharedByFabric = true
     broker.nodeId = node
     // Share groups of sessions that were already here (loaded from a session store).
@@ -322,6 +332,7 @@ export class NatsFabric implements StreamPosition {
   async close(): Promise<void> {
     this.streamInterest.close()
     this.retained.close()
+    this.api.close()
     this.groups.leaveAll()
     this.broker.subscriptions.onInterest = null
     for (const subs of this.interest.values()) for (const s of subs) s.unsubscribe()

@@ -6,18 +6,25 @@ import type { ClusterConfig } from '../config.ts'
 import type { Message } from '../message.ts'
 import type { Plugin } from '../plugin.ts'
 import { Reason } from '../protocol/reason.ts'
+import type { ClusterQuestion, LocalAnswers, NodeAnswer } from './api.ts'
 import type { ClusterHost, NatsFabric } from './nats.ts'
 
-/** The cluster plugin, and a way to wait until this node's subscriptions, consumers and writes are in place in NATS. */
-export type ClusterPlugin = Plugin & { settled(): Promise<void> }
+/**
+ * The cluster plugin; a way to wait until this node's subscriptions, consumers and writes are in place in NATS; and
+ * every node's answer to a question of the HTTP API (null while this node is not in the cluster).
+ */
+export type ClusterPlugin = Plugin & {
+  settled(): Promise<void>
+  gather(what: ClusterQuestion): Promise<NodeAnswer[] | null>
+}
 
-export function clusterPlugin(broker: () => ClusterHost, config: ClusterConfig): ClusterPlugin {
+export function clusterPlugin(broker: () => ClusterHost, config: ClusterConfig, answers: LocalAnswers): ClusterPlugin {
   let fabric: NatsFabric | null = null
   return {
     name: 'cluster',
     async start(ctx) {
       const { NatsFabric } = await import('./nats.ts')
-      fabric = await NatsFabric.connect(broker(), config, ctx.logger)
+      fabric = await NatsFabric.connect(broker(), config, ctx.logger, answers)
     },
     async stop() {
       await fabric?.close()
@@ -59,5 +66,6 @@ export function clusterPlugin(broker: () => ClusterHost, config: ClusterConfig):
     flushed: () => fabric?.flushed() ?? null,
     metrics: () => fabric?.metrics() ?? {},
     settled: () => fabric?.settled() ?? Promise.resolve(),
+    gather: (what) => (fabric?.connected ? fabric.api.gather(what) : Promise.resolve(null)),
   }
 }

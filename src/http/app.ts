@@ -3,13 +3,15 @@
  * Every error is JSON `{ error, message }` with its status; nothing a client sends can crash it.
  */
 import { Hono } from 'hono'
+import type { z } from 'zod'
 import { bodyLimit } from 'hono/body-limit'
 import type { HttpConfig } from '../config.ts'
 import { formatIssues } from '../config.ts'
 import { identify, requireScope, type Env } from './auth.ts'
-import { prometheus } from './metrics.ts'
+import type { ClusterQuestion, NodeAnswer } from '../cluster/api.ts'
+import { mergeMetrics, prometheus } from './metrics.ts'
 import { openApiDocument } from './openapi.ts'
-import { BanBody, BanKindSchema, PublishBody, PublishQuery } from './schemas.ts'
+import { BanBody, BanKindSchema, CLUSTER_TOTALS, type ClientItem, type NodeStats, PublishBody, PublishQuery } from './schemas.ts'
 import { uiPage } from './ui.ts'
 import type { BrokerView, PublishInput } from './view.ts'
 
@@ -17,6 +19,8 @@ export interface AppOptions {
   lagSeconds: () => number
   /** Whether the listeners are up (for /readyz). */
   ready: () => boolean
+  /** In a cluster: every node's answer to a question (null while NATS is away). */
+  gather?: (what: ClusterQuestion) => Promise<NodeAnswer[] | null>
 }
 
 const MQTT_BROWSER_BUNDLE = Bun.resolveSync('mqtt/dist/mqtt.min', import.meta.dir)
@@ -43,7 +47,12 @@ export function createHttpApp(view: BrokerView, config: HttpConfig, options: App
   }
 
   app.use('*', identify(config, view))
-  app.get('/metrics', async (c, next) => (config.publicMetrics ? next() : requireScope('read')(c, next)), (c) => c.text(prometheus(view, options.lagSeconds()), 200, { 'content-type': 'text/plain; version=0.0.4' }))
+  // Per node, as Prometheus scrapes each node; ?cluster=true gives every node's, each sample labelled with its node.
+  app.get('/metrics', async (c, next) => (config.publicMetrics ? next() : requireScope('read')(c, next)), async (c) => {
+    const answers = c.req.query('cluster') === 'true' && options.gather ? await options.gather('metrics') : null
+    const text = answers ? mergeMetrics(answers) : prometheus(view, options.lagSeconds())
+    return c.text(text, 200, { 'content-type': 'text/plain; version=0.0.4' })
+  })
 
   const tooLarge = bodyLimit({
     maxSize: view.maxPacketSize,
@@ -94,8 +103,15 @@ export function createHttpApp(view: BrokerView, config: HttpConfig, options: App
     return c.json({ topic, cleared: existed })
   })
 
-  // In a cluster, each node lists its own clients and says which node it is.
-  app.get('/api/v1/clients', requireScope('read'), (c) => c.json({ node: view.stats().node, clients: view.clients() }))
+  // In a cluster, the clients of every node (each with its node), unless ?local=true; this node says which it is.
+  const everyNode = async (what: ClusterQuestion, local: string | undefined) => (options.gather && local !== 'true' ? await options.gather(what) : null)
+  app.get('/api/v1/clients', requireScope('read'), async (c) => {
+    const node = view.stats().node
+    const answers = await everyNode('clients', c.req.query('local'))
+    if (!answers) return c.json({ node, nodes: node === null ? [] : [node], clients: view.clients().map((client) => ({ ...client, node })) })
+    const clients = answers.flatMap((a) => (a.data as Array<z.input<typeof ClientItem>>).map((client) => ({ ...client, node: a.node })))
+    return c.json({ node, nodes: answers.map((a) => a.node), clients })
+  })
   app.delete('/api/v1/clients/:id', requireScope('admin'), (c) => {
     const id = c.req.param('id')
     if (!view.disconnect(id)) return c.json({ error: 'not_found', message: `no connected client ${id}` }, 404)
@@ -115,7 +131,13 @@ export function createHttpApp(view: BrokerView, config: HttpConfig, options: App
     return c.json({ kind: kind.data, value, removed: true })
   })
   app.get('/api/v1/subscriptions', requireScope('read'), (c) => c.json({ subscriptions: view.subscriptions() }))
-  app.get('/api/v1/stats', requireScope('read'), (c) => c.json(view.stats()))
+  app.get('/api/v1/stats', requireScope('read'), async (c) => {
+    const answers = await everyNode('stats', c.req.query('local'))
+    if (!answers) return c.json(view.stats())
+    const nodes = answers.map((a) => a.data as z.input<typeof NodeStats>)
+    const totals = Object.fromEntries(CLUSTER_TOTALS.map((key) => [key, nodes.reduce((sum, n) => sum + (n[key] ?? 0), 0)]))
+    return c.json({ ...view.stats(), cluster: { nodes, totals } })
+  })
   app.get('/api/v1/plugins', requireScope('read'), (c) => c.json({ plugins: view.plugins() }))
   return app
 }

@@ -15,6 +15,31 @@ export function startLagMonitor(): { lagSeconds(): number; stop(): void } {
   return { lagSeconds: () => lag, stop: () => clearInterval(timer) }
 }
 
+/** Several nodes' /metrics as one: each sample labelled with its node, each family's HELP and TYPE once. */
+export function mergeMetrics(answers: ReadonlyArray<{ node: string; data: unknown }>): string {
+  const families = new Map<string, { head: string[]; samples: string[] }>()
+  for (const { node, data } of answers) {
+    if (typeof data !== 'string') continue
+    let family: { head: string[]; samples: string[] } | undefined
+    for (const line of data.split('\n')) {
+      if (line === '') continue
+      if (line.startsWith('# ')) {
+        const name = line.split(' ')[2]!
+        family = families.get(name)
+        if (!family) families.set(name, (family = { head: [], samples: [] }))
+        if (family.head.length < 2) family.head.push(line)
+        continue
+      }
+      const brace = line.indexOf('{')
+      const space = line.indexOf(' ')
+      const label = `node="${node.replace(/["\\]/g, '_')}"`
+      const labelled = brace !== -1 && brace < space ? `${line.slice(0, brace + 1)}${label},${line.slice(brace + 1)}` : `${line.slice(0, space)}{${label}}${line.slice(space)}`
+      family?.samples.push(labelled)
+    }
+  }
+  return [...families.values()].flatMap((f) => [...f.head, ...f.samples]).join('\n') + '\n'
+}
+
 export function prometheus(view: BrokerView, lagSeconds: number): string {
   const s = view.stats()
   const g = view.gauges()

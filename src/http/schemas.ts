@@ -69,6 +69,7 @@ export const ClientItem = z.object({
   subscriptions: z.number().int(),
   queued: z.number().int(),
   inflight: z.number().int(),
+  node: z.string().nullable().optional().describe('in a cluster: the node the client is on'),
 })
 
 export const SubscriptionItem = z.object({
@@ -81,7 +82,7 @@ export const SubscriptionItem = z.object({
   subscriptionIdentifier: z.number().int().nullable(),
 })
 
-export const Stats = z.object({
+export const NodeStats = z.object({
   version: z.string(),
   node: z.string().nullable().describe('the cluster node these figures are for (null when not clustered)'),
   uptimeSeconds: z.number(),
@@ -94,6 +95,19 @@ export const Stats = z.object({
   messagesDropped: z.number().int(),
   bytesReceived: z.number().int(),
   bytesSent: z.number().int(),
+})
+
+/** The counters summed over a cluster's nodes. */
+export const CLUSTER_TOTALS = ['clientsConnected', 'sessions', 'subscriptions', 'messagesReceived', 'messagesSent', 'messagesDropped', 'bytesReceived', 'bytesSent'] as const
+
+export const Stats = NodeStats.extend({
+  cluster: z
+    .object({
+      nodes: z.array(NodeStats).describe('every node that answered, this one included'),
+      totals: z.object(Object.fromEntries(CLUSTER_TOTALS.map((k) => [k, z.number().int()])) as Record<(typeof CLUSTER_TOTALS)[number], z.ZodNumber>),
+    })
+    .optional()
+    .describe('in a cluster: every node\'s figures and their totals (absent with ?local=true, or while NATS is away)'),
 })
 
 export const BanKindSchema = z.enum(['clientId', 'username', 'address'], { error: 'expected "clientId", "username" or "address"' })

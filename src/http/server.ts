@@ -3,9 +3,8 @@ import type { Broker } from '../broker.ts'
 import type { HttpConfig } from '../config.ts'
 import { bunTls } from '../transport/tls.ts'
 import { mqttWebSocketHandler, upgradeMqtt, type WebSocketData } from '../transport/websocket.ts'
-import { createHttpApp } from './app.ts'
-import { startLagMonitor } from './metrics.ts'
-import { BrokerView } from './view.ts'
+import { type AppOptions, createHttpApp } from './app.ts'
+import type { BrokerView } from './view.ts'
 
 export interface HttpListener {
   readonly host: string
@@ -13,9 +12,8 @@ export interface HttpListener {
   stop(closeActive: boolean): void
 }
 
-export function listenHttp(broker: Broker, config: HttpConfig, ready: () => boolean): HttpListener {
-  const lag = startLagMonitor()
-  const app = createHttpApp(new BrokerView(broker), config, { lagSeconds: lag.lagSeconds, ready })
+export function listenHttp(broker: Broker, view: BrokerView, config: HttpConfig, options: AppOptions): HttpListener {
+  const app = createHttpApp(view, config, options)
   const wsPath = config.websocketPath
   const server = Bun.serve<WebSocketData>({
     hostname: config.host,
@@ -35,7 +33,6 @@ export function listenHttp(broker: Broker, config: HttpConfig, ready: () => bool
     host: server.hostname ?? config.host,
     port: server.port ?? config.port,
     stop(closeActive) {
-      lag.stop()
       void server.stop(closeActive)
     },
   }
