@@ -464,7 +464,7 @@ describe.skipIf(!natsServerPath)('cluster interest, proven on three nodes', () =
       expect(Number(sys.payload)).toBe(before)
 
       // NATS's own count of what it sent each node on the QoS 0 subjects.
-      const connz = (await (await fetch(`${nats.monitorUrl}/connz?subs=detail`)).json()) as { connections: Array<{ name?: string; subscriptions_list_detail?: Array<{ subject: string; msgs: number }> }> }
+      const connz = (await (await fetch(`${nats.monitorUrl}/connz?subs=detail`)).json()) as { connections: Array<{ cid: number; name?: string; subscriptions_list_detail?: Array<{ subject: string; msgs: number }> }> }
       const sentTo = (node: string) =>
         connz.connections
           .filter((conn) => conn.name === `midge ${node}`)
@@ -472,6 +472,12 @@ describe.skipIf(!natsServerPath)('cluster interest, proven on three nodes', () =
           .filter((sub) => sub.subject.startsWith('midge.proof.m0.t.')) // ordinary topics (every node also reads the $SYS/nodes figures)
           .reduce((sum, sub) => sum + sub.msgs, 0)
       expect(sentTo('c')).toBe(0)
+      // /subsz with a subject: the subscriptions that subject would reach. None is C's; B's `#` is among them.
+      const cid = (node: string) => connz.connections.find((conn) => conn.name === `midge ${node}`)!.cid
+      const subsz = (await (await fetch(`${nats.monitorUrl}/subsz?subs=1&test=midge.proof.m0.t.fleet.7.temperature`)).json()) as { subscriptions_list?: Array<{ cid: number }> }
+      const reached = (subsz.subscriptions_list ?? []).map((sub) => sub.cid)
+      expect(reached).not.toContain(cid('c'))
+      expect(reached).toContain(cid('b'))
       expect(sentTo('b')).toBeGreaterThan(0) // in batches: a NATS message per subject and tick, not per MQTT message
     } finally {
       await Promise.all(clients.map((x) => x.end(true)))
