@@ -1,7 +1,7 @@
 /** The frame a message crosses nodes in (src/cluster/wire.ts): everything comes back; anything else is refused, never thrown. */
 import { describe, expect, test } from 'bun:test'
 import type { Message } from '../src/message.ts'
-import { batchHeader, decodeFrame, eachFrame, encodeBatch, encodeFrame, messageOf } from '../src/cluster/wire.ts'
+import { Batch, batchHeader, decodeFrame, eachFrame, encodeFrame, messageOf } from '../src/cluster/wire.ts'
 
 const message = (extra: Partial<Message> = {}): Message => ({ topic: 'sensors/ü温/1', payload: Buffer.from([0, 1, 254, 255]), qos: 1, retain: false, properties: undefined, expiresAt: 0, origin: undefined, ...extra })
 
@@ -35,8 +35,13 @@ describe('cluster wire frames', () => {
   })
 
   test('a batch carries its run and sequence and several frames in order, each whole; a single frame passes as itself; a batch cut short is refused', () => {
-    const frames = [encodeFrame('n', message({ qos: 0, topic: 'a' })), encodeFrame('n', message({ qos: 0, topic: 'b', payload: Buffer.alloc(0) })), encodeFrame('n', message({ qos: 0, topic: 'c' }))]
-    const batch = encodeBatch(0xfffffffe, 2 ** 40 + 7, frames, frames.reduce((n, f) => n + f.length, 0))
+    const messages = [message({ qos: 0, topic: 'a' }), message({ qos: 0, topic: 'b', payload: Buffer.alloc(0) }), message({ qos: 0, topic: 'c', payload: Buffer.alloc(3000, 1), properties: { contentType: 'x' } })]
+    const frames = messages.map((m) => encodeFrame('n', m))
+    const writing = new Batch(8) // smaller than what goes in: it grows
+    for (const m of messages) writing.add('n', m)
+    const batch = writing.finish(0xfffffffe, 2 ** 40 + 7)
+    expect(writing.count).toBe(3)
+    expect(batch.length).toBe(13 + frames.reduce((n, f) => n + 4 + f.length, 0)) // each frame as encodeFrame writes it
     expect(batchHeader(batch)).toEqual({ run: 0xfffffffe, seq: 2 ** 40 + 7 })
     expect(batchHeader(frames[0]!)).toBeNull()
     const topics: string[] = []

@@ -34,7 +34,7 @@ import { RetainedKv } from './retained.ts'
 import { ClusterSessions, type StreamPosition } from './sessions.ts'
 import { StreamInterest } from './stream-interest.ts'
 import { filterSubjects, topicSubject } from './subjects.ts'
-import { batchHeader, decodeFrame, eachFrame, encodeBatch, encodeFrame, messageOf } from './wire.ts'
+import { Batch, batchHeader, decodeFrame, eachFrame, encodeFrame, messageOf } from './wire.ts'
 
 /** A batch is sent at once past this many bytes (NATS's default maximum message is 1 MB). */
 const BATCH_BYTES = 256 * 1024
@@ -77,7 +77,7 @@ export class NatsFabric implements StreamPosition {
   private sentBatches = 0
   private warnedBadFrame = false
   /** QoS 0 frames of this tick, by subject: sent as one NATS message per subject at the end of the tick. */
-  private readonly batches = new Map<string, { frames: Buffer[]; bytes: number }>()
+  private readonly batches = new Map<string, Batch>()
   private batchScheduled = false
   /** The sequence of the last QoS 0 batch taken from each node's run, to drop the second copy of one. */
   private readonly lastFrom = new Map<number, number>()
@@ -234,18 +234,17 @@ export class NatsFabric implements StreamPosition {
     if (message.topic.startsWith('$SYS/broker/') || message.topic.startsWith('$SYS/cluster/')) return
     this.forwarded++
     if (message.qos === 0) {
-      this.batch(topicSubject(this.m0, message.topic), encodeFrame(this.node, message))
+      this.batch(topicSubject(this.m0, message.topic), message)
       return
     }
     this.track(this.js.publish(topicSubject(this.m1, message.topic), encodeFrame(this.node, message)).then((ack) => (this.ownSeq = Math.max(this.ownSeq, ack.seq))))
   }
 
-  /** Adds a QoS 0 frame to its subject's batch, sent at the end of the tick (or at once when large). */
-  private batch(subject: string, frame: Buffer): void {
+  /** Adds a QoS 0 message to its subject's batch, sent at the end of the tick (or at once when large). */
+  private batch(subject: string, message: Readonly<Message>): void {
     let batch = this.batches.get(subject)
-    if (!batch) this.batches.set(subject, (batch = { frames: [], bytes: 0 }))
-    batch.frames.push(frame)
-    batch.bytes += frame.length
+    if (!batch) this.batches.set(subject, (batch = new Batch(message.payload.length + message.topic.length + 64)))
+    batch.add(this.node, message)
     if (batch.bytes >= BATCH_BYTES) return this.sendBatch(subject, batch)
     if (this.batchScheduled) return
     this.batchScheduled = true
@@ -257,13 +256,13 @@ export class NatsFabric implements StreamPosition {
     for (const [subject, batch] of this.batches) this.sendBatch(subject, batch)
   }
 
-  private sendBatch(subject: string, batch: { frames: Buffer[]; bytes: number }): void {
+  private sendBatch(subject: string, batch: Batch): void {
     this.batches.delete(subject)
     try {
-      this.nc.publish(subject, encodeBatch(this.run, ++this.sentBatches, batch.frames, batch.bytes))
+      this.nc.publish(subject, batch.finish(this.run, ++this.sentBatches))
     } catch (error) {
       // NATS closed or refusing (QoS 0 is at most once): said once per state, like the rest of the cluster's errors.
-      if (this.connected) this.logger.warn('cluster.publish_failed', { error: (error as Error).message, messages: batch.frames.length })
+      if (this.connected) this.logger.warn('cluster.publish_failed', { error: (error as Error).message, messages: batch.count })
     }
   }
 

@@ -37,18 +37,43 @@ const BATCH = 2
 
 const BATCH_HEADER = 13
 
-/** One NATS message body for the frames of a batch (see above). */
-export function encodeBatch(run: number, seq: number, frames: readonly Buffer[], bytes: number): Buffer {
-  const batch = Buffer.allocUnsafe(BATCH_HEADER + 4 * frames.length + bytes)
-  batch[0] = BATCH
-  batch.writeUInt32LE(run >>> 0, 1)
-  batch.writeDoubleLE(seq, 5)
-  let at = BATCH_HEADER
-  for (const frame of frames) {
-    at = batch.writeUInt32LE(frame.length, at)
-    at += frame.copy(batch, at)
+/**
+ * A batch being written: each frame goes straight into one growing buffer (no buffer per message), after room
+ * for the header, which `finish` fills in. The buffer is handed to NATS as is, so each batch has its own.
+ */
+export class Batch {
+  private buf: Buffer
+  private used = BATCH_HEADER
+  count = 0
+
+  constructor(sizeHint: number) {
+    this.buf = Buffer.allocUnsafe(Math.max(1024, BATCH_HEADER + 4 + sizeHint))
   }
-  return batch
+
+  get bytes(): number {
+    return this.used
+  }
+
+  add(node: string, message: Readonly<Message>): void {
+    const properties = message.properties ? JSON.stringify(propertiesToJson(message.properties)) : undefined
+    const size = frameSize(node, message, properties)
+    if (this.used + 4 + size > this.buf.length) {
+      const bigger = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.used + 4 + size))
+      this.buf.copy(bigger, 0, 0, this.used)
+      this.buf = bigger
+    }
+    this.used = this.buf.writeUInt32LE(size, this.used)
+    this.used = writeFrame(this.buf, this.used, node, message, properties)
+    this.count++
+  }
+
+  /** The NATS message body: header (the sender's run and this batch's number) and frames. */
+  finish(run: number, seq: number): Buffer {
+    this.buf[0] = BATCH
+    this.buf.writeUInt32LE(run >>> 0, 1)
+    this.buf.writeDoubleLE(seq, 5)
+    return this.buf.subarray(0, this.used)
+  }
 }
 
 /** A batch's sender run and sequence; null when `data` is no batch (a single frame, from the stream) or is cut short. */
@@ -77,38 +102,46 @@ export function eachFrame(data: Uint8Array, take: (frame: Uint8Array) => void): 
   return true
 }
 
-/** The frame of a message this node sends on. */
+/** The frame of a message this node sends on, on its own (a QoS 1/2 message: one JetStream message each). */
 export function encodeFrame(node: string, message: Readonly<Message>): Buffer {
   const properties = message.properties ? JSON.stringify(propertiesToJson(message.properties)) : undefined
-  const nodeBytes = Buffer.byteLength(node)
-  const topicBytes = Buffer.byteLength(message.topic)
-  const originBytes = message.origin === undefined ? -1 : Buffer.byteLength(message.origin)
-  const propertyBytes = properties === undefined ? -1 : Buffer.byteLength(properties)
-  const size = 10 + 2 + nodeBytes + 2 + topicBytes + (originBytes >= 0 ? 2 + originBytes : 0) + (propertyBytes >= 0 ? 4 + propertyBytes : 0) + message.payload.length
-  const frame = Buffer.allocUnsafe(size)
-  frame[0] = VERSION
-  frame[1] = message.qos | (message.retain ? RETAIN : 0) | (originBytes >= 0 ? ORIGIN : 0) | (propertyBytes >= 0 ? PROPERTIES : 0)
-  frame.writeDoubleLE(message.expiresAt, 2)
-  let at = 10
-  at = frame.writeUInt16LE(nodeBytes, at)
-  at += frame.write(node, at)
-  at = frame.writeUInt16LE(topicBytes, at)
-  at += frame.write(message.topic, at)
-  if (originBytes >= 0) {
-    at = frame.writeUInt16LE(originBytes, at)
-    at += frame.write(message.origin!, at)
-  }
-  if (propertyBytes >= 0) {
-    at = frame.writeUInt32LE(propertyBytes, at)
-    at += frame.write(properties!, at)
-  }
-  message.payload.copy(frame, at)
+  const frame = Buffer.allocUnsafe(frameSize(node, message, properties))
+  writeFrame(frame, 0, node, message, properties)
   return frame
+}
+
+function frameSize(node: string, message: Readonly<Message>, properties: string | undefined): number {
+  const origin = message.origin === undefined ? 0 : 2 + Buffer.byteLength(message.origin)
+  const props = properties === undefined ? 0 : 4 + Buffer.byteLength(properties)
+  return 10 + 2 + Buffer.byteLength(node) + 2 + Buffer.byteLength(message.topic) + origin + props + message.payload.length
+}
+
+/** Writes a message's frame into `into` at `at` (room for frameSize() bytes); returns where it ends. */
+function writeFrame(into: Buffer, at: number, node: string, message: Readonly<Message>, properties: string | undefined): number {
+  into[at] = VERSION
+  into[at + 1] = message.qos | (message.retain ? RETAIN : 0) | (message.origin !== undefined ? ORIGIN : 0) | (properties !== undefined ? PROPERTIES : 0)
+  into.writeDoubleLE(message.expiresAt, at + 2)
+  at = writeText(into, at + 10, node)
+  at = writeText(into, at, message.topic)
+  if (message.origin !== undefined) at = writeText(into, at, message.origin)
+  if (properties !== undefined) {
+    const length = into.write(properties, at + 4)
+    into.writeUInt32LE(length, at)
+    at += 4 + length
+  }
+  return at + message.payload.copy(into, at)
+}
+
+/** A u16 length and the UTF-8 text. */
+function writeText(into: Buffer, at: number, text: string): number {
+  const length = into.write(text, at + 2)
+  into.writeUInt16LE(length, at)
+  return at + 2 + length
 }
 
 /** The metadata and payload of a frame; null when it is not a frame of this version (or is cut short). */
 export function decodeFrame(data: Uint8Array): { meta: Meta; payload: Uint8Array } | null {
-  const frame = Buffer.from(data.buffer, data.byteOffset, data.byteLength)
+  const frame = Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength)
   if (frame.length < 14 || frame[0] !== VERSION) return null
   const flags = frame[1]!
   if ((flags & 3) === 3) return null
