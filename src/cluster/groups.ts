@@ -11,7 +11,7 @@ import type { Logger } from '../logger.ts'
 import type { Message } from '../message.ts'
 import { filterMatches } from '../topics/trie.ts'
 import { filterSubjects } from './subjects.ts'
-import { decodeFrame, eachFrame, messageOf } from './wire.ts'
+import { eachFrame, frameMessage } from './wire.ts'
 
 /** Delivers a message to one member of a share group on this node; false when the group has none here. */
 export type DeliverShared = (message: Message, group: string, filter: string) => boolean
@@ -87,12 +87,12 @@ export class ShareGroups {
 
   private async deliver(messages: ConsumerMessages, queue: string, group: string, filter: string): Promise<void> {
     for await (const m of messages) {
-      const frame = decodeFrame(m.data)
-      if (!frame || !filterMatches(filter, frame.meta.topic)) {
+      const message = frameMessage(m.data)
+      if (!message || !filterMatches(filter, message.topic)) {
         m.ack() // not for this group
         continue
       }
-      if (this.deliverShared(messageOf(frame.meta, frame.payload), group, filter)) m.ack()
+      if (this.deliverShared(message, group, filter)) m.ack()
       else {
         m.nak() // another node of the group takes it
         this.leave(queue)
@@ -102,9 +102,9 @@ export class ShareGroups {
 
   private receive(queue: string, group: string, filter: string, data: Uint8Array): void {
     eachFrame(data, (bytes) => {
-      const frame = decodeFrame(bytes)
-      if (!frame || !filterMatches(filter, frame.meta.topic)) return
-      if (!this.deliverShared(messageOf(frame.meta, frame.payload), group, filter)) this.leave(queue)
+      const message = frameMessage(bytes)
+      if (!message || !filterMatches(filter, message.topic)) return
+      if (!this.deliverShared(message, group, filter)) this.leave(queue)
     })
   }
 

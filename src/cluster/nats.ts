@@ -34,7 +34,7 @@ import { RetainedKv } from './retained.ts'
 import { ClusterSessions, type StreamPosition } from './sessions.ts'
 import { StreamInterest } from './stream-interest.ts'
 import { filterSubjects, topicSubject } from './subjects.ts'
-import { Batch, batchHeader, decodeFrame, eachFrame, encodeFrame, messageOf } from './wire.ts'
+import { Batch, batchHeader, eachFrame, encodeFrame, frameMessage, sentBy } from './wire.ts'
 
 /** A batch is sent at once past this many bytes (NATS's default maximum message is 1 MB). */
 const BATCH_BYTES = 256 * 1024
@@ -75,6 +75,8 @@ export class NatsFabric implements StreamPosition {
   /** This run of the node (random per start: QoS 0 batches are told apart by run and sequence), and its batches sent so far. */
   private readonly run = randomBytes(4).readUInt32LE(0)
   private sentBatches = 0
+  /** This node's name as frames carry it (own frames from the stream are skipped by it). */
+  private readonly nodeBytes: Buffer
   private warnedBadFrame = false
   /** QoS 0 frames of this tick, by subject: sent as one NATS message per subject at the end of the tick. */
   private readonly batches = new Map<string, Batch>()
@@ -97,6 +99,7 @@ export class NatsFabric implements StreamPosition {
     kvs: { retained: KV; sessions: KV },
     answers: LocalAnswers,
   ) {
+    this.nodeBytes = Buffer.from(node)
     this.m0 = `${prefix}.m0`
     this.m1 = `${prefix}.m1`
     this.streamInterest = new StreamInterest(js, jsm, stream, this.m1, (data) => this.receive(data), logger)
@@ -202,12 +205,11 @@ export class NatsFabric implements StreamPosition {
 
   /** A message from another node: route it here as if it had been published here. */
   private readonly receiveFrame = (data: Uint8Array): void => {
-    const frame = decodeFrame(data)
-    if (!frame) return this.badFrame()
-    const meta = frame.meta
-    if (meta.node === this.node) return
+    if (sentBy(data, this.nodeBytes)) return
+    const message = frameMessage(data)
+    if (!message) return this.badFrame()
     this.received++
-    publish(this.broker, messageOf(meta, frame.payload), null) // checked and authorised on the node it came from
+    publish(this.broker, message, null) // checked and authorised on the node it came from
   }
 
   /** A message that is no frame of this version (a node of another version on the cluster): logged once, dropped. */

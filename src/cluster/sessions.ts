@@ -12,7 +12,7 @@ import type { StoredDelivery, StoredSession } from '../plugin.ts'
 import { Reason } from '../protocol/reason.ts'
 import type { Sessions } from '../sessions.ts'
 import { filterMatches, type Subscription } from '../topics/trie.ts'
-import { decodeFrame, kvKey, messageOf } from './wire.ts'
+import { frameMessage, kvKey } from './wire.ts'
 
 /** Where this node stands in the stream of QoS 1/2 messages (stream-interest.ts). */
 export interface StreamPosition {
@@ -127,9 +127,8 @@ export class ClusterSessions {
     const consumer = await this.js.consumers.get(this.stream, { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: fromSeq + 1 })
     const messages = await consumer.consume()
     for await (const m of messages) {
-      const frame = decodeFrame(m.data)
-      if (frame) {
-        const message = messageOf(frame.meta, frame.payload)
+      const message = frameMessage(m.data)
+      if (message) {
         message.remote = undefined
         let qos = -1
         let retainAsPublished = false

@@ -18,15 +18,6 @@
  */
 import { type Message, propertiesFromJson, propertiesToJson } from '../message.ts'
 
-export interface Meta {
-  node: string
-  topic: string
-  qos: 0 | 1 | 2
-  retain: boolean
-  origin?: string
-  expiresAt: number
-  properties?: Record<string, unknown>
-}
 
 const VERSION = 1
 const RETAIN = 1 << 2
@@ -139,55 +130,68 @@ function writeText(into: Buffer, at: number, text: string): number {
   return at + 2 + length
 }
 
-/** The metadata and payload of a frame; null when it is not a frame of this version (or is cut short). */
-export function decodeFrame(data: Uint8Array): { meta: Meta; payload: Uint8Array } | null {
+/** Whether a frame was sent by the node whose name is `node` (UTF-8), read in place. */
+export function sentBy(data: Uint8Array, node: Buffer): boolean {
+  if (data.length < 12 + node.length || data[10]! + (data[11]! << 8) !== node.length) return false
+  for (let i = 0; i < node.length; i++) if (data[12 + i] !== node[i]) return false
+  return true
+}
+
+/** Where the next field of the frame being read starts (one frame is read at a time: no closure, no state object). */
+let cursor = 0
+
+/** A u16-length UTF-8 field at the cursor, or null past the end. */
+function readText(frame: Buffer): string | null {
+  if (cursor + 2 > frame.length) return null
+  const length = frame.readUInt16LE(cursor)
+  if (cursor + 2 + length > frame.length) return null
+  const value = frame.toString('utf8', cursor + 2, cursor + 2 + length)
+  cursor += 2 + length
+  return value
+}
+
+/**
+ * The message a frame carries, as from another node (`remote`: not sent back to the cluster); null when it is no
+ * frame of this version, or is cut short. The payload is copied: a message kept (queued, retained) must not pin the
+ * NATS read buffer it arrived in.
+ */
+export function frameMessage(data: Uint8Array): Message | null {
   const frame = Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength)
   if (frame.length < 14 || frame[0] !== VERSION) return null
   const flags = frame[1]!
   if ((flags & 3) === 3) return null
-  const qos = (flags & 3) as 0 | 1 | 2
-  let at = 10
-  const text = (): string | null => {
-    if (at + 2 > frame.length) return null
-    const length = frame.readUInt16LE(at)
-    if (at + 2 + length > frame.length) return null
-    const value = frame.toString('utf8', at + 2, at + 2 + length)
-    at += 2 + length
-    return value
-  }
-  const node = text()
-  const topic = text()
-  if (node === null || topic === null) return null
-  const meta: Meta = { node, topic, qos, retain: (flags & RETAIN) !== 0, expiresAt: frame.readDoubleLE(2) }
+  cursor = 12 + frame.readUInt16LE(10) // past the sender's name (sentBy reads it)
+  if (cursor > frame.length) return null
+  const topic = readText(frame)
+  if (topic === null) return null
+  let origin: string | undefined
   if (flags & ORIGIN) {
-    const origin = text()
-    if (origin === null) return null
-    meta.origin = origin
+    const text = readText(frame)
+    if (text === null) return null
+    origin = text
   }
+  let properties: Record<string, unknown> | undefined
   if (flags & PROPERTIES) {
-    if (at + 4 > frame.length) return null
-    const length = frame.readUInt32LE(at)
-    if (at + 4 + length > frame.length) return null
+    if (cursor + 4 > frame.length) return null
+    const length = frame.readUInt32LE(cursor)
+    if (cursor + 4 + length > frame.length) return null
     try {
-      meta.properties = JSON.parse(frame.toString('utf8', at + 4, at + 4 + length)) as Record<string, unknown>
+      properties = JSON.parse(frame.toString('utf8', cursor + 4, cursor + 4 + length)) as Record<string, unknown>
     } catch {
       return null
     }
-    at += 4 + length
+    cursor += 4 + length
   }
-  return { meta, payload: frame.subarray(at) }
-}
-
-/** A message that came from another node (`remote`: not sent back to the cluster). */
-export function messageOf(meta: Meta, data: Uint8Array): Message {
+  const payload = Buffer.allocUnsafe(frame.length - cursor)
+  frame.copy(payload, 0, cursor)
   return {
-    topic: meta.topic,
-    payload: Buffer.from(data),
-    qos: meta.qos,
-    retain: meta.retain,
-    properties: propertiesFromJson(meta.properties),
-    expiresAt: meta.expiresAt,
-    origin: meta.origin,
+    topic,
+    payload,
+    qos: (flags & 3) as 0 | 1 | 2,
+    retain: (flags & RETAIN) !== 0,
+    properties: propertiesFromJson(properties),
+    expiresAt: frame.readDoubleLE(2),
+    origin,
     owned: true,
     remote: true,
   }
