@@ -19,7 +19,7 @@ describe('cluster wire frames', () => {
       expect(sentBy(frame, Buffer.from('node-2'))).toBe(false)
       expect(sentBy(frame, Buffer.from('node-'))).toBe(false)
       const back = frameMessage(frame)!
-      expect({ ...back, payload: [...back.payload] }).toEqual({ ...m, payload: [...m.payload], owned: true, remote: true })
+      expect({ ...back, payload: [...back.payload] }).toEqual({ ...m, payload: [...m.payload], owned: false, remote: true })
     }
   })
 

@@ -12,6 +12,7 @@ import type { StoredDelivery, StoredSession } from '../plugin.ts'
 import { Reason } from '../protocol/reason.ts'
 import type { Sessions } from '../sessions.ts'
 import { filterMatches, type Subscription } from '../topics/trie.ts'
+import { own } from '../message.ts'
 import { frameMessage, kvKey } from './wire.ts'
 
 /** Where this node stands in the stream of QoS 1/2 messages (stream-interest.ts). */
@@ -130,6 +131,7 @@ export class ClusterSessions {
       const message = frameMessage(m.data)
       if (message) {
         message.remote = undefined
+        own(message) // kept in the session's queue: its own copy, not a view of the consumer's message
         let qos = -1
         let retainAsPublished = false
         const ids: number[] = []

@@ -152,8 +152,8 @@ function readText(frame: Buffer): string | null {
 
 /**
  * The message a frame carries, as from another node (`remote`: not sent back to the cluster); null when it is no
- * frame of this version, or is cut short. The payload is copied: a message kept (queued, retained) must not pin the
- * NATS read buffer it arrived in.
+ * frame of this version, or is cut short. Its payload is a view of the NATS message, as an MQTT PUBLISH's is of the
+ * socket's read: the broker copies it only if it keeps the message (queued, retained, stored; see `own`).
  */
 export function frameMessage(data: Uint8Array): Message | null {
   const frame = Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength)
@@ -182,17 +182,15 @@ export function frameMessage(data: Uint8Array): Message | null {
     }
     cursor += 4 + length
   }
-  const payload = Buffer.allocUnsafe(frame.length - cursor)
-  frame.copy(payload, 0, cursor)
   return {
     topic,
-    payload,
+    payload: frame.subarray(cursor),
     qos: (flags & 3) as 0 | 1 | 2,
     retain: (flags & RETAIN) !== 0,
     properties: propertiesFromJson(properties),
     expiresAt: frame.readDoubleLE(2),
     origin,
-    owned: true,
+    owned: false,
     remote: true,
   }
 }
