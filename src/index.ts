@@ -14,5 +14,6 @@ export { createLogger, withFields, type Logger, type LogLevel } from './logger.t
 export { VERSION } from './sys.ts'
 export { filterMatches as topicMatches } from './topics/trie.ts'
 export { topicFilterError, topicNameError } from './protocol/validate.ts'
+export { type AclLists, type AclSubject, addRules, type ClientRules, emptyRules, filterCovers, filtersOverlap, mayPublish, maySubscribe } from './topics/acl.ts'
 export { propertiesFromJson, propertiesToJson } from './message.ts'
 export type { Subscription } from './topics/trie.ts'
