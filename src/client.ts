@@ -14,6 +14,8 @@ import { encode } from './protocol/encode.ts'
 import { Reason, refusalCode } from './protocol/reason.ts'
 import type { Publisher } from './publish.ts'
 import type { Delivery, Session } from './session.ts'
+import type { Timer } from './clock.ts'
+import type { ClientRules } from './topics/acl.ts'
 import type { Connection, ConnectionHandler } from './transport/types.ts'
 
 type State = 'connecting' | 'connected' | 'closed'
@@ -50,6 +52,11 @@ export class Client implements ConnectionHandler, PacketSink, OutboundOwner, Pub
    * subscriptions get no local and retain as published, so what it forwards is not sent back to it, as Mosquitto does.
    */
   bridge = false
+  /**
+   * What an authenticate hook granted this connection (plugin.ts Grant): its ACL, checked before the authorize hooks,
+   * and the timer that ends its access; null when nothing was granted (most clients).
+   */
+  granted: { acl: ClientRules | null; timer: Timer | undefined } | null = null
   /** Why the connection ended, for the log line. */
   closeReason = 'connection lost'
   /** The topic name of this client's last valid PUBLISH (not checked again while it repeats). */
@@ -245,6 +252,7 @@ export class Client implements ConnectionHandler, PacketSink, OutboundOwner, Pub
   private finish(): void {
     const wasConnected = this.state === 'connected'
     this.state = 'closed'
+    if (this.granted?.timer !== undefined) this.broker.clock.clear(this.granted.timer)
     this.outbound.close()
     this.broker.clientClosed(this, wasConnected)
   }

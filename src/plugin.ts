@@ -12,6 +12,7 @@
 import type { BrokerEvents, ClientInfo, SubscriptionInfo } from './events.ts'
 import type { Logger } from './logger.ts'
 import type { MessageProperties, PublicMessage } from './message.ts'
+import type { AclLists } from './topics/acl.ts'
 import type { QoS } from './protocol/codec.ts'
 import type { Subscription } from './topics/trie.ts'
 import { ConfigError } from './errors.ts'
@@ -26,7 +27,20 @@ export interface Denial {
   reasonCode?: number
   reasonString?: string
 }
-export type Decision = 'allow' | 'deny' | 'abstain' | Denial
+/**
+ * An authenticate hook's allow with what it grants this connection (from a token's claims, an HTTP answer...):
+ * - `acl`: what the client may publish and subscribe to while connected (filters, `%u` and `%c` replaced). The
+ *   broker checks it before the authorize hooks: what it does not allow is denied (PUBACK / SUBACK 0x87); what it
+ *   allows still goes to the hooks, so another plugin may narrow it.
+ * - `expiresAt` (epoch ms): when the client's access ends; the broker disconnects it then (MQTT 5: DISCONNECT 0xA0
+ *   Maximum connect time; 3.1.1: closed). A time already past refuses the connection.
+ */
+export interface Grant {
+  decision: 'allow'
+  acl?: AclLists
+  expiresAt?: number
+}
+export type Decision = 'allow' | 'deny' | 'abstain' | Denial | Grant
 
 export interface AuthenticateRequest extends ClientInfo {
   password: Buffer | undefined
@@ -169,8 +183,8 @@ export interface Plugin {
   flushed?(): Promise<void> | null
 }
 
-/** The outcome of a decision chain: allowed, or denied with what to tell the client. */
-export type Verdict = { allowed: true } | { allowed: false; reasonCode: number | undefined; reasonString: string | undefined }
+/** The outcome of a decision chain: allowed (with what an authenticate hook granted), or denied with what to tell the client. */
+export type Verdict = { allowed: true; grant?: Grant } | { allowed: false; reasonCode: number | undefined; reasonString: string | undefined }
 
 const ALLOWED: Verdict = { allowed: true }
 
@@ -178,6 +192,7 @@ function toVerdict(decision: Decision): Verdict | null {
   if (decision === 'abstain') return null
   if (decision === 'allow') return ALLOWED
   if (decision === 'deny') return { allowed: false, reasonCode: undefined, reasonString: undefined }
+  if (decision.decision === 'allow') return { allowed: true, grant: decision }
   return { allowed: false, reasonCode: decision.reasonCode, reasonString: decision.reasonString }
 }
 

@@ -15,6 +15,7 @@ import type { Message } from './message.ts'
 import { type ClientInfo, decide, type PluginHost, type Verdict } from './plugin.ts'
 import type { Logger } from './logger.ts'
 import { Reason } from './protocol/reason.ts'
+import { type ClientRules, mayPublish } from './topics/acl.ts'
 
 /** What publishing needs of the broker (Broker is one): counters, plugins, routing and the retained store. */
 export interface PublishTarget {
@@ -46,9 +47,12 @@ export interface Publisher {
   readonly info: ClientInfo
   /** True once the publisher has gone (its connection closed while a decision was pending): nothing is routed. */
   readonly gone: boolean
+  /** What was granted at connect (plugin.ts Grant): an ACL checked before the plugins; null when none. */
+  readonly granted?: { acl: ClientRules | null } | null
 }
 
 const SYS_REFUSED: Refused = { accepted: false, reasonCode: Reason.NotAuthorized, reasonString: '$SYS topics are written by the broker only' }
+const NOT_GRANTED: Refused = { accepted: false, reasonCode: Reason.NotAuthorized, reasonString: 'not allowed by the access granted at connect' }
 const GONE: Refused = { accepted: false, reasonCode: undefined, reasonString: 'the publisher went away while the plugins decided' }
 
 /**
@@ -66,6 +70,8 @@ export function publish(broker: PublishTarget, message: Message, client: Publish
   broker.stats.messagesReceived++
   broker.stats.receivedByQoS[message.qos]++
   if (message.topic.startsWith('$SYS/') || message.topic === '$SYS') return SYS_REFUSED
+  const acl = client.granted?.acl
+  if (acl && !mayPublish(acl, message.topic)) return NOT_GRANTED
   const hooks = broker.plugins.authorizePublish
   if (hooks.length === 0) return deliver(broker, message, cache, taken, true)
   return authorize(broker, message, client, cache)

@@ -11,6 +11,7 @@ import { topicNameError } from '../protocol/validate.ts'
 import { messageOfPacket } from '../message.ts'
 import { decide, type Verdict } from '../plugin.ts'
 import { NEVER_EXPIRES, type Will } from '../session.ts'
+import { addRules, emptyRules } from '../topics/acl.ts'
 
 type ConnackProperties = NonNullable<ConnackPacket['properties']>
 
@@ -146,6 +147,15 @@ export function handleConnect(client: Client, packet: ConnectPacket): void | Pro
   const request = { clientId, username: client.username, protocolVersion: version, address: client.remoteAddress, password: packet.password, certificate }
   const settle = (verdict: Verdict): void | Promise<void> => {
     if (client.state !== 'connecting') return // the socket went away while we were deciding
+    if (verdict.allowed && verdict.grant) {
+      const { acl, expiresAt } = verdict.grant
+      if (expiresAt !== undefined && expiresAt <= broker.clock.now()) return refuse(client, Reason.NotAuthorized, 'access expired')
+      client.granted = { acl: acl ? addRules(emptyRules(), acl, { username: client.username, clientId }) : null, timer: undefined }
+      if (expiresAt !== undefined) {
+        // MQTT 5: 0xA0 Maximum connect time, the code for "the connection was allowed this long"; 3.1.1 is closed.
+        client.granted.timer = broker.clock.setTimeout(() => client.disconnect(Reason.MaximumConnectTime, 'access expired'), expiresAt - broker.clock.now())
+      }
+    }
     if (verdict.allowed) return admitOrFetch()
     broker.bans.authFailed(client.remoteAddress, clientId, broker.clock.now())
     refuse(client, refusalCode('connack', verdict.reasonCode, Reason.NotAuthorized), verdict.reasonString ?? 'not authorized') // [MQTT-3.2.2-7]

@@ -10,6 +10,7 @@ import type { QoS, SubscribePacket } from '../protocol/codec.ts'
 import { Reason, refusalCode } from '../protocol/reason.ts'
 import { parseSharedFilter, topicFilterError } from '../protocol/validate.ts'
 import type { Session } from '../session.ts'
+import { maySubscribe } from '../topics/acl.ts'
 import { type Subscription, subscriptionKey } from '../topics/trie.ts'
 
 export function handleSubscribe(client: Client, packet: SubscribePacket): void | Promise<void> {
@@ -30,6 +31,8 @@ export function handleSubscribe(client: Client, packet: SubscribePacket): void |
     const filter = shared ? shared.filter : request.topic
     if (topicFilterError(filter, broker.limits)) return invalid
     if (shared && request.nl) throw new MqttError(Reason.ProtocolError, 'no local on a shared subscription') // [MQTT-3.8.3-4]
+    const acl = client.granted?.acl
+    if (acl && !maySubscribe(acl, filter)) return v5 ? Reason.NotAuthorized : 0x80 // the access granted at connect does not cover it
     return {
       clientId: client.clientId,
       filter,
