@@ -28,6 +28,7 @@ import { Sessions } from './sessions.ts'
 import { MemoryRetainedStore, type RetainedStore } from './topics/retained.ts'
 import { type Subscription, SubscriptionTrie, subscriptionKey } from './topics/trie.ts'
 import type { Acceptor, Connection, ConnectionHandler } from './transport/types.ts'
+import type { RateConfig } from './rate.ts'
 
 export type { BrokerStats } from './context.ts'
 
@@ -35,7 +36,7 @@ export type { BrokerStats } from './context.ts'
 const SWEEP_INTERVAL_MS = 250
 
 export class Broker implements Acceptor, BrokerContext {
-  readonly stats: BrokerStats = { messagesReceived: 0, messagesSent: 0, receivedByQoS: [0, 0, 0], sentByQoS: [0, 0, 0], messagesDropped: 0, bytesReceived: 0, bytesSent: 0 }
+  readonly stats: BrokerStats = { messagesReceived: 0, messagesSent: 0, receivedByQoS: [0, 0, 0], sentByQoS: [0, 0, 0], messagesDropped: 0, bytesReceived: 0, bytesSent: 0, rateLimited: 0, payloadRefused: 0 }
   readonly startedAt: number
   readonly limits: Limits
   readonly events: Events
@@ -98,7 +99,7 @@ export class Broker implements Acceptor, BrokerContext {
 
   // Connections.
 
-  accept(conn: Connection): ConnectionHandler {
+  accept(conn: Connection, rate?: RateConfig): ConnectionHandler {
     if (this.bans.checksAddresses && this.bans.find('address', conn.remoteAddress, this.clock.now())) {
       conn.end() // a banned address is not read at all (the ban was logged when made)
       return REFUSED
@@ -113,6 +114,7 @@ export class Broker implements Acceptor, BrokerContext {
       }
     }
     const client = new Client(this, conn)
+    if (rate) client.listenerRate = rate
     if (this.bans.countsAddresses) void client.remoteAddress // read while the socket is open: it is counted when it goes
     this.clients.add(client)
     return client

@@ -16,6 +16,7 @@ import type { Publisher } from './publish.ts'
 import type { Delivery, Session } from './session.ts'
 import type { Timer } from './clock.ts'
 import type { ClientRules } from './topics/acl.ts'
+import type { RateBucket, RateConfig, RateLimitInput } from './rate.ts'
 import type { Connection, ConnectionHandler } from './transport/types.ts'
 
 type State = 'connecting' | 'connected' | 'closed'
@@ -56,7 +57,11 @@ export class Client implements ConnectionHandler, PacketSink, OutboundOwner, Pub
    * What an authenticate hook granted this connection (plugin.ts Grant): its ACL, checked before the authorize hooks,
    * and the timer that ends its access; null when nothing was granted (most clients).
    */
-  granted: { acl: ClientRules | null; timer: Timer | undefined } | null = null
+  granted: { acl: ClientRules | null; timer: Timer | undefined; maxPayloadBytes: number | undefined; rate: RateLimitInput | undefined } | null = null
+  /** The listener's own rate limits, when it has some (else `limits.rate`): the bucket is made at CONNECT. */
+  listenerRate: RateConfig | undefined = undefined
+  /** Inbound rate limits, once connected with any (rate.ts); null for most clients. */
+  rate: RateBucket | null = null
   /** Why the connection ended, for the log line. */
   closeReason = 'connection lost'
   /** The topic name of this client's last valid PUBLISH (not checked again while it repeats). */
@@ -108,6 +113,42 @@ export class Client implements ConnectionHandler, PacketSink, OutboundOwner, Pub
     } catch (error) {
       this.onParseError(error as Error) // mqtt-packet may throw on some malformed input instead of emitting
     }
+    if (this.rate && this.state === 'connected') this.limitRate(bytes.length)
+  }
+
+  /**
+   * After a read: the bytes (and the PUBLISHes counted as they were handled) taken from the client's buckets. Over the
+   * limit, reading pauses until the buckets are back to zero, or the client is disconnected (0x96).
+   */
+  private limitRate(bytes: number): void {
+    const rate = this.rate!
+    const now = this.broker.clock.now()
+    const wait = rate.take(0, bytes, now)
+    if (wait === 0 || rate.pausedUntil > now) return
+    this.broker.stats.rateLimited++
+    if (now - rate.loggedAt >= 60_000) {
+      rate.loggedAt = now
+      const { messagesPerSecond, bytesPerSecond, action } = rate.limit
+      this.broker.logger.warn('client.rate_limited', { clientId: this.clientId, address: this.remoteAddress, messagesPerSecond, bytesPerSecond, action, effect: action === 'pause' ? 'reading paused until it is back under the rate (logged once a minute)' : 'disconnected' })
+    }
+    if (rate.limit.action === 'disconnect') return this.disconnect(Reason.MessageRateTooHigh, 'message rate too high')
+    rate.pausedUntil = now + wait
+    this.conn.pause?.()
+    this.broker.clock.setTimeout(() => this.resumeRate(), wait)
+  }
+
+  /** The rate pause is over: read again, unless the buckets are still short or held packets keep it paused. */
+  private resumeRate(): void {
+    const rate = this.rate
+    if (!rate || this.state === 'closed') return
+    rate.pausedUntil = 0
+    const wait = rate.take(0, 0, this.broker.clock.now())
+    if (wait > 0) {
+      rate.pausedUntil = this.broker.clock.now() + wait
+      this.broker.clock.setTimeout(() => this.resumeRate(), wait)
+      return
+    }
+    if (!(this.held && this.held.length >= HOLD_PAUSE_AT)) this.conn.resume?.()
   }
 
   drain(): void {
@@ -328,7 +369,7 @@ export class Client implements ConnectionHandler, PacketSink, OutboundOwner, Pub
   private release(): void {
     const waiting = this.held ?? []
     this.held = null
-    if (waiting.length >= HOLD_PAUSE_AT) this.conn.resume?.()
+    if (waiting.length >= HOLD_PAUSE_AT && !this.rate?.pausedUntil) this.conn.resume?.()
     for (let i = 0; i < waiting.length; i++) {
       if (this.state === 'closed') return
       this.run(waiting[i]!)

@@ -33,6 +33,17 @@ const tls = z.strictObject({
   certificateAsUsername: z.boolean().default(false),
 })
 
+/** Inbound rate limits per client (rate.ts): PUBLISH messages and bytes per second, with a burst; 0 = none. */
+const rate = z.strictObject({
+  messagesPerSecond: int(0, 100_000_000).default(0),
+  bytesPerSecond: int(0, 2 ** 40).default(0),
+  /** Taken at once above the rate; default: one second's worth. */
+  burstMessages: int(1, 100_000_000).optional(),
+  burstBytes: int(1, 2 ** 40).optional(),
+  /** Over the limit: stop reading that socket until it is back under (`pause`), or DISCONNECT 0x96 (`disconnect`). */
+  action: z.enum(['pause', 'disconnect']).default('pause'),
+})
+
 /** SO_REUSEPORT (Linux): several processes (the nodes of `--nodes`) listen on one port, the kernel spreads connections. */
 const reusePort = z.boolean().default(false)
 
@@ -42,6 +53,8 @@ const tcpListener = z.strictObject({
   port: int(0, 65535).default(1883),
   tls: tls.optional(),
   reusePort,
+  /** This listener's clients' rate limits, over `limits.rate`. */
+  rate: rate.optional(),
 })
 
 const websocketListener = z.strictObject({
@@ -51,6 +64,7 @@ const websocketListener = z.strictObject({
   path: z.string().startsWith('/', { error: 'expected a path starting with /' }).default('/mqtt'),
   tls: tls.optional(),
   reusePort,
+  rate: rate.optional(),
 })
 
 const listener = z.discriminatedUnion('type', [tcpListener, websocketListener], { error: 'expected type "tcp" or "websocket"' })
@@ -111,6 +125,10 @@ const limits = z.strictObject({
   maxSubscriptionsPerClient: int(1, 10_000_000).default(10_000),
   /** Ceiling on a message's expiry interval (MQTT 5), in seconds; 0 = no ceiling. */
   maxMessageExpirySeconds: int(0, 0xffffffff).default(0),
+  /** Largest payload of one message, in bytes; past it a PUBLISH is refused (PUBACK 0x97 Quota exceeded; QoS 0 dropped). 0 = only maxPacketSize. */
+  maxPayloadBytes: int(0, MAX_REMAINING_LENGTH).default(0),
+  /** Every client's inbound rate limits (a listener's `rate` and a plugin's grant override them). */
+  rate: rate.prefault({}),
 })
 
 /** A ban rule: more than `max` events in `windowSeconds` bans the subject for `banSeconds`; max 0 turns it off. */

@@ -23,6 +23,10 @@ export interface BrokerStats {
   messagesDropped: number
   bytesReceived: number
   bytesSent: number
+  /** Times a client went over its rate limit (reading paused, or disconnected). */
+  rateLimited: number
+  /** PUBLISHes refused for a payload over the limit. */
+  payloadRefused: number
 }
 
 /** A connection as the broker tracks it from accept to close (Client is the one kind). */

@@ -3,6 +3,7 @@
  * checked to, at compile time), documents each field and fills the defaults; the core needs no schema library.
  */
 import type { BanRules } from './bans.ts'
+import type { RateConfig } from './rate.ts'
 
 /** Protocol and resource limits (`limits` in mqtt.config.ts; meanings and defaults in config.ts and the README). */
 export interface Limits {
@@ -24,6 +25,8 @@ export interface Limits {
   connectRatePerIp: number
   maxSubscriptionsPerClient: number
   maxMessageExpirySeconds: number
+  maxPayloadBytes: number
+  rate: RateConfig
 }
 
 /** The part of the configuration the broker core reads. */

@@ -102,8 +102,8 @@ export function createBroker(config: UserConfig = {}, options: CreateBrokerOptio
         logger.info('listener.listening', { type, host: listener.host, port: listener.port, tls, path })
       }
       for (const l of resolved.listeners) {
-        if (l.type === 'tcp') opened('tcp', listenTcp(broker, l.host, l.port, l.tls, l.reusePort), l.tls !== undefined)
-        else opened('websocket', listenWebSocket(broker, l.host, l.port, l.path, l.tls, l.reusePort), l.tls !== undefined, l.path)
+        if (l.type === 'tcp') opened('tcp', listenTcp(broker, l.host, l.port, l.tls, l.reusePort, l.rate), l.tls !== undefined)
+        else opened('websocket', listenWebSocket(broker, l.host, l.port, l.path, l.tls, l.reusePort, l.rate), l.tls !== undefined, l.path)
       }
       const http = resolved.http
       if (http || cluster) lag = startLagMonitor()

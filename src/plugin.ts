@@ -13,6 +13,7 @@ import type { BrokerEvents, ClientInfo, SubscriptionInfo } from './events.ts'
 import type { Logger } from './logger.ts'
 import type { MessageProperties, PublicMessage } from './message.ts'
 import type { AclLists } from './topics/acl.ts'
+import type { RateLimitInput } from './rate.ts'
 import type { QoS } from './protocol/codec.ts'
 import type { Subscription } from './topics/trie.ts'
 import { ConfigError } from './errors.ts'
@@ -34,11 +35,15 @@ export interface Denial {
  *   allows still goes to the hooks, so another plugin may narrow it.
  * - `expiresAt` (epoch ms): when the client's access ends; the broker disconnects it then (MQTT 5: DISCONNECT 0xA0
  *   Maximum connect time; 3.1.1: closed). A time already past refuses the connection.
+ * - `rate`: this client's inbound rate limits, over the listener's (or `limits.rate`): per user, say.
+ * - `maxPayloadBytes`: this client's largest payload, instead of `limits.maxPayloadBytes`.
  */
 export interface Grant {
   decision: 'allow'
   acl?: AclLists
   expiresAt?: number
+  rate?: RateLimitInput
+  maxPayloadBytes?: number
 }
 export type Decision = 'allow' | 'deny' | 'abstain' | Denial | Grant
 

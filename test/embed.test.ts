@@ -56,6 +56,8 @@ describe('config schema', () => {
       connectRatePerIp: 0,
       maxSubscriptionsPerClient: 10000,
       maxMessageExpirySeconds: 0,
+      maxPayloadBytes: 0,
+      rate: { messagesPerSecond: 0, bytesPerSecond: 0, action: 'pause' },
     })
   })
 

@@ -1,7 +1,8 @@
 /** Limits that protect the broker: each hit, with the documented behaviour. */
 import { describe, expect, test } from 'bun:test'
-import type { IConnackPacket, ISubackPacket, IPublishPacket } from 'mqtt-packet'
-import { until } from './helpers/broker.ts'
+import mqttPacket, { type IConnackPacket, type IDisconnectPacket, type IPubackPacket, type ISubackPacket, type IPublishPacket } from 'mqtt-packet'
+import type { Plugin } from '../src/index.ts'
+import { startBroker as startBareBroker, until } from './helpers/broker.ts'
 import { ManualClock } from './helpers/clock.ts'
 import { profiles } from './helpers/profiles.ts'
 import { RawClient } from './helpers/raw.ts'
@@ -97,6 +98,79 @@ for (const { name, start: startBroker } of profiles) describe(`limits (${name})`
     expect(p.properties?.messageExpiryInterval).toBe(10)
     sub.end()
     pub.end()
+    await b.close()
+  })
+
+  test('rate limit (pause): a flooding client is held to its rate, its socket not read until it is back under; a client beside it is not slowed', async () => {
+    const clock = new ManualClock()
+    const b = await startBroker({ limits: { rate: { messagesPerSecond: 10 } } }, { clock })
+    const sub = await RawClient.connected(b.port, 5, { clientId: 'watcher' })
+    sub.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'flood/#', qos: 0 }, { topic: 'calm/#', qos: 0 }] })
+    await sub.next('suback')
+    const flooder = await RawClient.connected(b.port, 5, { clientId: 'flooder' })
+    const calm = await RawClient.connected(b.port, 5, { clientId: 'calm' })
+    const publish = (c: RawClient, topic: string, n: number) => c.sendBytes(Buffer.concat(Array.from({ length: n }, (_, i) => mqttPacket.generate({ cmd: 'publish', topic, payload: Buffer.from(String(i)), qos: 0, retain: false, dup: false }, { protocolVersion: 5 }))))
+    const got = (prefix: string) => sub.packets.filter((p) => p.cmd === 'publish' && (p as IPublishPacket).topic.startsWith(prefix)).length
+    publish(flooder, 'flood/a', 50) // one read: taken whole (a burst of 10, 40 over: reading pauses for 4 s)
+    await until(() => got('flood/') === 50, 5000, 'the first read')
+    publish(flooder, 'flood/b', 10) // not read while paused
+    publish(calm, 'calm/x', 1)
+    await until(() => got('calm/') === 1, 5000, 'the calm client is not held')
+    expect(got('flood/')).toBe(50)
+    clock.advance(3999)
+    publish(calm, 'calm/y', 1)
+    await until(() => got('calm/') === 2, 5000, 'calm again')
+    expect(got('flood/')).toBe(50) // still paused a millisecond before it is back to zero
+    clock.advance(1)
+    await until(() => got('flood/') === 60, 5000, 'read again once back under the rate')
+    expect(b.midge.broker.stats.rateLimited).toBeGreaterThanOrEqual(1)
+    expect(b.logs.filter((l) => l.event === 'client.rate_limited' && l.clientId === 'flooder')).toHaveLength(1) // once a minute
+    for (const c of [sub, flooder, calm]) c.end()
+    await b.close()
+  })
+
+  test('rate limit (disconnect): over the rate, MQTT 5 gets DISCONNECT 0x96 Message rate too high', async () => {
+    const b = await startBroker({ limits: { rate: { messagesPerSecond: 5, action: 'disconnect' } } })
+    const plain = await RawClient.connected(b.port, 5)
+    plain.sendBytes(Buffer.concat(Array.from({ length: 20 }, () => mqttPacket.generate({ cmd: 'publish', topic: 'x', payload: Buffer.from('x'), qos: 0, retain: false, dup: false }, { protocolVersion: 5 }))))
+    expect(((await plain.next('disconnect')) as IDisconnectPacket).reasonCode).toBe(0x96)
+    await plain.waitClosed()
+    await b.close()
+  })
+
+  test('maxPayloadBytes: a larger payload is refused (MQTT 5: PUBACK 0x97; 3.1.1: acknowledged and dropped), counted, the connection stays', async () => {
+    const b = await startBroker({ limits: { maxPayloadBytes: 8 } })
+    const sub = await RawClient.connected(b.port, 4)
+    sub.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'p/#', qos: 1 }] })
+    await sub.next('suback')
+    const v5 = await RawClient.connected(b.port, 5)
+    v5.send({ cmd: 'publish', topic: 'p/big', payload: Buffer.alloc(9), qos: 1, messageId: 1, retain: false, dup: false })
+    expect(((await v5.next('puback')) as IPubackPacket).reasonCode).toBe(0x97)
+    const v4 = await RawClient.connected(b.port, 4)
+    v4.send({ cmd: 'publish', topic: 'p/big', payload: Buffer.alloc(9), qos: 1, messageId: 1, retain: false, dup: false })
+    await v4.next('puback')
+    v4.send({ cmd: 'publish', topic: 'p/ok', payload: Buffer.alloc(8), qos: 1, messageId: 2, retain: false, dup: false })
+    await v4.next('puback')
+    expect(((await sub.next('publish')) as IPublishPacket).topic).toBe('p/ok') // the big ones never came
+    expect(b.midge.broker.stats.payloadRefused).toBe(2)
+    for (const c of [sub, v5, v4]) c.end()
+    await b.close()
+  })
+})
+
+describe('limits granted by a plugin at connect', () => {
+  test('a plugin raises one user\'s rate limit and payload limit above the broker\'s', async () => {
+    const vip: Plugin = { name: 'vip', authenticate: (request) => (request.username === 'vip' ? { decision: 'allow', rate: { messagesPerSecond: 1000 }, maxPayloadBytes: 1024 } : 'abstain') }
+    const b = await startBareBroker({ limits: { rate: { messagesPerSecond: 5, action: 'disconnect' }, maxPayloadBytes: 8 }, plugins: [vip] })
+    const flood = (c: RawClient) => c.sendBytes(Buffer.concat(Array.from({ length: 20 }, () => mqttPacket.generate({ cmd: 'publish', topic: 'x', payload: Buffer.alloc(100), qos: 0, retain: false, dup: false }, { protocolVersion: 5 }))))
+    const big = await RawClient.connected(b.port, 5, { username: 'vip', password: Buffer.from('x') })
+    flood(big)
+    big.send({ cmd: 'publish', topic: 'y', payload: Buffer.alloc(1000), qos: 1, messageId: 1, retain: false, dup: false })
+    expect(((await big.next('puback')) as IPubackPacket).reasonCode).toBe(0x10) // within its own limits, still connected
+    const plain = await RawClient.connected(b.port, 5)
+    flood(plain)
+    expect(((await plain.next('disconnect')) as IDisconnectPacket).reasonCode).toBe(0x96)
+    big.end()
     await b.close()
   })
 })

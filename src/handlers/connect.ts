@@ -12,6 +12,7 @@ import { messageOfPacket } from '../message.ts'
 import { decide, type Verdict } from '../plugin.ts'
 import { NEVER_EXPIRES, type Will } from '../session.ts'
 import { addRules, emptyRules } from '../topics/acl.ts'
+import { RateBucket, rateLimit } from '../rate.ts'
 
 type ConnackProperties = NonNullable<ConnackPacket['properties']>
 
@@ -105,6 +106,9 @@ export function handleConnect(client: Client, packet: ConnectPacket): void | Pro
   }
 
   const admit = (): void => {
+    // Inbound rate limits: the listener's own (or the broker's), with what a plugin granted this client over them.
+    const limit = rateLimit(client.listenerRate ?? limits.rate, client.granted?.rate)
+    if (limit) client.rate = new RateBucket(limit, broker.clock.now())
     const { session, present } = broker.openSession(client, clientId, packet.clean !== false, expiry)
     session.will = will
     client.state = 'connected'
@@ -148,9 +152,9 @@ export function handleConnect(client: Client, packet: ConnectPacket): void | Pro
   const settle = (verdict: Verdict): void | Promise<void> => {
     if (client.state !== 'connecting') return // the socket went away while we were deciding
     if (verdict.allowed && verdict.grant) {
-      const { acl, expiresAt } = verdict.grant
+      const { acl, expiresAt, maxPayloadBytes, rate } = verdict.grant
       if (expiresAt !== undefined && expiresAt <= broker.clock.now()) return refuse(client, Reason.NotAuthorized, 'access expired')
-      client.granted = { acl: acl ? addRules(emptyRules(), acl, { username: client.username, clientId }) : null, timer: undefined }
+      client.granted = { acl: acl ? addRules(emptyRules(), acl, { username: client.username, clientId }) : null, timer: undefined, maxPayloadBytes, rate }
       if (expiresAt !== undefined) {
         // MQTT 5: 0xA0 Maximum connect time, the code for "the connection was allowed this long"; 3.1.1 is closed.
         client.granted.timer = broker.clock.setTimeout(() => client.disconnect(Reason.MaximumConnectTime, 'access expired'), expiresAt - broker.clock.now())

@@ -14,6 +14,7 @@ import { publish, type PublishResult } from '../publish.ts'
 export function handlePublish(client: Client, packet: PublishPacket): void | Promise<void> {
   const broker = client.broker
   const session = client.session!
+  if (client.rate) client.rate.take(1, 0, broker.clock.now()) // counted now, enforced after the read (Client.limitRate)
   if (client.version === 5) resolveTopicAlias(client, packet)
 
   // A client mostly publishes to the topic it published to last: that one was valid then and is valid now.
@@ -36,6 +37,12 @@ export function handlePublish(client: Client, packet: PublishPacket): void | Pro
     }
   }
 
+  const maxPayload = client.granted?.maxPayloadBytes ?? broker.limits.maxPayloadBytes
+  if (maxPayload > 0 && packet.payload.length > maxPayload) {
+    // Within the packet size, but over the payload limit: refused (MQTT 5: 0x97 Quota exceeded; QoS 0 dropped), the connection stays.
+    broker.stats.payloadRefused++
+    return acknowledge(client, packet, { accepted: false, reasonCode: Reason.QuotaExceeded, reasonString: `payload over ${maxPayload} bytes` })
+  }
   const message = messageOfPacket(packet, client.clientId, broker.clock.now(), broker.limits.maxMessageExpirySeconds)
   const result = publish(broker, message, client, (client.routeCache ??= new RouteCache()))
   if (result instanceof Promise) return acknowledgeLater(client, packet, result)
@@ -61,9 +68,9 @@ function acknowledge(client: Client, packet: PublishPacket, result: PublishResul
   } else {
     reasonCode = refusalCode('puback', result.reasonCode, Reason.NotAuthorized)
     reasonString = result.reasonString
-    if (client.version !== 5 && reasonCode !== Reason.NotAuthorized) {
-      // 3.1.1 has no way to say "not accepted" but to close: an ACL refusal is acknowledged and dropped (as
-      // Mosquitto does), but a broker that cannot take the message (e.g. its cluster is down) must not ack it.
+    if (client.version !== 5 && reasonCode !== Reason.NotAuthorized && reasonCode !== Reason.QuotaExceeded) {
+      // 3.1.1 has no way to say "not accepted" but to close: an ACL or payload-limit refusal is acknowledged and
+      // dropped (as Mosquitto does), but a broker that cannot take the message (e.g. its cluster is down) must not ack it.
       throw new MqttError(reasonCode as ReasonCode, reasonString ?? 'the message could not be accepted')
     }
   }

@@ -54,6 +54,8 @@ export function prometheus(view: BrokerView, lagSeconds: number): string {
   metric('midge_messages_received_total', 'counter', 'PUBLISH packets received, by QoS.', byQoS(g.receivedByQoS))
   metric('midge_messages_sent_total', 'counter', 'PUBLISH packets sent, by QoS.', byQoS(g.sentByQoS))
   metric('midge_messages_dropped_total', 'counter', 'Messages not delivered to a client (buffer or queue full, too large, expired).', [['', s.messagesDropped]])
+  metric('midge_rate_limited_total', 'counter', 'Times a client went over its inbound rate limit (reading paused, or disconnected).', [['', s.rateLimited]])
+  metric('midge_payload_refused_total', 'counter', 'PUBLISHes refused for a payload over the limit.', [['', s.payloadRefused]])
   metric('midge_bytes_received_total', 'counter', 'Bytes read from clients.', [['', s.bytesReceived]])
   metric('midge_bytes_sent_total', 'counter', 'Bytes written to clients.', [['', s.bytesSent]])
   metric('midge_retained_messages', 'gauge', 'Retained messages held.', [['', s.retained]])

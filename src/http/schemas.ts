@@ -95,6 +95,8 @@ export const NodeStats = z.object({
   messagesDropped: z.number().int(),
   bytesReceived: z.number().int(),
   bytesSent: z.number().int(),
+  rateLimited: z.number().int().describe('times a client went over its inbound rate limit'),
+  payloadRefused: z.number().int().describe('PUBLISHes refused for a payload over the limit'),
 })
 
 /** The counters summed over a cluster's nodes. */

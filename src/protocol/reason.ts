@@ -31,6 +31,7 @@ export const Reason = {
   ReceiveMaximumExceeded: 0x93,
   TopicAliasInvalid: 0x94,
   PacketTooLarge: 0x95,
+  MessageRateTooHigh: 0x96,
   QuotaExceeded: 0x97,
   AdministrativeAction: 0x98,
   PayloadFormatInvalid: 0x99,

@@ -2,6 +2,7 @@
 import type { TlsConfig } from '../config.ts'
 import { bunTls, commonName } from './tls.ts'
 import type { Acceptor, Connection, ConnectionHandler } from './types.ts'
+import type { RateConfig } from '../rate.ts'
 
 export interface TcpListener {
   readonly host: string
@@ -10,7 +11,7 @@ export interface TcpListener {
   stop(closeActive: boolean): void
 }
 
-export function listenTcp(acceptor: Acceptor, host: string, port: number, tls?: TlsConfig, reusePort = false): TcpListener {
+export function listenTcp(acceptor: Acceptor, host: string, port: number, tls?: TlsConfig, reusePort = false, rate?: RateConfig): TcpListener {
   const server = Bun.listen<ConnectionHandler>({
     hostname: host,
     port,
@@ -35,7 +36,7 @@ export function listenTcp(acceptor: Acceptor, host: string, port: number, tls?: 
             },
           }
         }
-        socket.data = acceptor.accept(conn)
+        socket.data = acceptor.accept(conn, rate)
       },
       data(socket, bytes) {
         socket.data.data(bytes)

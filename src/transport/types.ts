@@ -1,3 +1,5 @@
+import type { RateConfig } from '../rate.ts'
+
 /**
  * The whole contract between a transport (TCP, later WebSocket) and the broker core.
  * A transport calls `acceptor.accept(conn)` for each new connection and then feeds the returned handler.
@@ -24,5 +26,6 @@ export interface ConnectionHandler {
 }
 
 export interface Acceptor {
-  accept(conn: Connection): ConnectionHandler
+  /** `rate`: the listener's inbound rate limits for its clients, when it has its own. */
+  accept(conn: Connection, rate?: RateConfig): ConnectionHandler
 }

@@ -8,6 +8,7 @@ import type { Server, ServerWebSocket, WebSocketHandler } from 'bun'
 import type { TlsConfig } from '../config.ts'
 import { bunTls } from './tls.ts'
 import type { Acceptor, Connection, ConnectionHandler } from './types.ts'
+import type { RateConfig } from '../rate.ts'
 
 export interface WebSocketData {
   kind: 'mqtt'
@@ -25,11 +26,11 @@ export function upgradeMqtt(req: Request, server: Server<WebSocketData>): Respon
   return new Response('expected a WebSocket upgrade', { status: 426 })
 }
 
-export function mqttWebSocketHandler(acceptor: Acceptor): WebSocketHandler<WebSocketData> {
+export function mqttWebSocketHandler(acceptor: Acceptor, rate?: RateConfig): WebSocketHandler<WebSocketData> {
   return {
     maxPayloadLength: 16 * 1024 * 1024,
     open(ws) {
-      ws.data.handler = acceptor.accept(wsConnection(ws))
+      ws.data.handler = acceptor.accept(wsConnection(ws), rate)
     },
     message(ws, message) {
       if (typeof message === 'string') {
@@ -68,7 +69,7 @@ export interface WebSocketListener {
 }
 
 /** A listener of its own for MQTT over WebSocket (`ws://host:port/path`, or `wss://` with TLS). */
-export function listenWebSocket(acceptor: Acceptor, host: string, port: number, path: string, tls?: TlsConfig, reusePort = false): WebSocketListener {
+export function listenWebSocket(acceptor: Acceptor, host: string, port: number, path: string, tls?: TlsConfig, reusePort = false, rate?: RateConfig): WebSocketListener {
   const server = Bun.serve<WebSocketData>({
     hostname: host,
     port,
@@ -78,7 +79,7 @@ export function listenWebSocket(acceptor: Acceptor, host: string, port: number, 
       if (new URL(req.url).pathname !== path) return new Response('not found', { status: 404 })
       return upgradeMqtt(req, srv)
     },
-    websocket: mqttWebSocketHandler(acceptor),
+    websocket: mqttWebSocketHandler(acceptor, rate),
   })
   return { host: server.hostname ?? host, port: server.port ?? port, stop: (closeActive) => void server.stop(closeActive) }
 }
