@@ -9,7 +9,8 @@ import type { RouteCache } from './delivery/matches.ts'
 import { Outbound, type OutboundOwner } from './delivery/outbound.ts'
 import { encodePublish, encodePublishFor, shareable } from './delivery/outgoing.ts'
 import { encodedFor, isExpired, keepEncoded } from './message.ts'
-import { PacketReader, PacketTooLargeError, type Packet, type PacketSink, type ProtocolVersion, type PubackPacket, type PubrecPacket } from './protocol/codec.ts'
+import { checkPacket } from './protocol/check.ts'
+import { type AuthPacket, PacketReader, PacketTooLargeError, type Packet, type PacketSink, type ProtocolVersion, type PubackPacket, type PubrecPacket } from './protocol/codec.ts'
 import { encode } from './protocol/encode.ts'
 import { Reason, refusalCode } from './protocol/reason.ts'
 import type { Publisher } from './publish.ts'
@@ -62,6 +63,11 @@ export class Client implements ConnectionHandler, PacketSink, OutboundOwner, Pub
   listenerRate: RateConfig | undefined = undefined
   /** Inbound rate limits, once connected with any (rate.ts); null for most clients. */
   rate: RateBucket | null = null
+  /**
+   * MQTT 5 enhanced authentication (handlers/auth.ts): the method this client connected with, and who waits for its
+   * next AUTH during an exchange; null for clients that connected without one.
+   */
+  auth: { method: string; waiter: ((packet: AuthPacket) => void) | null } | null = null
   /** Why the connection ended, for the log line. */
   closeReason = 'connection lost'
   /** The topic name of this client's last valid PUBLISH (not checked again while it repeats). */
@@ -303,6 +309,17 @@ export class Client implements ConnectionHandler, PacketSink, OutboundOwner, Pub
   /** PacketSink: the next packet from this connection. */
   onPacket(packet: Packet): void {
     if (this.state === 'closed') return
+    const waiter = this.auth?.waiter
+    if (waiter && packet.cmd === 'auth') {
+      // The next step of an authentication exchange: it goes ahead of packets held while the exchange decides.
+      this.auth!.waiter = null
+      try {
+        checkPacket(packet, this.version)
+      } catch (error) {
+        return this.fail(error)
+      }
+      return waiter(packet)
+    }
     if (this.held) {
       // A plugin decision is pending: keep this packet for after it, in order.
       this.held.push(packet)
@@ -340,7 +357,7 @@ export class Client implements ConnectionHandler, PacketSink, OutboundOwner, Pub
    * fail(), from a promise callback or a microtask, where a throw would reach the process: whatever happens while
    * ending the connection is logged, never thrown.
    */
-  private failSafely(error: unknown): void {
+  failSafely(error: unknown): void {
     try {
       this.fail(error)
     } catch (again) {

@@ -1,7 +1,7 @@
 /** Midge's public API. Plugins and embedding programs import from here only. */
 export { createBroker, type CreateBrokerOptions, type ListenAddress, type Midge, type PublishOptions } from './midge.ts'
 export { defineConfig, loadConfig, resolveConfig, validatePluginOptions, type ResolvedConfig, type UserConfig, type Limits } from './config.ts'
-export type { AuthenticateRequest, BrokerStatsView, ClientInfo, Decision, Denial, Grant, MaybePromise, Plugin, PluginContext, PluginPublish, PublishRequest, RetainedPersistence, SessionPersistence, StoredDelivery, StoredSession, SubscribeRequest } from './plugin.ts'
+export type { AuthExchangeAnswer, AuthExchangeStep, AuthenticateRequest, BrokerStatsView, ClientInfo, Decision, Denial, Grant, MaybePromise, Plugin, PluginContext, PluginPublish, PublishRequest, RetainedPersistence, SessionPersistence, StoredDelivery, StoredSession, SubscribeRequest } from './plugin.ts'
 export type { BrokerStats } from './context.ts'
 export type { BrokerEvents, SubscriptionInfo } from './events.ts'
 export type { PublicMessage as Message, MessageProperties } from './message.ts'

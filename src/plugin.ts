@@ -47,6 +47,28 @@ export interface Grant {
 }
 export type Decision = 'allow' | 'deny' | 'abstain' | Denial | Grant
 
+/** One step of an MQTT 5 enhanced authentication exchange (section 4.12) for a method a plugin handles. */
+export interface AuthExchangeStep {
+  method: string
+  /** The client's Authentication Data: CONNECT's on the first step, then each AUTH's. */
+  data: Buffer | undefined
+  /** What the previous step answered as `state` (undefined on the first). */
+  state: unknown
+  /** True when a connected client re-authenticates (AUTH 0x19), false during CONNECT. */
+  reauthenticate: boolean
+  client: AuthenticateRequest
+}
+
+/**
+ * A step's answer: `continue` sends the client AUTH 0x18 with `data` and waits for its next AUTH; `success` ends the
+ * exchange (CONNACK, or AUTH 0x00 on re-authentication, with `data`) and may grant as `authenticate` does; `fail`
+ * refuses (CONNACK, or DISCONNECT on re-authentication, with `reasonCode`, 0x87 by default).
+ */
+export type AuthExchangeAnswer =
+  | { result: 'continue'; data?: Buffer; state?: unknown }
+  | { result: 'success'; data?: Buffer; grant?: Omit<Grant, 'decision'> }
+  | { result: 'fail'; reasonCode?: number; reasonString?: string }
+
 export interface AuthenticateRequest extends ClientInfo {
   password: Buffer | undefined
   /** The username is the CN of a client certificate the TLS listener verified (`certificateAsUsername`). */
@@ -179,6 +201,13 @@ export interface Plugin {
    * start off and has no session here, or null. The client's CONNECT waits for it.
    */
   fetchSession?(clientId: string): Promise<StoredSession | null>
+  /**
+   * MQTT 5 enhanced authentication (section 4.12): the Authentication Methods this plugin handles, and one step of
+   * their exchange. A client that CONNECTs with one of them is authenticated by the exchange (the `authenticate`
+   * hooks are not asked) and may re-authenticate while connected; a method no plugin handles gets CONNACK 0x8C.
+   */
+  authMethods?: readonly string[]
+  authExchange?(step: AuthExchangeStep): MaybePromise<AuthExchangeAnswer>
   /** Figures for GET /metrics, exported as `midge_plugin_<name>_<key>`. */
   metrics?(): Record<string, number>
   /**
@@ -246,6 +275,8 @@ export class PluginHost {
   readonly retainedStore: RetainedPersistence | undefined
   readonly sessionStore: SessionPersistence | undefined
   readonly fetchSession: ((clientId: string) => Promise<StoredSession | null>) | undefined
+  /** The exchange of each enhanced authentication method a plugin handles. */
+  readonly authExchanges = new Map<string, (step: AuthExchangeStep) => MaybePromise<AuthExchangeAnswer>>()
   /** Everything the broker waits on before acknowledging a QoS 1/2 publish. */
   private readonly durables: Array<() => Promise<void> | null> = []
   /** Told when a plugin hook fails (set by the broker to log it). */
@@ -271,6 +302,7 @@ export class PluginHost {
     const sessionStore = only(plugins, 'sessionStore')
     this.retainedStore = retainedStore && this.guardStore(retainedStore, 'retainedStore', ['set'])
     this.sessionStore = sessionStore && this.guardStore(sessionStore, 'sessionStore', ['saveSession', 'deleteSession', 'saveSubscription', 'deleteSubscription', 'saveDelivery', 'deleteDelivery', 'saveReceived', 'deleteReceived'])
+    for (const p of plugins) for (const method of p.authMethods ?? []) if (p.authExchange && !this.authExchanges.has(method)) this.authExchanges.set(method, p.authExchange.bind(p))
     const fetcher = plugins.find((p) => p.fetchSession)
     this.fetchSession = fetcher ? (clientId) => fetcher.fetchSession!(clientId) : undefined
     const retained = this.retainedStore

@@ -12,6 +12,7 @@ import { messageOfPacket } from '../message.ts'
 import { decide, type Verdict } from '../plugin.ts'
 import { NEVER_EXPIRES, type Will } from '../session.ts'
 import { addRules, emptyRules } from '../topics/acl.ts'
+import { runExchange } from './auth.ts'
 import { RateBucket, rateLimit } from '../rate.ts'
 
 type ConnackProperties = NonNullable<ConnackPacket['properties']>
@@ -30,10 +31,9 @@ export function handleConnect(client: Client, packet: ConnectPacket): void | Pro
   if (broker.closing) return refuse(client, Reason.ServerUnavailable, 'server is shutting down')
   // This connection is counted already, hence "more than".
   if (broker.connectionCount > limits.maxConnections) return refuse(client, Reason.ServerBusy, `more than ${limits.maxConnections} connections`)
-  if (version === 5 && props?.authenticationMethod !== undefined) {
-    // No enhanced authentication is configured (MQTT 5.0 section 4.12).
-    return refuse(client, Reason.BadAuthenticationMethod, 'enhanced authentication is not supported')
-  }
+  const method = version === 5 ? props?.authenticationMethod : undefined
+  const exchange = method === undefined ? undefined : broker.plugins.authExchanges.get(method)
+  if (method !== undefined && !exchange) return refuse(client, Reason.BadAuthenticationMethod, `authentication method ${method} is not supported`) // section 4.12
   if (version === 5 && props?.receiveMaximum === 0) return refuse(client, Reason.ProtocolError, 'receive maximum of 0') // section 3.1.2.11.3
   if (version === 5 && props?.maximumPacketSize === 0) return refuse(client, Reason.ProtocolError, 'maximum packet size of 0')
 
@@ -144,9 +144,10 @@ export function handleConnect(client: Client, packet: ConnectPacket): void | Pro
     )
   }
 
-  // Authentication: the plugins' `authenticate` hooks, in order; none configured costs nothing.
+  // Authentication: an enhanced authentication exchange when CONNECT names a method (section 4.12), else the
+  // plugins' `authenticate` hooks, in order; none configured costs nothing.
   const hooks = broker.plugins.authenticate
-  if (hooks.length === 0) return admitOrFetch()
+  if (hooks.length === 0 && !exchange) return admitOrFetch()
   const certificate = client.conn.certificateUsername !== undefined
   const request = { clientId, username: client.username, protocolVersion: version, address: client.remoteAddress, password: packet.password, certificate }
   const settle = (verdict: Verdict): void | Promise<void> => {
@@ -163,6 +164,16 @@ export function handleConnect(client: Client, packet: ConnectPacket): void | Pro
     if (verdict.allowed) return admitOrFetch()
     broker.bans.authFailed(client.remoteAddress, clientId, broker.clock.now())
     refuse(client, refusalCode('connack', verdict.reasonCode, Reason.NotAuthorized), verdict.reasonString ?? 'not authorized') // [MQTT-3.2.2-7]
+  }
+  if (exchange) {
+    client.auth = { method: method!, waiter: null }
+    return runExchange(client, exchange, method!, props?.authenticationData, request, false).then((ended) => {
+      if (ended.result === 'fail') return settle({ allowed: false, reasonCode: ended.reasonCode, reasonString: ended.reasonString ?? 'authentication failed' })
+      // [MQTT-3.2.2-...] CONNACK carries the method, and the server's last data of the exchange.
+      connack.authenticationMethod = method
+      if (ended.data) connack.authenticationData = ended.data
+      return settle({ allowed: true, grant: ended.grant && { decision: 'allow', ...ended.grant } })
+    })
   }
   const verdict = decide(hooks, [request], broker.plugins.decisionError.authenticate)
   if (verdict instanceof Promise) return verdict.then(settle)

@@ -1,6 +1,6 @@
 import type { Client } from '../client.ts'
 import { MqttError } from '../errors.ts'
-import type { AuthPacket, DisconnectPacket } from '../protocol/codec.ts'
+import type { DisconnectPacket } from '../protocol/codec.ts'
 import { Reason } from '../protocol/reason.ts'
 
 export function handlePingreq(client: Client): void {
@@ -23,10 +23,4 @@ export function handleDisconnect(client: Client, packet: DisconnectPacket): void
     if (!(client.version === 5 && reasonCode === Reason.DisconnectWithWill)) session.will = undefined
   }
   client.close(reasonCode === 0 ? 'client disconnected' : `client disconnected with reason 0x${reasonCode.toString(16)}`)
-}
-
-/** No enhanced authentication method is configured, so an AUTH packet is a protocol error (MQTT 5.0 section 4.12). */
-export function handleAuth(client: Client, _packet: AuthPacket): void {
-  if (client.version !== 5) throw new MqttError(Reason.ProtocolError, 'AUTH is an MQTT 5 packet')
-  throw new MqttError(Reason.ProtocolError, 'AUTH without an authentication method') // section 4.12
 }

@@ -9,6 +9,8 @@ export const Reason = {
   DisconnectWithWill: 0x04,
   NoMatchingSubscribers: 0x10,
   NoSubscriptionExisted: 0x11,
+  ContinueAuthentication: 0x18,
+  ReAuthenticate: 0x19,
   UnspecifiedError: 0x80,
   MalformedPacket: 0x81,
   ProtocolError: 0x82,
