@@ -212,6 +212,10 @@ export class Broker implements Acceptor, BrokerContext {
     this.retainer.retain(message)
   }
 
+  mayRetain(origin: string, topic: string, max: number): boolean {
+    return this.retainer.mayKeep(origin, topic, max)
+  }
+
   // Delivery.
 
   pump(session: Session): void {

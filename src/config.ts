@@ -125,6 +125,8 @@ const limits = z.strictObject({
   maxSubscriptionsPerClient: int(1, 10_000_000).default(10_000),
   /** Ceiling on a message's expiry interval (MQTT 5), in seconds; 0 = no ceiling. */
   maxMessageExpirySeconds: int(0, 0xffffffff).default(0),
+  /** Retained messages one client may keep (those it published and nobody replaced); past it a retained PUBLISH gets PUBACK 0x97. 0 = no limit. */
+  maxRetainedPerClient: int(0, 100_000_000).default(0),
   /** Largest payload of one message, in bytes; past it a PUBLISH is refused (PUBACK 0x97 Quota exceeded; QoS 0 dropped). 0 = only maxPacketSize. */
   maxPayloadBytes: int(0, MAX_REMAINING_LENGTH).default(0),
   /** Every client's inbound rate limits (a listener's `rate` and a plugin's grant override them). */

@@ -26,6 +26,7 @@ export interface Limits {
   maxSubscriptionsPerClient: number
   maxMessageExpirySeconds: number
   maxPayloadBytes: number
+  maxRetainedPerClient: number
   rate: RateConfig
 }
 

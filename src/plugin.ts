@@ -36,7 +36,7 @@ export interface Denial {
  * - `expiresAt` (epoch ms): when the client's access ends; the broker disconnects it then (MQTT 5: DISCONNECT 0xA0
  *   Maximum connect time; 3.1.1: closed). A time already past refuses the connection.
  * - `rate`: this client's inbound rate limits, over the listener's (or `limits.rate`): per user, say.
- * - `maxPayloadBytes`: this client's largest payload, instead of `limits.maxPayloadBytes`.
+ * - `maxPayloadBytes`, `maxRetained`: this client's largest payload and retained messages, instead of the limits'.
  */
 export interface Grant {
   decision: 'allow'
@@ -44,6 +44,8 @@ export interface Grant {
   expiresAt?: number
   rate?: RateLimitInput
   maxPayloadBytes?: number
+  /** Retained messages this client may keep, instead of `limits.maxRetainedPerClient`. */
+  maxRetained?: number
 }
 export type Decision = 'allow' | 'deny' | 'abstain' | Denial | Grant
 

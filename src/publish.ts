@@ -24,6 +24,9 @@ export interface PublishTarget {
   readonly logger: Logger
   route(message: Message, cache?: RouteCache): number
   retain(message: Message): void
+  /** Whether a client may keep one more retained message at this topic (limits.maxRetainedPerClient, or its grant). */
+  mayRetain(origin: string, topic: string, max: number): boolean
+  readonly limits: { maxRetainedPerClient: number }
 }
 
 /** A message taken: how many sessions it reached, and what to wait on before it is durable (null: nothing). */
@@ -48,11 +51,12 @@ export interface Publisher {
   /** True once the publisher has gone (its connection closed while a decision was pending): nothing is routed. */
   readonly gone: boolean
   /** What was granted at connect (plugin.ts Grant): an ACL checked before the plugins; null when none. */
-  readonly granted?: { acl: ClientRules | null } | null
+  readonly granted?: { acl: ClientRules | null; maxRetained?: number | undefined } | null
 }
 
 const SYS_REFUSED: Refused = { accepted: false, reasonCode: Reason.NotAuthorized, reasonString: '$SYS topics are written by the broker only' }
 const NOT_GRANTED: Refused = { accepted: false, reasonCode: Reason.NotAuthorized, reasonString: 'not allowed by the access granted at connect' }
+const RETAIN_QUOTA: Refused = { accepted: false, reasonCode: Reason.QuotaExceeded, reasonString: 'retained messages over this client\'s quota' }
 const GONE: Refused = { accepted: false, reasonCode: undefined, reasonString: 'the publisher went away while the plugins decided' }
 
 /**
@@ -72,6 +76,10 @@ export function publish(broker: PublishTarget, message: Message, client: Publish
   if (message.topic.startsWith('$SYS/') || message.topic === '$SYS') return SYS_REFUSED
   const acl = client.granted?.acl
   if (acl && !mayPublish(acl, message.topic)) return NOT_GRANTED
+  if (message.retain && message.payload.length > 0 && message.origin !== undefined) {
+    const max = client.granted?.maxRetained ?? broker.limits.maxRetainedPerClient
+    if (max > 0 && !broker.mayRetain(message.origin, message.topic, max)) return RETAIN_QUOTA
+  }
   const hooks = broker.plugins.authorizePublish
   if (hooks.length === 0) return deliver(broker, message, cache, taken, true)
   return authorize(broker, message, client, cache)

@@ -19,6 +19,8 @@ export class Retainer {
    */
   private readonly expiring = new Map<string, number>()
   private nextPurge = 0
+  /** Retained messages held per client that published them (for `limits.maxRetainedPerClient`). */
+  private readonly perClient = new Map<string, number>()
 
   constructor(
     readonly index: RetainedStore,
@@ -42,6 +44,7 @@ export class Retainer {
       }
       this.index.set(message.topic, { ...message, owned: true })
       if (message.expiresAt > 0) this.expiring.set(message.topic, message.expiresAt)
+      this.count(message.origin, 1)
       loaded++
     }
     return loaded
@@ -50,6 +53,10 @@ export class Retainer {
   /** Stores or clears (empty payload [MQTT-3.3.1-6, -7]) the retained message for the topic. */
   retain(message: Message): void {
     const kept = message.payload.length === 0 ? null : own({ ...message, retain: true, encoded: undefined, encodedMore: undefined, remote: undefined })
+    if (this.perClient.size > 0 || kept?.origin !== undefined) {
+      this.count(this.index.get(message.topic)?.origin, -1)
+      this.count(kept?.origin, 1)
+    }
     this.index.set(message.topic, kept)
     if (kept && kept.expiresAt > 0) this.expiring.set(message.topic, kept.expiresAt)
     else if (this.expiring.size > 0) this.expiring.delete(message.topic)
@@ -91,8 +98,25 @@ export class Retainer {
     }
   }
 
+  /**
+   * Whether `origin` may keep one more retained message at `topic` under a quota of `max` (0: none): replacing one
+   * of its own, or clearing, always may.
+   */
+  mayKeep(origin: string, topic: string, max: number): boolean {
+    if (max === 0 || (this.perClient.get(origin) ?? 0) < max) return true
+    return this.index.get(topic)?.origin === origin
+  }
+
+  private count(origin: string | undefined, by: 1 | -1): void {
+    if (origin === undefined) return
+    const n = (this.perClient.get(origin) ?? 0) + by
+    if (n > 0) this.perClient.set(origin, n)
+    else this.perClient.delete(origin)
+  }
+
   /** An expired retained message leaves memory and the retained store. */
   private clear(topic: string): void {
+    this.count(this.index.get(topic)?.origin, -1)
     this.index.set(topic, null)
     this.expiring.delete(topic)
     if (!topic.startsWith('$SYS/')) this.plugins.retainedStore?.set(topic, null)

@@ -56,6 +56,7 @@ describe('config schema', () => {
       connectRatePerIp: 0,
       maxSubscriptionsPerClient: 10000,
       maxMessageExpirySeconds: 0,
+      maxRetainedPerClient: 0,
       maxPayloadBytes: 0,
       rate: { messagesPerSecond: 0, bytesPerSecond: 0, action: 'pause' },
     })

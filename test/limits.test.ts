@@ -156,6 +156,30 @@ for (const { name, start: startBroker } of profiles) describe(`limits (${name})`
     for (const c of [sub, v5, v4]) c.end()
     await b.close()
   })
+
+  test('maxRetainedPerClient: past it a retained PUBLISH gets PUBACK 0x97; replacing or clearing one of its own always may', async () => {
+    const b = await startBroker({ limits: { maxRetainedPerClient: 2 } })
+    const c = await RawClient.connected(b.port, 5, { clientId: 'keeper' })
+    let id = 0
+    const retain = async (topic: string, payload: string) => {
+      c.send({ cmd: 'publish', topic, payload: Buffer.from(payload), qos: 1, messageId: ++id, retain: true, dup: false })
+      return ((await c.next('puback')) as IPubackPacket).reasonCode
+    }
+    expect(await retain('r/a', '1')).toBe(0x10)
+    expect(await retain('r/b', '1')).toBe(0x10)
+    expect(await retain('r/c', '1')).toBe(0x97)
+    expect(await retain('r/a', '2')).toBe(0x10) // its own, replaced
+    expect(await retain('r/b', '')).toBe(0x10) // cleared: room again
+    expect(await retain('r/c', '1')).toBe(0x10)
+    const sub = await RawClient.connected(b.port, 5)
+    sub.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'r/#', qos: 0 }] })
+    await sub.next('suback')
+    const kept = [(await sub.next('publish')) as IPublishPacket, (await sub.next('publish')) as IPublishPacket].map((p) => `${p.topic}=${p.payload.toString()}`).sort()
+    expect(kept).toEqual(['r/a=2', 'r/c=1'])
+    c.end()
+    sub.end()
+    await b.close()
+  })
 })
 
 describe('limits granted by a plugin at connect', () => {
