@@ -58,7 +58,7 @@ export class Client implements ConnectionHandler, PacketSink, OutboundOwner, Pub
    * What an authenticate hook granted this connection (plugin.ts Grant): its ACL, checked before the authorize hooks,
    * and the timer that ends its access; null when nothing was granted (most clients).
    */
-  granted: { acl: ClientRules | null; timer: Timer | undefined; maxPayloadBytes: number | undefined; maxRetained: number | undefined; rate: RateLimitInput | undefined } | null = null
+  granted: { acl: ClientRules | null; timer: Timer | undefined; maxPayloadBytes: number | undefined; maxRetained: number | undefined; maxSubscriptions: number | undefined; rate: RateLimitInput | undefined } | null = null
   /** The listener's own rate limits, when it has some (else `limits.rate`): the bucket is made at CONNECT. */
   listenerRate: RateConfig | undefined = undefined
   /** Inbound rate limits, once connected with any (rate.ts); null for most clients. */

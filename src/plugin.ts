@@ -36,7 +36,7 @@ export interface Denial {
  * - `expiresAt` (epoch ms): when the client's access ends; the broker disconnects it then (MQTT 5: DISCONNECT 0xA0
  *   Maximum connect time; 3.1.1: closed). A time already past refuses the connection.
  * - `rate`: this client's inbound rate limits, over the listener's (or `limits.rate`): per user, say.
- * - `maxPayloadBytes`, `maxRetained`: this client's largest payload and retained messages, instead of the limits'.
+ * - `maxPayloadBytes`, `maxRetained`, `maxSubscriptions`: this client's own limits, instead of the broker's.
  */
 export interface Grant {
   decision: 'allow'
@@ -46,6 +46,8 @@ export interface Grant {
   maxPayloadBytes?: number
   /** Retained messages this client may keep, instead of `limits.maxRetainedPerClient`. */
   maxRetained?: number
+  /** Subscriptions this client may hold, instead of `limits.maxSubscriptionsPerClient`. */
+  maxSubscriptions?: number
 }
 export type Decision = 'allow' | 'deny' | 'abstain' | Denial | Grant
 

@@ -183,14 +183,16 @@ for (const { name, start: startBroker } of profiles) describe(`limits (${name})`
 })
 
 describe('limits granted by a plugin at connect', () => {
-  test('a plugin raises one user\'s rate limit and payload limit above the broker\'s', async () => {
-    const vip: Plugin = { name: 'vip', authenticate: (request) => (request.username === 'vip' ? { decision: 'allow', rate: { messagesPerSecond: 1000 }, maxPayloadBytes: 1024 } : 'abstain') }
-    const b = await startBareBroker({ limits: { rate: { messagesPerSecond: 5, action: 'disconnect' }, maxPayloadBytes: 8 }, plugins: [vip] })
+  test('a plugin raises one user\'s rate, payload and subscription limits above the broker\'s', async () => {
+    const vip: Plugin = { name: 'vip', authenticate: (request) => (request.username === 'vip' ? { decision: 'allow', rate: { messagesPerSecond: 1000 }, maxPayloadBytes: 1024, maxSubscriptions: 3 } : 'abstain') }
+    const b = await startBareBroker({ limits: { rate: { messagesPerSecond: 5, action: 'disconnect' }, maxPayloadBytes: 8, maxSubscriptionsPerClient: 1 }, plugins: [vip] })
     const flood = (c: RawClient) => c.sendBytes(Buffer.concat(Array.from({ length: 20 }, () => mqttPacket.generate({ cmd: 'publish', topic: 'x', payload: Buffer.alloc(100), qos: 0, retain: false, dup: false }, { protocolVersion: 5 }))))
     const big = await RawClient.connected(b.port, 5, { username: 'vip', password: Buffer.from('x') })
     flood(big)
     big.send({ cmd: 'publish', topic: 'y', payload: Buffer.alloc(1000), qos: 1, messageId: 1, retain: false, dup: false })
     expect(((await big.next('puback')) as IPubackPacket).reasonCode).toBe(0x10) // within its own limits, still connected
+    big.send({ cmd: 'subscribe', messageId: 2, subscriptions: ['a', 'b', 'c', 'd'].map((topic) => ({ topic, qos: 0 as const })) })
+    expect(((await big.next('suback')) as ISubackPacket).granted).toEqual([0, 0, 0, 0x97]) // three, not the broker's one
     const plain = await RawClient.connected(b.port, 5)
     flood(plain)
     expect(((await plain.next('disconnect')) as IDisconnectPacket).reasonCode).toBe(0x96)

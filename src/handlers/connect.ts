@@ -153,9 +153,9 @@ export function handleConnect(client: Client, packet: ConnectPacket): void | Pro
   const settle = (verdict: Verdict): void | Promise<void> => {
     if (client.state !== 'connecting') return // the socket went away while we were deciding
     if (verdict.allowed && verdict.grant) {
-      const { acl, expiresAt, maxPayloadBytes, maxRetained, rate } = verdict.grant
+      const { acl, expiresAt, maxPayloadBytes, maxRetained, maxSubscriptions, rate } = verdict.grant
       if (expiresAt !== undefined && expiresAt <= broker.clock.now()) return refuse(client, Reason.NotAuthorized, 'access expired')
-      client.granted = { acl: acl ? addRules(emptyRules(), acl, { username: client.username, clientId }) : null, timer: undefined, maxPayloadBytes, maxRetained, rate }
+      client.granted = { acl: acl ? addRules(emptyRules(), acl, { username: client.username, clientId }) : null, timer: undefined, maxPayloadBytes, maxRetained, maxSubscriptions, rate }
       if (expiresAt !== undefined) {
         // MQTT 5: 0xA0 Maximum connect time, the code for "the connection was allowed this long"; 3.1.1 is closed.
         client.granted.timer = broker.clock.setTimeout(() => client.disconnect(Reason.MaximumConnectTime, 'access expired'), expiresAt - broker.clock.now())

@@ -68,7 +68,7 @@ function complete(client: Client, messageId: number, requests: Array<Subscriptio
       broker.logger.debug('subscribe.denied', { clientId: client.clientId, filter: subscriptionKey(sub) })
       return granted.push(client.version === 5 ? refusalCode('suback', verdict.reasonCode, Reason.NotAuthorized) : 0x80)
     }
-    if (session.subscriptions.size >= broker.limits.maxSubscriptionsPerClient && !session.subscriptions.has(subscriptionKey(sub))) {
+    if (session.subscriptions.size >= (client.granted?.maxSubscriptions ?? broker.limits.maxSubscriptionsPerClient) && !session.subscriptions.has(subscriptionKey(sub))) {
       return granted.push(client.version === 5 ? Reason.QuotaExceeded : 0x80)
     }
     const existed = broker.subscribe(session, sub)
