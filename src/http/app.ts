@@ -13,6 +13,9 @@ import { mergeMetrics, prometheus } from './metrics.ts'
 import { openApiDocument } from './openapi.ts'
 import { BanBody, BanKindSchema, CLUSTER_TOTALS, type ClientItem, type NodeStats, PublishBody, PublishQuery } from './schemas.ts'
 import { uiPage } from './ui.ts'
+import { consolePage, VIEWS } from './console/page.tsx'
+import { streamSSE } from 'hono/streaming'
+import { join } from 'node:path'
 import type { BrokerView, PublishInput } from './view.ts'
 
 export interface AppOptions {
@@ -24,6 +27,15 @@ export interface AppOptions {
 }
 
 const MQTT_BROWSER_BUNDLE = Bun.resolveSync('mqtt/dist/mqtt.min', import.meta.dir)
+/** What the console's pages load, all from the package (no CDN: it works offline). */
+const CONSOLE_ASSETS: Array<[string, string, string]> = [
+  ['console.js', join(import.meta.dir, 'console', 'console.js'), 'text/javascript'],
+  ['console.css', join(import.meta.dir, 'console', 'console.css'), 'text/css'],
+  ['uplot.iife.min.js', Bun.resolveSync('uplot/dist/uPlot.iife.min.js', import.meta.dir), 'text/javascript'],
+  ['uplot.min.css', Bun.resolveSync('uplot/dist/uPlot.min.css', import.meta.dir), 'text/css'],
+]
+/** A live stream drops messages for a reader this many writes behind (it is a view, not a delivery guarantee). */
+const STREAM_BACKLOG = 1000
 
 export function createHttpApp(view: BrokerView, config: HttpConfig, options: AppOptions): Hono<Env> {
   const app = new Hono<Env>()
@@ -39,10 +51,15 @@ export function createHttpApp(view: BrokerView, config: HttpConfig, options: App
   app.get('/healthz', (c) => c.json({ status: 'ok' }))
   app.get('/readyz', (c) => (options.ready() && !view.closing ? c.json({ status: 'ready' }) : c.json({ status: 'not ready' }, 503)))
   app.get('/openapi.json', (c) => c.json(openApiDocument()))
+  // The web console (console/): its pages and assets are open; the data it shows comes from the API, under its auth.
+  app.get('/', (c) => c.redirect('/ui/overview'))
+  app.get('/ui', (c) => c.redirect('/ui/overview'))
+  for (const { id } of VIEWS) app.get(`/ui/${id}`, (c) => c.html(consolePage(id)))
+  for (const [name, file, type] of CONSOLE_ASSETS) app.get(`/ui/assets/${name}`, () => new Response(Bun.file(file), { headers: { 'content-type': type, 'cache-control': 'max-age=3600' } }))
   if (config.websocketPath !== false) {
+    // MQTT over WebSocket from a browser page (MQTT.js's browser bundle): a demo of the WebSocket listener.
     const page = uiPage(config.websocketPath)
-    app.get('/', (c) => c.html(page))
-    app.get('/ui', (c) => c.html(page))
+    app.get('/ui/websocket', (c) => c.html(page))
     app.get('/ui/mqtt.min.js', () => new Response(Bun.file(MQTT_BROWSER_BUNDLE), { headers: { 'content-type': 'text/javascript' } }))
   }
 
@@ -139,5 +156,40 @@ export function createHttpApp(view: BrokerView, config: HttpConfig, options: App
     return c.json({ ...view.stats(), cluster: { nodes, totals } })
   })
   app.get('/api/v1/plugins', requireScope('read'), (c) => c.json({ plugins: view.plugins() }))
+
+  // Live streams (server-sent events) for the console: this node's figures every second, and the messages a filter matches.
+  app.get('/api/v1/stream/stats', requireScope('read'), (c) =>
+    streamSSE(c, async (stream) => {
+      while (!stream.aborted && !view.closing) {
+        await stream.writeSSE({ data: JSON.stringify({ t: Date.now(), ...view.stats() }) })
+        await stream.sleep(1000)
+      }
+    }),
+  )
+  app.get('/api/v1/stream/messages', requireScope('read'), (c) => {
+    const filter = c.req.query('filter') ?? '#'
+    const invalid = view.filterError(filter)
+    if (invalid) return c.json(bad(`filter: ${invalid}`), 400)
+    return streamSSE(c, async (stream) => {
+      // Messages wait here for the stream's own loop to write them (writes from the listener itself were held back).
+      const waiting: unknown[] = []
+      let wake: (() => void) | null = null
+      const stop = view.watch(filter, (message) => {
+        if (waiting.length >= STREAM_BACKLOG) return // a reader this far behind misses messages
+        waiting.push(message)
+        wake?.()
+      })
+      stream.onAbort(stop)
+      await stream.write(': watching\n\n') // the response starts now (headers go with the first bytes)
+      while (!stream.aborted && !view.closing) {
+        // A comment line after 5 s of quiet: the connection stays open (Bun.serve ends a request idle for 10 s).
+        if (waiting.length === 0) await Promise.race([new Promise<void>((resolve) => (wake = resolve)), stream.sleep(5000)])
+        wake = null
+        if (waiting.length === 0) await stream.write(': ping\n\n')
+        for (const message of waiting.splice(0)) await stream.writeSSE({ data: JSON.stringify(message) })
+      }
+      stop()
+    })
+  })
   return app
 }

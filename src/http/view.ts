@@ -10,7 +10,7 @@ import { publish } from '../publish.ts'
 import { Reason } from '../protocol/reason.ts'
 import { topicFilterError, topicNameError } from '../protocol/validate.ts'
 import { VERSION } from '../sys.ts'
-import { subscriptionKey } from '../topics/trie.ts'
+import { filterMatches, subscriptionKey } from '../topics/trie.ts'
 import type { z } from 'zod'
 import type { Ban, BanKind } from '../bans.ts'
 import type { BanBody, BanItem, ClientItem, RetainedItem, Stats, SubscriptionItem } from './schemas.ts'
@@ -144,6 +144,18 @@ export class BrokerView {
     }
     const plugins = this.plugins().map((p): [string, Record<string, number>] => [p.name, p.metrics])
     return { queued, inflight, receivedByQoS: this.broker.stats.receivedByQoS, sentByQoS: this.broker.stats.sentByQoS, plugins }
+  }
+
+  /** Why a topic filter is invalid, or null. */
+  filterError(filter: string): string | null {
+    return topicFilterError(filter, this.broker.limits)
+  }
+
+  /** Calls `listener` with each message routed here that `filter` matches (payload in base64); returns how to stop. */
+  watch(filter: string, listener: (message: { topic: string; payload: string; qos: number; retain: boolean; properties: Record<string, unknown> | undefined }) => void): () => void {
+    return this.broker.on('message', (m) => {
+      if (filterMatches(filter, m.topic)) listener({ topic: m.topic, payload: m.payload.toString('base64'), qos: m.qos, retain: m.retain, properties: m.properties ? propertiesToJson(m.properties) : undefined })
+    })
   }
 
   /** Every plugin, with what it reports as metrics ({} when it reports none). */
