@@ -107,7 +107,7 @@ export function createBroker(config: UserConfig = {}, options: CreateBrokerOptio
       }
       const http = resolved.http
       if (http || cluster) lag = startLagMonitor()
-      if (http) opened('http', listenHttp(broker, view, http, { lagSeconds: () => lag?.lagSeconds() ?? 0, ready: () => ready, gather: cluster?.gather }), http.tls !== undefined, http.websocketPath || undefined)
+      if (http) opened('http', listenHttp(broker, view, http, { lagSeconds: () => lag?.lagSeconds() ?? 0, ready: () => ready, gather: cluster?.gather, listeners: () => addresses }), http.tls !== undefined, http.websocketPath || undefined)
       stopSys = startSysPublisher(broker, resolved.sys.intervalSeconds)
       ready = true
       return addresses

@@ -28,6 +28,8 @@ export interface Attachment {
   readonly info: ClientInfo
   /** When the socket was accepted, by the broker's clock (epoch ms): the CONNECT timeout counts from it, takeovers across nodes order by it. */
   readonly acceptedAt: number
+  /** Keep alive in milliseconds; 0 = none (shown by the HTTP API). */
+  readonly keepAliveMs: number
   /** Most unacknowledged QoS 1/2 messages the client takes (its Receive Maximum, capped by config). */
   readonly sendWindow: number
   readonly outbound: { readonly bufferedBytes: number }

@@ -72,6 +72,7 @@ describe.skipIf(!executablePath)('the UI page in headless Chromium', () => {
     try {
       await page.waitForFunction(`Number(document.getElementById('chart').dataset.points) >= 2 && Number(document.getElementById('chart').dataset.lastIn) > 0`, undefined, { timeout: 15000 })
       expect(await page.locator('[data-fact="Clients connected"]').textContent()).toMatch(/^\d+$/)
+      expect(await page.locator('[data-fact="Listeners"]').textContent()).toContain(`tcp 127.0.0.1:${b.port}`)
       await shot(page, 'overview')
     } finally {
       running = false

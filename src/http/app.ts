@@ -22,6 +22,8 @@ export interface AppOptions {
   lagSeconds: () => number
   /** Whether the listeners are up (for /readyz). */
   ready: () => boolean
+  /** Where this node listens (for /api/v1/stats). */
+  listeners?: () => ReadonlyArray<{ type: string; host: string; port: number; tls: boolean }>
   /** In a cluster: every node's answer to a question (null while NATS is away). */
   gather?: (what: ClusterQuestion) => Promise<NodeAnswer[] | null>
 }
@@ -150,10 +152,11 @@ export function createHttpApp(view: BrokerView, config: HttpConfig, options: App
   app.get('/api/v1/subscriptions', requireScope('read'), (c) => c.json({ subscriptions: view.subscriptions() }))
   app.get('/api/v1/stats', requireScope('read'), async (c) => {
     const answers = await everyNode('stats', c.req.query('local'))
-    if (!answers) return c.json(view.stats())
+    const listeners = options.listeners?.()
+    if (!answers) return c.json({ ...view.stats(), listeners })
     const nodes = answers.map((a) => a.data as z.input<typeof NodeStats>)
     const totals = Object.fromEntries(CLUSTER_TOTALS.map((key) => [key, nodes.reduce((sum, n) => sum + (n[key] ?? 0), 0)]))
-    return c.json({ ...view.stats(), cluster: { nodes, totals } })
+    return c.json({ ...view.stats(), listeners, cluster: { nodes, totals } })
   })
   app.get('/api/v1/plugins', requireScope('read'), (c) => c.json({ plugins: view.plugins() }))
 

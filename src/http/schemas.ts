@@ -66,6 +66,8 @@ export const ClientItem = z.object({
   protocolVersion: z.number().int().nullable(),
   address: z.string().nullable(),
   connectedSince: z.string().nullable().describe('ISO time of the current connection'),
+  keepAliveSeconds: z.number().nullable().describe('the keep alive in force (null when offline)'),
+  sessionExpirySeconds: z.number().describe('Session Expiry Interval (4294967295: never; 0: ends with the connection)'),
   subscriptions: z.number().int(),
   queued: z.number().int(),
   inflight: z.number().int(),
@@ -103,6 +105,7 @@ export const NodeStats = z.object({
 export const CLUSTER_TOTALS = ['clientsConnected', 'sessions', 'subscriptions', 'messagesReceived', 'messagesSent', 'messagesDropped', 'bytesReceived', 'bytesSent'] as const
 
 export const Stats = NodeStats.extend({
+  listeners: z.array(z.object({ type: z.string(), host: z.string(), port: z.number().int(), tls: z.boolean() })).optional().describe('where this node listens'),
   cluster: z
     .object({
       nodes: z.array(NodeStats).describe('every node that answered, this one included'),

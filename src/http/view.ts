@@ -84,6 +84,8 @@ export class BrokerView {
         protocolVersion: c?.info.protocolVersion ?? null,
         address: c?.info.address ?? null,
         connectedSince: c ? new Date(c.acceptedAt).toISOString() : null,
+        keepAliveSeconds: c ? c.keepAliveMs / 1000 : null,
+        sessionExpirySeconds: s.expiryInterval,
         subscriptions: s.subscriptions.size,
         queued: s.queue.length,
         inflight: s.inflight.size,

@@ -128,6 +128,7 @@
           ['Retained', stats.retained],
           ['Dropped', stats.messagesDropped],
           ['Plugins', plugins.map((p) => p.name).join(', ') || 'none'],
+          ['Listeners', (stats.listeners ?? []).map((l) => `${l.type}${l.tls ? '+tls' : ''} ${l.host}:${l.port}`).join(', ') || '—'],
         ]
         facts.replaceChildren(...rows.map(([k, v]) => el('div', {}, el('dt', {}, k), el('dd', { 'data-fact': k }, String(v)))))
         $('nodes').replaceChildren(...(stats.cluster?.nodes ?? []).map((n) => el('li', {}, `${n.node}: ${n.clientsConnected} clients, ${n.messagesReceived} messages in`)))
@@ -139,18 +140,21 @@
       }
       await load()
       setInterval(load, 5000)
-      // The chart: one point a second from the stats stream, five minutes kept.
-      const points = [[], [], [], []]
+      // The charts: one point a second from the stats stream, five minutes kept.
+      const width = Math.min(960, $('chart').clientWidth || 800)
+      const points = [[], [], [], [], []]
       const chart = new uPlot(
         {
-          width: Math.min(960, $('chart').clientWidth || 800),
-          height: 260,
-          series: [{}, { label: 'in /s', stroke: '#0b63c9' }, { label: 'out /s', stroke: '#1f8a4c' }, { label: 'connections', stroke: '#9a6700', scale: 'n' }],
+          width,
+          height: 240,
+          series: [{}, { label: 'in /s', stroke: '#0b63c9' }, { label: 'out /s', stroke: '#1f8a4c' }, { label: 'dropped /s', stroke: '#b3261e' }, { label: 'connections', stroke: '#9a6700', scale: 'n' }],
           axes: [{}, {}, { scale: 'n', side: 1 }],
         },
         points,
         $('chart'),
       )
+      const bytes = [[], [], []]
+      const bytesChart = new uPlot({ width, height: 180, series: [{}, { label: 'bytes in /s', stroke: '#0b63c9' }, { label: 'bytes out /s', stroke: '#1f8a4c' }] }, bytes, $('bytes-chart'))
       let last = null
       follow('/api/v1/stream/stats', (s) => {
         if (last) {
@@ -158,9 +162,14 @@
           points[0].push(s.t / 1000)
           points[1].push((s.messagesReceived - last.messagesReceived) / dt)
           points[2].push((s.messagesSent - last.messagesSent) / dt)
-          points[3].push(s.clientsConnected)
-          if (points[0].length > 300) for (const p of points) p.shift()
+          points[3].push((s.messagesDropped - last.messagesDropped) / dt)
+          points[4].push(s.clientsConnected)
+          bytes[0].push(s.t / 1000)
+          bytes[1].push((s.bytesReceived - last.bytesReceived) / dt)
+          bytes[2].push((s.bytesSent - last.bytesSent) / dt)
+          for (const series of [points, bytes]) if (series[0].length > 300) for (const p of series) p.shift()
           chart.setData(points)
+          bytesChart.setData(bytes)
           $('chart').dataset.points = String(points[0].length)
           $('chart').dataset.lastIn = String(points[1].at(-1))
         }
@@ -186,9 +195,11 @@
               el('td', {}, c.address ?? ''),
               el('td', {}, c.protocolVersion ? (c.protocolVersion === 5 ? '5.0' : c.protocolVersion === 4 ? '3.1.1' : '3.1') : ''),
               el('td', {}, c.connected ? new Date(c.connectedSince).toLocaleString() : 'offline'),
+              el('td', {}, c.keepAliveSeconds === null || c.keepAliveSeconds === undefined ? '' : c.keepAliveSeconds === 0 ? 'none' : `${c.keepAliveSeconds} s`),
               el('td', {}, String(c.subscriptions)),
               el('td', {}, String(c.queued)),
               el('td', {}, String(c.inflight)),
+              el('td', {}, c.sessionExpirySeconds === 4294967295 ? 'never' : `${c.sessionExpirySeconds} s`),
               el('td', {}, c.connected ? el('button', { type: 'button', class: 'quiet', 'aria-label': `disconnect ${c.clientId}`, onclick: () => disconnect(c.clientId) }, 'Disconnect') : null),
             ),
           ),

@@ -55,7 +55,11 @@ const Overview: FC = () => (
     <dl id="facts" class="facts"></dl>
     <section aria-labelledby="rates-title">
       <h2 id="rates-title">Messages per second (last 5 minutes)</h2>
-      <div id="chart" class="chart" role="img" aria-label="messages in and out per second"></div>
+      <div id="chart" class="chart" role="img" aria-label="messages in, out and dropped per second, and connections"></div>
+    </section>
+    <section aria-labelledby="bytes-title">
+      <h2 id="bytes-title">Bytes per second</h2>
+      <div id="bytes-chart" class="chart" role="img" aria-label="bytes in and out per second"></div>
     </section>
     <section aria-labelledby="nodes-title">
       <h2 id="nodes-title">Cluster nodes</h2>
@@ -72,7 +76,7 @@ const Clients: FC = () => (
       <table id="clients">
         <thead>
           <tr>
-            <th>Client id</th><th>Node</th><th>Username</th><th>Address</th><th>Protocol</th><th>Connected since</th><th>Subscriptions</th><th>Queued</th><th>In flight</th><th><span class="sr">Actions</span></th>
+            <th>Client id</th><th>Node</th><th>Username</th><th>Address</th><th>Protocol</th><th>Connected since</th><th>Keep alive</th><th>Subscriptions</th><th>Queued</th><th>In flight</th><th>Session expiry</th><th><span class="sr">Actions</span></th>
           </tr>
         </thead>
         <tbody></tbody>
