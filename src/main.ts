@@ -1,24 +1,71 @@
 /**
- * Process entry: `bun src/main.ts [--config path] [--port n] [--nodes n|auto]`.
+ * Process entry: `midge [--config path] [--port n] [--nodes n|auto]`, `midge init`, `midge --version`, `midge --help`
+ * (`bun src/main.ts ...` from a checkout, the `midge` command of the npm package, or the single executable).
  * Loads the config, starts the broker and shuts it down gracefully on SIGINT/SIGTERM. With `--nodes`, runs that many
  * nodes of the config as one cluster on this machine instead (nodes.ts).
  */
+import { existsSync, writeFileSync } from 'node:fs'
 import { availableParallelism } from 'node:os'
+import { resolve } from 'node:path'
 import { parseArgs } from 'node:util'
-import { loadConfig } from './config.ts'
+import { loadConfig, resolveConfig } from './config.ts'
 import { ConfigError } from './errors.ts'
 import { createLogger } from './logger.ts'
 import { createBroker } from './midge.ts'
 import { asNode, nodePlace, runNodes } from './nodes.ts'
+import * as midgePackage from './package.ts'
+import { VERSION } from './sys.ts'
+import { CONFIG_TEMPLATE, usersTemplate } from './templates.ts'
+
+const HELP = `midge ${VERSION}: an MQTT 3.1.1 and 5.0 broker, configured and extended in TypeScript
+
+usage: midge [options]          start a broker from ./mqtt.config.ts (or built-in defaults when there is none)
+       midge init               write a commented mqtt.config.ts and a users.json here
+       midge hash-password <p>  print an argon2id hash of a password, for users.json
+       midge --version | --help
+
+options:
+  -c, --config <path>   the config file (or MQTT_CONFIG)
+  -p, --port <n>        port of the first TCP listener (or PORT)
+      --nodes <n|auto>  run n nodes (auto: one per core) as one cluster on a local NATS
+docs: https://github.com/midge-mqtt/midge#readme`
+
+/** Without a config file: MQTT on 127.0.0.1:1883 and the HTTP API and console on 127.0.0.1:8080, as `midge init` writes. */
+const DEFAULTS = { listeners: [{ type: 'tcp' as const, host: '127.0.0.1', port: 1883 }], http: { host: '127.0.0.1', port: 8080, anonymousScopes: ['read' as const, 'publish' as const] } }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({
+  const { values, positionals } = parseArgs({
     args: Bun.argv.slice(2),
-    options: { config: { type: 'string', short: 'c' }, port: { type: 'string', short: 'p' }, nodes: { type: 'string' } },
+    options: { config: { type: 'string', short: 'c' }, port: { type: 'string', short: 'p' }, nodes: { type: 'string' }, version: { type: 'boolean', short: 'v' }, help: { type: 'boolean', short: 'h' } },
+    allowPositionals: true,
     strict: true,
   })
-  const path = values.config ?? process.env.MQTT_CONFIG ?? 'mqtt.config.ts'
-  const loaded = await loadConfig(path, { port: values.port ?? process.env.PORT, httpPort: process.env.HTTP_PORT })
+  if (values.version) return void console.log(VERSION)
+  if (values.help) return void console.log(HELP)
+  if (positionals[0] === 'init') return init()
+  if (positionals[0] === 'hash-password') {
+    if (!positionals[1]) throw new ConfigError('usage: midge hash-password <password>')
+    return void console.log(await Bun.password.hash(positionals[1]))
+  }
+  if (positionals.length > 0) throw new ConfigError(`unknown command ${positionals[0]} (try midge --help)`)
+
+  // A config imports the API and the bundled plugins as 'midge', whether or not the package is installed beside it.
+  Bun.plugin({
+    name: 'midge',
+    setup(build) {
+      build.module('midge', () => ({ exports: midgePackage, loader: 'object' }))
+    },
+  })
+  const named = values.config ?? process.env.MQTT_CONFIG
+  const path = named ?? 'mqtt.config.ts'
+  const overrides = { port: values.port ?? process.env.PORT, httpPort: process.env.HTTP_PORT }
+  let loaded
+  if (named === undefined && !existsSync(path)) {
+    loaded = resolveConfig(overridden(overrides))
+    createLogger(loaded.log.level).info('config.default', { reason: `no ${resolve(path)}`, hint: 'midge init writes one to edit' })
+  } else {
+    loaded = await loadConfig(path, overrides)
+  }
   if (values.nodes !== undefined) {
     const count = values.nodes === 'auto' ? availableParallelism() : Number(values.nodes)
     if (!Number.isInteger(count) || count < 1 || count > 256) throw new ConfigError(`--nodes: expected a number of nodes (1-256) or "auto", got ${values.nodes}`)
@@ -46,3 +93,21 @@ main().catch((error: unknown) => {
   else console.error('midge: failed to start:', error instanceof Error ? error.message : error)
   process.exit(1)
 })
+
+/** The built-in defaults with --port / PORT / HTTP_PORT applied. */
+function overridden(overrides: { port?: string; httpPort?: string }) {
+  const port = (value: string | undefined, fallback: number) => (value === undefined ? fallback : /^\d+$/.test(value) ? Number(value) : (value as unknown as number))
+  return { ...DEFAULTS, listeners: [{ ...DEFAULTS.listeners[0]!, port: port(overrides.port, 1883) }], http: { ...DEFAULTS.http, port: port(overrides.httpPort, 8080) } }
+}
+
+/** `midge init`: a commented config and a users file to start from, here; never over existing files. */
+function init(): void {
+  const files: Array<[string, string]> = [
+    ['mqtt.config.ts', CONFIG_TEMPLATE],
+    ['users.json', usersTemplate()],
+  ]
+  const existing = files.filter(([name]) => existsSync(name)).map(([name]) => name)
+  if (existing.length > 0) throw new ConfigError(`midge init: ${existing.join(' and ')} already here; nothing written`)
+  for (const [name, text] of files) writeFileSync(name, text)
+  console.log(`wrote ${files.map(([name]) => resolve(name)).join(' and ')}\nstart with: midge   (or bun src/main.ts in a checkout)`)
+}

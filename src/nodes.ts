@@ -65,7 +65,9 @@ export async function runNodes(path: string, count: number, config: ResolvedConf
   let stopping = false
   const nodes: Array<ReturnType<typeof Bun.spawn> | null> = []
   const start = (index: number) => {
-    const proc = Bun.spawn([process.execPath, join(import.meta.dir, 'main.ts'), '--config', path, ...args], {
+    // The single executable runs itself; otherwise Bun runs main.ts.
+    const self = Bun.main.startsWith('/$bunfs/') || Bun.main.includes('~BUN') ? [process.execPath] : [process.execPath, join(import.meta.dir, 'main.ts')]
+    const proc = Bun.spawn([...self, '--config', path, ...args], {
       env: { ...process.env, MIDGE_NODE: `${index}/${count}`, MIDGE_NATS: nats?.url ?? '' },
       stdout: 'inherit',
       stderr: 'inherit',

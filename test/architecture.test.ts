@@ -1,7 +1,8 @@
 /**
  * The core's seams, checked from its imports: the core (sessions, routing, delivery, handlers, protocol, topics,
  * plugin API) depends on no transport, HTTP, cluster, plugin or runtime library, and has no import cycle.
- * The wiring (midge.ts, main.ts and its --nodes supervisor nodes.ts, index.ts), the config schema (config.ts, on zod), the adapters (http/, cluster/,
+ * The wiring (midge.ts, main.ts with its --nodes supervisor nodes.ts and init templates.ts, index.ts and the package
+ * entry package.ts), the config schema (config.ts, on zod), the adapters (http/, cluster/,
  * transport/ but its contract) and plugins/ sit outside it.
  */
 import { describe, expect, test } from 'bun:test'
@@ -10,7 +11,7 @@ import { dirname, join, relative, resolve } from 'node:path'
 import { repoRoot } from './helpers/process.ts'
 
 const src = join(repoRoot, 'src')
-const OUTSIDE = [/^src\/http\//, /^src\/cluster\//, /^src\/transport\/(?!types\.ts$)/, /^src\/(main|midge|index|config|nodes)\.ts$/]
+const OUTSIDE = [/^src\/http\//, /^src\/cluster\//, /^src\/transport\/(?!types\.ts$)/, /^src\/(main|midge|index|config|nodes|package|templates)\.ts$/]
 /** Imports the core may not make: runtime libraries and the adapters. */
 const FORBIDDEN = [/^zod(\/|$)/, /^hono(\/|$)/, /^bun:/, /^@nats-io\//, /^mqtt$/, /^src\/http\//, /^src\/cluster\//, /^src\/transport\/(?!types\.ts$)/, /^plugins\//]
 function sources(dir: string): string[] {

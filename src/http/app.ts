@@ -15,7 +15,11 @@ import { BanBody, BanKindSchema, CLUSTER_TOTALS, type ClientItem, type NodeStats
 import { uiPage } from './ui.ts'
 import { consolePage, VIEWS } from './console/page.tsx'
 import { streamSSE } from 'hono/streaming'
-import { join } from 'node:path'
+import consoleJs from './console/console.js' with { type: 'file' }
+import consoleCss from './console/console.css' with { type: 'file' }
+import uplotJs from 'uplot/dist/uPlot.iife.min.js' with { type: 'file' }
+import uplotCss from 'uplot/dist/uPlot.min.css' with { type: 'file' }
+import mqttBrowserBundle from 'mqtt/dist/mqtt.min.js' with { type: 'file' }
 import type { BrokerView, PublishInput } from './view.ts'
 
 export interface AppOptions {
@@ -28,13 +32,15 @@ export interface AppOptions {
   gather?: (what: ClusterQuestion) => Promise<NodeAnswer[] | null>
 }
 
-const MQTT_BROWSER_BUNDLE = Bun.resolveSync('mqtt/dist/mqtt.min', import.meta.dir)
-/** What the console's pages load, all from the package (no CDN: it works offline). */
+/**
+ * What the console's pages load, all from the package (no CDN: it works offline). Imported as files, so that a
+ * single executable (`bun run build`) carries them too.
+ */
 const CONSOLE_ASSETS: Array<[string, string, string]> = [
-  ['console.js', join(import.meta.dir, 'console', 'console.js'), 'text/javascript'],
-  ['console.css', join(import.meta.dir, 'console', 'console.css'), 'text/css'],
-  ['uplot.iife.min.js', Bun.resolveSync('uplot/dist/uPlot.iife.min.js', import.meta.dir), 'text/javascript'],
-  ['uplot.min.css', Bun.resolveSync('uplot/dist/uPlot.min.css', import.meta.dir), 'text/css'],
+  ['console.js', consoleJs, 'text/javascript'],
+  ['console.css', consoleCss, 'text/css'],
+  ['uplot.iife.min.js', uplotJs, 'text/javascript'],
+  ['uplot.min.css', uplotCss, 'text/css'],
 ]
 /** A live stream drops messages for a reader this many writes behind (it is a view, not a delivery guarantee). */
 const STREAM_BACKLOG = 1000
@@ -62,7 +68,7 @@ export function createHttpApp(view: BrokerView, config: HttpConfig, options: App
     // MQTT over WebSocket from a browser page (MQTT.js's browser bundle): a demo of the WebSocket listener.
     const page = uiPage(config.websocketPath)
     app.get('/ui/websocket', (c) => c.html(page))
-    app.get('/ui/mqtt.min.js', () => new Response(Bun.file(MQTT_BROWSER_BUNDLE), { headers: { 'content-type': 'text/javascript' } }))
+    app.get('/ui/mqtt.min.js', () => new Response(Bun.file(mqttBrowserBundle), { headers: { 'content-type': 'text/javascript' } }))
   }
 
   app.use('*', identify(config, view))

@@ -24,20 +24,27 @@ export const mqttPacket = loadMqttPacket()
  * so every other module still gets the real `debug`).
  */
 function loadMqttPacket(): typeof import('mqtt-packet') {
-  const require = createRequire(import.meta.url)
-  const packetPath = require.resolve('mqtt-packet')
-  if (!require.cache[packetPath]) reuseVarByteInts(packetPath)
-  const debugPath = process.env.DEBUG || require.cache[packetPath] ? null : resolveFrom(packetPath, 'debug')
-  if (!debugPath) return require('mqtt-packet') // logs asked for, loaded already, or a version without `debug`
-  const real = require.cache[debugPath]
+  const local = createRequire(import.meta.url)
+  let packetPath: string
+  try {
+    packetPath = local.resolve('mqtt-packet')
+  } catch {
+    // A single executable (`bun build --compile`): mqtt-packet is bundled (the bundler follows this plain `require`),
+    // with no files to resolve or patch, so it loads as it is (its logger calls included).
+    return require('mqtt-packet')
+  }
+  if (!local.cache[packetPath]) reuseVarByteInts(packetPath)
+  const debugPath = process.env.DEBUG || local.cache[packetPath] ? null : resolveFrom(packetPath, 'debug')
+  if (!debugPath) return local('mqtt-packet') // logs asked for, loaded already, or a version without `debug`
+  const real = local.cache[debugPath]
   const silent = () => {}
   const createDebug = () => Object.assign(silent, { enabled: false })
-  require.cache[debugPath] = { id: debugPath, filename: debugPath, loaded: true, exports: createDebug } as unknown as NodeJS.Module
+  local.cache[debugPath] = { id: debugPath, filename: debugPath, loaded: true, exports: createDebug } as unknown as NodeJS.Module
   try {
-    return require('mqtt-packet')
+    return local('mqtt-packet')
   } finally {
-    if (real) require.cache[debugPath] = real
-    else delete require.cache[debugPath]
+    if (real) local.cache[debugPath] = real
+    else delete local.cache[debugPath]
   }
 }
 
