@@ -1,3 +1,4 @@
+/** @jsxImportSource hono/jsx */
 /**
  * The web console's pages, rendered on the server with hono/jsx: the shell (navigation, the access token, where
  * errors show) and each view's markup. The data comes from the HTTP API, under its own auth (console.js fetches it
