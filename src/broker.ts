@@ -180,7 +180,7 @@ export class Broker implements Acceptor, BrokerContext {
     const key = subscriptionKey(sub)
     const existed = session.subscriptions.has(key)
     this.subscriptions.add(sub)
-    session.subscriptions.set(key, sub)
+    session.setSubscription(key, sub)
     if (session.persistent) this.plugins.sessionStore?.saveSubscription(session.clientId, key, sub)
     const client = session.client
     if (client && this.events.listeners.subscribe.length > 0) this.events.emit('subscribe', client.info, { filter: sub.filter, group: sub.group, qos: sub.qos })
@@ -191,7 +191,7 @@ export class Broker implements Acceptor, BrokerContext {
     const sub = session.subscriptions.get(key)
     if (!sub) return false
     this.subscriptions.remove(sub)
-    session.subscriptions.delete(key)
+    session.deleteSubscription(key)
     if (session.persistent) this.plugins.sessionStore?.deleteSubscription(session.clientId, key)
     const client = session.client
     if (client && this.events.listeners.unsubscribe.length > 0) this.events.emit('unsubscribe', client.info, { filter: sub.filter, group: sub.group })

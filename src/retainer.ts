@@ -81,8 +81,7 @@ export class Retainer {
         this.dropped(session.clientId, message, 'session queue full (retained)')
         continue
       }
-      session.queue.push({ message, qos: minQoS(message.qos, sub.qos), retain: true, subscriptionIds })
-      session.queuedBytes += message.payload.length
+      session.pushQueued({ message, qos: minQoS(message.qos, sub.qos), retain: true, subscriptionIds })
     }
     this.deliverer.pump(session)
   }

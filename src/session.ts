@@ -50,15 +50,23 @@ export interface Will {
 /** 0xFFFFFFFF: the session does not expire (MQTT 5.0 section 3.1.2.11.2). */
 export const NEVER_EXPIRES = 0xffffffff
 
+/** What a session without subscriptions, messages in flight or queued ones reads (its own are made on first write). */
+const NO_SUBSCRIPTIONS: ReadonlyMap<string, Subscription> = new Map()
+const NO_INFLIGHT: ReadonlyMap<number, Delivery> = new Map()
+const NO_QUEUE: { readonly length: number; peek(): Delivery | undefined } = { length: 0, peek: () => undefined }
+
 export class Session {
   client: Attachment | null = null
-  /** Keyed by the filter as sent, `$share/...` included. */
-  readonly subscriptions = new Map<string, Subscription>()
-  /** Outbound packet ids in use [MQTT-2.2.1-4]; the client's ids are a space of their own (section 2.2.1). */
-  readonly inflight = new Map<number, Delivery>()
+  /**
+   * Subscriptions keyed by the filter as sent, `$share/...` included; messages sent at QoS 1/2 and not yet
+   * acknowledged, by packet id [MQTT-2.2.1-4] (the client's ids are a space of their own, section 2.2.1); messages
+   * waiting to be sent. Each is made on first need: an idle clean session holds none (memory per connection).
+   */
+  private subs: Map<string, Subscription> | null = null
+  private sent: Map<number, Delivery> | null = null
+  private waiting: Deque<Delivery> | null = null
   /** Inbound QoS 2 packet ids received and not yet released: a duplicate is not routed twice [MQTT-4.3.3-10]. */
   awaitingRelease: Set<number> | null = null
-  readonly queue = new Deque<Delivery>()
   queuedBytes = 0
   will: Will | undefined = undefined
   /** The will delay and the session expiry, while they run (see sessions.ts). */
@@ -74,6 +82,45 @@ export class Session {
     public expiryInterval: number,
   ) {}
 
+  get subscriptions(): ReadonlyMap<string, Subscription> {
+    return this.subs ?? NO_SUBSCRIPTIONS
+  }
+
+  setSubscription(key: string, sub: Subscription): void {
+    ;(this.subs ??= new Map()).set(key, sub)
+  }
+
+  deleteSubscription(key: string): void {
+    this.subs?.delete(key)
+  }
+
+  clearSubscriptions(): void {
+    this.subs = null
+  }
+
+  get inflight(): ReadonlyMap<number, Delivery> {
+    return this.sent ?? NO_INFLIGHT
+  }
+
+  setInflight(packetId: number, delivery: Delivery): void {
+    ;(this.sent ??= new Map()).set(packetId, delivery)
+  }
+
+  deleteInflight(packetId: number): void {
+    this.sent?.delete(packetId)
+  }
+
+  /** The queue, to read: its length and its oldest delivery. */
+  get queue(): { readonly length: number; peek(): Delivery | undefined } {
+    return this.waiting ?? NO_QUEUE
+  }
+
+  /** Queues a delivery past the bounds (a stored session's, or a retained set); counts its bytes. */
+  pushQueued(delivery: Delivery): void {
+    ;(this.waiting ??= new Deque()).push(delivery)
+    this.queuedBytes += delivery.message.payload.length
+  }
+
   /** A free outbound packet id, or 0 when all 65535 are in use. */
   nextPacketId(): number {
     for (let tries = 0; tries < 65535; tries++) {
@@ -87,13 +134,12 @@ export class Session {
   enqueue(delivery: Delivery, maxMessages: number, maxBytes: number): boolean {
     const size = delivery.message.payload.length
     if (this.queue.length >= maxMessages || this.queuedBytes + size > maxBytes) return false
-    this.queue.push(delivery)
-    this.queuedBytes += size
+    this.pushQueued(delivery)
     return true
   }
 
   dequeue(): Delivery | undefined {
-    const delivery = this.queue.shift()
+    const delivery = this.waiting?.shift()
     if (delivery) this.queuedBytes -= delivery.message.payload.length
     return delivery
   }

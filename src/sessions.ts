@@ -69,17 +69,16 @@ export class Sessions {
     const session = new Session(stored.clientId, stored.expiryInterval)
     for (const sub of stored.subscriptions) {
       this.host.subscriptions.add(sub)
-      session.subscriptions.set(subscriptionKey(sub), sub)
+      session.setSubscription(subscriptionKey(sub), sub)
     }
     for (const d of stored.deliveries) {
       const awaiting = d.state === 'queued' ? undefined : d.state
       const delivery: Delivery = { message: { ...d.message, owned: true }, qos: d.qos, retain: d.retain, subscriptionIds: d.subscriptionIds, seq: d.seq, awaiting }
       session.lastSeq = Math.max(session.lastSeq, d.seq)
       if (d.state === 'queued') {
-        session.queue.push(delivery)
-        session.queuedBytes += d.message.payload.length
+        session.pushQueued(delivery)
       } else {
-        session.inflight.set(d.packetId, delivery)
+        session.setInflight(d.packetId, delivery)
       }
     }
     if (stored.awaitingRelease.length > 0) session.awaitingRelease = new Set(stored.awaitingRelease)
@@ -151,7 +150,7 @@ export class Sessions {
     this.clearTimers(session)
     this.publishWill(session)
     for (const sub of session.subscriptions.values()) this.host.subscriptions.remove(sub)
-    session.subscriptions.clear()
+    session.clearSubscriptions()
     this.byId.delete(session.clientId)
     this.host.plugins.sessionStore?.deleteSession(session.clientId)
     if (this.host.events.listeners.sessionEnded.length > 0) this.host.events.emit('sessionEnded', session.clientId)

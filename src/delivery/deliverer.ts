@@ -71,7 +71,7 @@ export class Deliverer {
   forget(session: Session, packetId: number): void {
     const delivery = session.inflight.get(packetId)
     if (!delivery) return
-    session.inflight.delete(packetId)
+    session.deleteInflight(packetId)
     if (delivery.seq) this.plugins.sessionStore?.deleteDelivery(session.clientId, delivery.seq)
   }
 
@@ -104,7 +104,7 @@ export class Deliverer {
     const id = session.nextPacketId()
     const awaiting = delivery.qos === 1 ? 'puback' : 'pubrec'
     delivery.awaiting = awaiting
-    session.inflight.set(id, delivery)
+    session.setInflight(id, delivery)
     if (client.sendPublish(delivery, id, false)) this.store(session, delivery, id, awaiting)
     else this.forget(session, id)
   }
