@@ -13,7 +13,6 @@ import { ConfigError } from './errors.ts'
 import { createLogger } from './logger.ts'
 import { createBroker } from './midge.ts'
 import { asNode, nodePlace, runNodes } from './nodes.ts'
-import * as midgePackage from './package.ts'
 import { VERSION } from './sys.ts'
 import { CONFIG_TEMPLATE, usersTemplate } from './templates.ts'
 
@@ -53,7 +52,8 @@ async function main(): Promise<void> {
   Bun.plugin({
     name: 'midge',
     setup(build) {
-      build.module('midge', () => ({ exports: midgePackage, loader: 'object' }))
+      // Loaded only when a config asks for it: a broker whose config does not name 'midge' carries none of the plugins.
+      build.module('midge', async () => ({ exports: await import('./package.ts'), loader: 'object' }))
     },
   })
   const named = values.config ?? process.env.MQTT_CONFIG
