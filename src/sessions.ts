@@ -121,7 +121,9 @@ export class Sessions {
     session.expiryInterval = expiryInterval
     session.client = client
     this.byId.set(clientId, session)
-    this.store(session, 0)
+    // A new session that does not outlive its connection was never stored, and is not now (memory is the truth:
+    // a stored session of this client id was loaded at start, or ended above): no store write per clean connect.
+    if (present || session.persistent) this.store(session, 0)
     return { session, present }
   }
 
@@ -152,7 +154,8 @@ export class Sessions {
     for (const sub of session.subscriptions.values()) this.host.subscriptions.remove(sub)
     session.clearSubscriptions()
     this.byId.delete(session.clientId)
-    this.host.plugins.sessionStore?.deleteSession(session.clientId)
+    // Only a persistent session is in the store (one that stopped being persistent was deleted from it then).
+    if (session.persistent) this.host.plugins.sessionStore?.deleteSession(session.clientId)
     if (this.host.events.listeners.sessionEnded.length > 0) this.host.events.emit('sessionEnded', session.clientId)
   }
 
