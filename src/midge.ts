@@ -58,12 +58,17 @@ export function createBroker(config: UserConfig = {}, options: CreateBrokerOptio
   const logger = options.logger ?? createLogger(resolved.log.level)
   // The cluster, when configured, is a built-in plugin placed first (it provides the retained store). Other nodes
   // ask it what this node's HTTP API would answer (clients, stats, metrics), so it gets the same view.
-  const cluster = resolved.cluster ? clusterPlugin(() => broker, resolved.cluster, (what) => answer(what)) : null
+  const cluster = resolved.cluster ? clusterPlugin(() => broker, resolved.cluster, (what, data) => answer(what, data)) : null
   const plugins = cluster ? [cluster, ...resolved.plugins] : resolved.plugins
   const broker: Broker = new Broker(resolved, logger, new PluginHost(plugins), undefined, options.clock)
   const view = new BrokerView(broker)
   let lag: { lagSeconds(): number; stop(): void } | null = null
-  const answer = (what: ClusterQuestion): unknown => (what === 'clients' ? view.clients() : what === 'stats' ? view.stats() : prometheus(view, lag?.lagSeconds() ?? 0))
+  const answer = (what: ClusterQuestion, data?: unknown): unknown => {
+    if (what === 'clients') return view.clients()
+    if (what === 'stats') return view.stats()
+    if (what === 'disconnect') return typeof (data as { clientId?: unknown })?.clientId === 'string' && view.disconnect((data as { clientId: string }).clientId)
+    return prometheus(view, lag?.lagSeconds() ?? 0)
+  }
   for (const plugin of plugins) subscribeNotifications(broker, plugin, logger)
   let started: Plugin[] = []
   let listeners: Array<{ stop(closeActive: boolean): void }> = []

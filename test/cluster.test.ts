@@ -14,6 +14,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 
+const ADMIN_TOKEN = 'cluster-admin-token-0123456789'
+
 function mqttOpen(url: string, options: IClientOptions): Promise<MqttClient> {
   const client = mqtt.connect(url, { reconnectPeriod: 0, connectTimeout: 2000, ...options })
   return new Promise((resolve, reject) => {
@@ -359,7 +361,7 @@ describe.skipIf(!natsServerPath)('cluster on NATS JetStream', () => {
   })
 
   test('the HTTP API answers for the whole cluster: clients with their node, stats with every node and the totals, /metrics?cluster=true labelled by node', async () => {
-    const http = { host: '127.0.0.1', port: 0, anonymousScopes: ['read' as const], publicMetrics: true }
+    const http = { host: '127.0.0.1', port: 0, anonymousScopes: ['read' as const], publicMetrics: true, tokens: [{ name: 'admin', token: ADMIN_TOKEN, scopes: ['read' as const, 'admin' as const] }] }
     const x = await startBroker({ http, cluster: { nats: { servers: nats.url, name: 'test' }, nodeId: 'x' } })
     const y = await startBroker({ http, cluster: { nats: { servers: nats.url, name: 'test' }, nodeId: 'y' } })
     const api = (n: TestBroker) => `http://127.0.0.1:${n.addresses.find((l) => l.type === 'http')!.port}`
@@ -382,6 +384,12 @@ describe.skipIf(!natsServerPath)('cluster on NATS JetStream', () => {
       expect(metrics).toMatch(/^midge_connections\{node="y"\} 1$/m)
       expect(metrics.match(/^# TYPE midge_connections /gm)).toHaveLength(1)
       expect(await (await fetch(`${api(x)}/metrics`)).text()).not.toContain('node="y"') // Prometheus scrapes each node
+      // Disconnecting a client through any node's API: the node that has it does (admin).
+      const closed = new Promise<void>((resolve) => onY.client.once('close', () => resolve()))
+      const asAdmin = { method: 'DELETE', headers: { authorization: `Bearer ${ADMIN_TOKEN}` } }
+      expect(await (await fetch(`${api(x)}/api/v1/clients/on-y`, asAdmin)).json()).toEqual({ clientId: 'on-y', disconnected: true, node: 'y' })
+      await closed
+      expect((await fetch(`${api(x)}/api/v1/clients/nobody`, asAdmin)).status).toBe(404)
     } finally {
       await Promise.all([onX.end(), onY.end()])
       await Promise.all([x.close(), y.close()])

@@ -166,7 +166,7 @@ describe('HTTP API: retained, clients, subscriptions, stats', () => {
     expect(subs.subscriptions).toContainEqual({ clientId: 'listed', filter: 'list/+', qos: 1, noLocal: false, retainAsPublished: false, retainHandling: 0, subscriptionIdentifier: null })
     expect((await fetch(`${api}/api/v1/clients/listed`, { method: 'DELETE', headers: bearer(READER) })).status).toBe(403)
     const kicked = await fetch(`${api}/api/v1/clients/listed`, { method: 'DELETE', headers: bearer(ADMIN) })
-    expect(await kicked.json()).toEqual({ clientId: 'listed', disconnected: true })
+    expect(await kicked.json()).toEqual({ clientId: 'listed', disconnected: true, node: null })
     expect(((await c.next('disconnect')) as { reasonCode: number }).reasonCode).toBe(0x98)
     await c.waitClosed()
     expect((await fetch(`${api}/api/v1/clients/nobody`, { method: 'DELETE', headers: bearer(ADMIN) })).status).toBe(404)

@@ -6,11 +6,11 @@
 import type { NatsConnection, Subscription } from '@nats-io/transport-node'
 import type { Logger } from '../logger.ts'
 
-export type ClusterQuestion = 'clients' | 'stats' | 'metrics'
-export const CLUSTER_QUESTIONS: readonly ClusterQuestion[] = ['clients', 'stats', 'metrics']
+export type ClusterQuestion = 'clients' | 'stats' | 'metrics' | 'disconnect'
+export const CLUSTER_QUESTIONS: readonly ClusterQuestion[] = ['clients', 'stats', 'metrics', 'disconnect']
 
-/** What this node answers to each question. */
-export type LocalAnswers = (what: ClusterQuestion) => unknown
+/** What this node answers to each question (`data`: the question's own, e.g. which client to disconnect). */
+export type LocalAnswers = (what: ClusterQuestion, data?: unknown) => unknown
 
 export interface NodeAnswer {
   node: string
@@ -36,7 +36,7 @@ export class ClusterApi {
         callback: (error, msg) => {
           if (error) return
           try {
-            msg.respond(JSON.stringify({ node, data: answers(what) }))
+            msg.respond(JSON.stringify({ node, data: answers(what, msg.data.length > 0 ? msg.json() : undefined) }))
           } catch (failure) {
             this.logger.warn('cluster.api_answer_failed', { what, error: (failure as Error).message })
           }
@@ -46,8 +46,8 @@ export class ClusterApi {
   }
 
   /** Every node's answer (this node's included), in node order. */
-  async gather(what: ClusterQuestion): Promise<NodeAnswer[]> {
-    const replies = await this.nc.requestMany(`${this.prefix}.api.${what}`, '', { strategy: 'stall', stall: STALL_MS, maxWait: MAX_WAIT_MS })
+  async gather(what: ClusterQuestion, data?: unknown): Promise<NodeAnswer[]> {
+    const replies = await this.nc.requestMany(`${this.prefix}.api.${what}`, data === undefined ? '' : JSON.stringify(data), { strategy: 'stall', stall: STALL_MS, maxWait: MAX_WAIT_MS })
     const out: NodeAnswer[] = []
     for await (const reply of replies) {
       try {

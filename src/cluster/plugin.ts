@@ -15,7 +15,7 @@ import type { ClusterHost, NatsFabric } from './nats.ts'
  */
 export type ClusterPlugin = Plugin & {
   settled(): Promise<void>
-  gather(what: ClusterQuestion): Promise<NodeAnswer[] | null>
+  gather(what: ClusterQuestion, data?: unknown): Promise<NodeAnswer[] | null>
 }
 
 export function clusterPlugin(broker: () => ClusterHost, config: ClusterConfig, answers: LocalAnswers): ClusterPlugin {
@@ -66,6 +66,6 @@ export function clusterPlugin(broker: () => ClusterHost, config: ClusterConfig, 
     flushed: () => fabric?.flushed() ?? null,
     metrics: () => fabric?.metrics() ?? {},
     settled: () => fabric?.settled() ?? Promise.resolve(),
-    gather: (what) => (fabric?.connected ? fabric.api.gather(what) : Promise.resolve(null)),
+    gather: (what, data) => (fabric?.connected ? fabric.api.gather(what, data) : Promise.resolve(null)),
   }
 }

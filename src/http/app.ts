@@ -29,7 +29,7 @@ export interface AppOptions {
   /** Where this node listens (for /api/v1/stats). */
   listeners?: () => ReadonlyArray<{ type: string; host: string; port: number; tls: boolean }>
   /** In a cluster: every node's answer to a question (null while NATS is away). */
-  gather?: (what: ClusterQuestion) => Promise<NodeAnswer[] | null>
+  gather?: (what: ClusterQuestion, data?: unknown) => Promise<NodeAnswer[] | null>
 }
 
 /**
@@ -137,10 +137,14 @@ export function createHttpApp(view: BrokerView, config: HttpConfig, options: App
     const clients = answers.flatMap((a) => (a.data as Array<z.input<typeof ClientItem>>).map((client) => ({ ...client, node: a.node })))
     return c.json({ node, nodes: answers.map((a) => a.node), clients })
   })
-  app.delete('/api/v1/clients/:id', requireScope('admin'), (c) => {
+  // In a cluster, the client is disconnected on whichever node it is (each node is asked; the one that has it says so).
+  app.delete('/api/v1/clients/:id', requireScope('admin'), async (c) => {
     const id = c.req.param('id')
-    if (!view.disconnect(id)) return c.json({ error: 'not_found', message: `no connected client ${id}` }, 404)
-    return c.json({ clientId: id, disconnected: true })
+    if (view.disconnect(id)) return c.json({ clientId: id, disconnected: true, node: view.stats().node })
+    const answers = options.gather ? await options.gather('disconnect', { clientId: id }) : null
+    const where = answers?.find((a) => a.data === true)
+    if (!where) return c.json({ error: 'not_found', message: `no connected client ${id}` }, 404)
+    return c.json({ clientId: id, disconnected: true, node: where.node })
   })
   app.get('/api/v1/bans', requireScope('admin'), (c) => c.json({ bans: view.bans() }))
   app.post('/api/v1/bans', requireScope('admin'), async (c) => {
