@@ -16,11 +16,11 @@
  *   remote; it is logged once per change, never per message.
  */
 import mqtt, { type IClientOptions, type IClientPublishOptions, type ISubscriptionMap, type MqttClient } from 'mqtt'
-import { readFileSync } from 'node:fs'
 import { hostname } from 'node:os'
 import { z } from 'zod'
 import { type Logger, type Message, type Plugin, type PluginContext, type PluginPublish, propertiesFromJson, propertiesToJson, topicFilterError, topicMatches, validatePluginOptions } from '../src/index.ts'
 import { Outbox } from './outbox.ts'
+import { pemText } from './pem.ts'
 
 const FILTER_LIMITS = { maxTopicLevels: 128, maxTopicLength: 65_535 }
 
@@ -131,11 +131,7 @@ function moved(topic: string, from: string, to: string): string | null {
   return topic.startsWith(from) ? to + topic.slice(from.length) : null
 }
 
-/** PEM text as is, anything else read as a file. */
-function pem(value: string | undefined): string | undefined {
-  if (value === undefined) return undefined
-  return value.includes('-----BEGIN') ? value : readFileSync(value, 'utf8')
-}
+const pem = (value: string | undefined) => (value === undefined ? undefined : pemText(value))
 
 export function bridge(options: BridgeOptions): BridgePlugin {
   const config: Config = validatePluginOptions('bridge', Options, options)

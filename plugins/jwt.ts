@@ -17,9 +17,9 @@
  */
 import { createRemoteJWKSet, errors, jwtVerify, type JWTVerifyGetKey } from 'jose'
 import { createPublicKey, type KeyObject } from 'node:crypto'
-import { readFileSync } from 'node:fs'
 import { z } from 'zod'
 import { type Decision, type Logger, type Plugin, Reason, validatePluginOptions } from '../src/index.ts'
+import { pemText } from './pem.ts'
 
 const Lists = z.object({
   publish: z.array(z.string()).optional(),
@@ -68,8 +68,7 @@ export function jwt(options: JwtOptions): Plugin {
     key = new TextEncoder().encode(config.secret)
     algorithms = config.algorithms ?? ['HS256']
   } else if (config.publicKey !== undefined) {
-    const pem = config.publicKey.includes('-----BEGIN') ? config.publicKey : readFileSync(config.publicKey, 'utf8')
-    key = createPublicKey(pem)
+    key = createPublicKey(pemText(config.publicKey))
     algorithms = config.algorithms ?? ['RS256', 'ES256', 'EdDSA']
   } else {
     key = createRemoteJWKSet(new URL(config.jwksUrl!), { cacheMaxAge: config.jwksCacheSeconds * 1000, cooldownDuration: config.jwksCooldownSeconds * 1000, timeoutDuration: 5000 })

@@ -276,6 +276,11 @@ export async function loadConfig(path: string, overrides: ConfigOverrides = {}):
   return resolveConfig(applyOverrides(mod.default, overrides), absolute)
 }
 
+/** A config given as a value (the built-in defaults), with the same overrides a file gets. */
+export function resolveWithOverrides(config: UserConfig, overrides: ConfigOverrides = {}): ResolvedConfig {
+  return resolveConfig(applyOverrides(config, overrides))
+}
+
 function applyOverrides(config: unknown, overrides: ConfigOverrides): unknown {
   if (typeof config !== 'object' || config === null) return config
   const asPort = (value: string) => (/^\d+$/.test(value) ? Number(value) : value)

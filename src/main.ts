@@ -8,7 +8,7 @@ import { existsSync, writeFileSync } from 'node:fs'
 import { availableParallelism } from 'node:os'
 import { resolve } from 'node:path'
 import { parseArgs } from 'node:util'
-import { loadConfig, resolveConfig } from './config.ts'
+import { loadConfig, resolveWithOverrides } from './config.ts'
 import { ConfigError } from './errors.ts'
 import { createLogger } from './logger.ts'
 import { createBroker } from './midge.ts'
@@ -61,7 +61,7 @@ async function main(): Promise<void> {
   const overrides = { port: values.port ?? process.env.PORT, httpPort: process.env.HTTP_PORT }
   let loaded
   if (named === undefined && !existsSync(path)) {
-    loaded = resolveConfig(overridden(overrides))
+    loaded = resolveWithOverrides(DEFAULTS, overrides)
     createLogger(loaded.log.level).info('config.default', { reason: `no ${resolve(path)}`, hint: 'midge init writes one to edit' })
   } else {
     loaded = await loadConfig(path, overrides)
@@ -93,12 +93,6 @@ main().catch((error: unknown) => {
   else console.error('midge: failed to start:', error instanceof Error ? error.message : error)
   process.exit(1)
 })
-
-/** The built-in defaults with --port / PORT / HTTP_PORT applied. */
-function overridden(overrides: { port?: string; httpPort?: string }) {
-  const port = (value: string | undefined, fallback: number) => (value === undefined ? fallback : /^\d+$/.test(value) ? Number(value) : (value as unknown as number))
-  return { ...DEFAULTS, listeners: [{ ...DEFAULTS.listeners[0]!, port: port(overrides.port, 1883) }], http: { ...DEFAULTS.http, port: port(overrides.httpPort, 8080) } }
-}
 
 /** `midge init`: a commented config and a users file to start from, here; never over existing files. */
 function init(): void {
