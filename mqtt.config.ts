@@ -4,10 +4,10 @@
 import { auth } from './plugins/auth.ts'
 import { sqlite } from './plugins/sqlite.ts'
 import { webhook } from './plugins/webhook.ts'
-import { defineConfig } from './src/index.ts'
+import { defineConfig, hashPassword } from './src/index.ts'
 
 // Demo users alice, bob and demo share one password: MIDGE_DEMO_PASSWORD, or "midge" for local use.
-const demoPassword = Bun.password.hashSync(process.env.MIDGE_DEMO_PASSWORD ?? 'midge')
+const demoPassword = await hashPassword(process.env.MIDGE_DEMO_PASSWORD ?? 'midge')
 
 export default defineConfig({
   listeners: [{ type: 'tcp', host: '127.0.0.1', port: 1883 }],

@@ -1,8 +1,8 @@
 /**
  * auth({ users, usersFile, acl, allowAnonymous }): usernames with hashed passwords and topic ACLs.
  *
- * - Passwords are stored as Bun.password hashes (argon2id or bcrypt; `bun run hash-password` prints one) and
- *   checked off the event loop. Plain text is refused unless `allowPlainTextPasswords` (development only).
+ * - Passwords are stored as argon2id or bcrypt hashes (`midge hash-password` prints one), checked by
+ *   src/runtime/password.ts. Plain text is refused unless `allowPlainTextPasswords` (development only).
  *   A successful verification is remembered for `verifiedCacheSeconds` (see Verified below).
  * - Wrong credentials: CONNACK 0x86 (3.1.1: 4). No username while anonymous clients are not allowed: 0x87 (3.1.1: 5).
  * - ACL: see plugins/acl.ts. Denied publish: PUBACK/PUBREC 0x87 (QoS 0 dropped); denied subscribe: SUBACK 0x87 (3.1.1: 0x80).
@@ -10,6 +10,7 @@
  */
 import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
+import { verifyPassword } from '../src/runtime/password.ts'
 import { resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { z } from 'zod'
@@ -86,7 +87,7 @@ export function auth(options: AuthOptions = {}): Plugin {
 
   async function verify(password: Buffer | undefined, stored: string): Promise<boolean> {
     const given = password?.toString('utf8') ?? ''
-    if (HASH.test(stored)) return Bun.password.verify(given, stored)
+    if (HASH.test(stored)) return verifyPassword(given, stored)
     // Plain text (development): compare digests so the time does not depend on where they differ.
     const a = createHash('sha256').update(given).digest()
     const b = createHash('sha256').update(stored).digest()
@@ -230,4 +231,4 @@ class Verified {
 }
 
 /** A valid hash of nothing anyone types, to spend the same time on unknown users. */
-const DUMMY_HASH = Bun.password.hashSync('midge-no-such-user', { algorithm: 'bcrypt', cost: 4 })
+const DUMMY_HASH = '$2b$04$GZrMX/SDVB7Gxb.R6fSUcuGjmz1QDD/OwKzr8o9HzslDUnM9P9rIm' // bcrypt, cost 4, of a random UUID thrown away

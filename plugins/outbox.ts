@@ -5,9 +5,9 @@
  * publish, so an acknowledged message is in the outbox. A sender takes items oldest first and removes them once
  * delivered; what it gives up on goes to a dead-letter table. The file survives restarts.
  */
-import { Database } from 'bun:sqlite'
 import { mkdirSync } from 'node:fs'
 import { dirname, resolve } from 'node:path'
+import { openSqlite, type SqlDatabase } from '../src/runtime/sqlite.ts'
 import { WriteBehind } from './write-behind.ts'
 
 export interface OutboxItem {
@@ -18,7 +18,7 @@ export interface OutboxItem {
 
 export class Outbox {
   readonly file: string
-  private db: Database | null = null
+  private db: SqlDatabase | null = null
   private readonly writes: WriteBehind
   /** Items stored or queued to be: the bound is checked against it without a query. */
   private count = 0
@@ -38,10 +38,10 @@ export class Outbox {
   }
 
   /** Opens (or creates) the file; called by the first use. */
-  open(): Database {
+  open(): SqlDatabase {
     if (this.db) return this.db
     mkdirSync(dirname(this.file), { recursive: true })
-    const db = new Database(this.file, { create: true, strict: true })
+    const db = openSqlite(this.file)
     db.exec('PRAGMA journal_mode = WAL')
     db.exec('PRAGMA synchronous = NORMAL')
     db.exec(`CREATE TABLE IF NOT EXISTS outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, event TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0);

@@ -1,5 +1,5 @@
 /**
- * sqlite({ path }): retained messages and persistent sessions on bun:sqlite.
+ * sqlite({ path }): retained messages and persistent sessions on SQLite (bun:sqlite on Bun, node:sqlite on Deno).
  *
  * Memory stays the truth for matching and routing; this plugin is a write-behind mirror loaded at start-up.
  * Changes are queued in memory and written in one transaction per flush (every `flushIntervalMs`, or at the
@@ -7,7 +7,7 @@
  * publish (PUBACK/PUBREC) only after the flush that holds it has committed, so an acknowledged message is on
  * disk: it survives `kill -9` of the broker (and, with `synchronous: 'full'`, the loss of power).
  */
-import { Database, type Statement } from 'bun:sqlite'
+import { openSqlite, type SqlDatabase, type SqlStatement } from '../src/runtime/sqlite.ts'
 import { existsSync, mkdirSync, renameSync } from 'node:fs'
 import { dirname, resolve } from 'node:path'
 import { z } from 'zod'
@@ -63,7 +63,7 @@ CREATE TABLE IF NOT EXISTS received (client_id TEXT NOT NULL, packet_id INTEGER 
 
 export function sqlite(options: SqliteOptions = {}): Plugin {
   const config = validatePluginOptions('sqlite', Options, options)
-  let db: Database | null = null
+  let db: SqlDatabase | null = null
   let statements: ReturnType<typeof prepare> | null = null
   let logger: Logger | undefined
   let maintenance: ReturnType<typeof setInterval> | undefined
@@ -185,8 +185,8 @@ export function sqliteRetained(options: Omit<SqliteOptions, 'retained' | 'sessio
 }
 
 /** Opens the file and checks it is a sound database with the schema; throws the SQLite error if not. */
-function openDatabase(file: string, config: { synchronous: 'normal' | 'full'; maxSizeBytes?: number | undefined }): Database {
-  const db = new Database(file, { create: true, strict: true })
+function openDatabase(file: string, config: { synchronous: 'normal' | 'full'; maxSizeBytes?: number | undefined }): SqlDatabase {
+  const db = openSqlite(file)
   try {
     // Only takes effect on a new file (before the first table); an older file keeps full vacuum off.
     db.exec('PRAGMA auto_vacuum = INCREMENTAL')
@@ -235,8 +235,8 @@ function moveAside(file: string): string {
   return aside
 }
 
-function prepare(db: Database) {
-  const q = (sql: string): Statement => db.prepare(sql)
+function prepare(db: SqlDatabase) {
+  const q = (sql: string): SqlStatement => db.prepare(sql)
   const statements = {
     loadRetained: q('SELECT topic, payload, qos, properties, expires_at FROM retained'),
     saveRetained: q('INSERT OR REPLACE INTO retained (topic, payload, qos, properties, expires_at) VALUES (?, ?, ?, ?, ?)'),

@@ -14,6 +14,8 @@ import { createLogger } from './logger.ts'
 import { createBroker } from './midge.ts'
 import { asNode, nodePlace, runNodes } from './nodes.ts'
 import { VERSION } from './sys.ts'
+import { isDeno } from './runtime/detect.ts'
+import { hashPassword } from './runtime/password.ts'
 import { CONFIG_TEMPLATE, usersTemplate } from './templates.ts'
 
 const HELP = `midge ${VERSION}: an MQTT 3.1.1 and 5.0 broker, configured and extended in TypeScript
@@ -34,7 +36,7 @@ const DEFAULTS = { listeners: [{ type: 'tcp' as const, host: '127.0.0.1', port: 
 
 async function main(): Promise<void> {
   const { values, positionals } = parseArgs({
-    args: Bun.argv.slice(2),
+    args: process.argv.slice(2),
     options: { config: { type: 'string', short: 'c' }, port: { type: 'string', short: 'p' }, nodes: { type: 'string' }, version: { type: 'boolean', short: 'v' }, help: { type: 'boolean', short: 'h' } },
     allowPositionals: true,
     strict: true,
@@ -44,18 +46,21 @@ async function main(): Promise<void> {
   if (positionals[0] === 'init') return init()
   if (positionals[0] === 'hash-password') {
     if (!positionals[1]) throw new ConfigError('usage: midge hash-password <password>')
-    return void console.log(await Bun.password.hash(positionals[1]))
+    return void console.log(await hashPassword(positionals[1]))
   }
   if (positionals.length > 0) throw new ConfigError(`unknown command ${positionals[0]} (try midge --help)`)
 
   // A config imports the API and the bundled plugins as 'midge', whether or not the package is installed beside it.
-  Bun.plugin({
-    name: 'midge',
-    setup(build) {
-      // Loaded only when a config asks for it: a broker whose config does not name 'midge' carries none of the plugins.
-      build.module('midge', async () => ({ exports: await import('./package.ts'), loader: 'object' }))
-    },
-  })
+  // (On Deno, the checkout's deno.json maps the name, and an installed package resolves as any other.)
+  if (!isDeno) {
+    Bun.plugin({
+      name: 'midge',
+      setup(build) {
+        // Loaded only when a config asks for it: a broker whose config does not name 'midge' carries none of the plugins.
+        build.module('midge', async () => ({ exports: await import('./package.ts'), loader: 'object' }))
+      },
+    })
+  }
   const named = values.config ?? process.env.MQTT_CONFIG
   const path = named ?? 'mqtt.config.ts'
   const overrides = { port: values.port ?? process.env.PORT, httpPort: process.env.HTTP_PORT }
@@ -67,6 +72,7 @@ async function main(): Promise<void> {
     loaded = await loadConfig(path, overrides)
   }
   if (values.nodes !== undefined) {
+    if (isDeno) throw new ConfigError('--nodes needs Bun (it runs each node as a Bun process sharing the ports); on Deno, start one broker per cluster node')
     const count = values.nodes === 'auto' ? availableParallelism() : Number(values.nodes)
     if (!Number.isInteger(count) || count < 1 || count > 256) throw new ConfigError(`--nodes: expected a number of nodes (1-256) or "auto", got ${values.nodes}`)
     return runNodes(path, count, loaded, createLogger(loaded.log.level), values.port ? ['--port', values.port] : [])
@@ -95,10 +101,10 @@ main().catch((error: unknown) => {
 })
 
 /** `midge init`: a commented config and a users file to start from, here; never over existing files. */
-function init(): void {
+async function init(): Promise<void> {
   const files: Array<[string, string]> = [
     ['mqtt.config.ts', CONFIG_TEMPLATE],
-    ['users.json', usersTemplate()],
+    ['users.json', await usersTemplate()],
   ]
   const existing = files.filter(([name]) => existsSync(name)).map(([name]) => name)
   if (existing.length > 0) throw new ConfigError(`midge init: ${existing.join(' and ')} already here; nothing written`)

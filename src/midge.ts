@@ -17,10 +17,9 @@ import { startSysPublisher, VERSION } from './sys.ts'
 import { clusterPlugin } from './cluster/plugin.ts'
 import type { ClusterQuestion } from './cluster/api.ts'
 import { prometheus, startLagMonitor } from './http/metrics.ts'
-import { listenHttp } from './http/server.ts'
 import { BrokerView } from './http/view.ts'
-import { listenTcp } from './transport/tcp.ts'
-import { listenWebSocket } from './transport/websocket.ts'
+import { loadRuntime, runtimeName } from './runtime/index.ts'
+import { setTimeout as sleep } from 'node:timers/promises'
 
 export type PublishOptions = PluginPublish
 
@@ -84,7 +83,7 @@ export function createBroker(config: UserConfig = {}, options: CreateBrokerOptio
       return broker.stats
     },
     async listen() {
-      logger.info('broker.starting', { version: VERSION, pid: process.pid, plugins: plugins.map((p) => p.name) })
+      logger.info('broker.starting', { version: VERSION, runtime: runtimeName, pid: process.pid, plugins: plugins.map((p) => p.name) })
       unguard = guardProcess(logger)
       for (const plugin of plugins) {
         try {
@@ -96,6 +95,7 @@ export function createBroker(config: UserConfig = {}, options: CreateBrokerOptio
         }
         started.push(plugin)
       }
+      const runtime = await loadRuntime()
       const retained = await broker.loadRetained()
       if (broker.plugins.retainedStore) logger.info('retained.loaded', { messages: retained })
       const sessions = await broker.loadSessions()
@@ -107,12 +107,12 @@ export function createBroker(config: UserConfig = {}, options: CreateBrokerOptio
         logger.info('listener.listening', { type, host: listener.host, port: listener.port, tls, path })
       }
       for (const l of resolved.listeners) {
-        if (l.type === 'tcp') opened('tcp', listenTcp(broker, l.host, l.port, l.tls, l.reusePort, l.rate), l.tls !== undefined)
-        else opened('websocket', listenWebSocket(broker, l.host, l.port, l.path, l.tls, l.reusePort, l.rate), l.tls !== undefined, l.path)
+        if (l.type === 'tcp') opened('tcp', runtime.listenTcp(broker, l.host, l.port, l.tls, l.reusePort, l.rate), l.tls !== undefined)
+        else opened('websocket', runtime.listenWebSocket(broker, l.host, l.port, l.path, l.tls, l.reusePort, l.rate), l.tls !== undefined, l.path)
       }
       const http = resolved.http
       if (http || cluster) lag = startLagMonitor()
-      if (http) opened('http', listenHttp(broker, view, http, { lagSeconds: () => lag?.lagSeconds() ?? 0, ready: () => ready, gather: cluster?.gather, listeners: () => addresses }), http.tls !== undefined, http.websocketPath || undefined)
+      if (http) opened('http', runtime.listenHttp(broker, view, http, { lagSeconds: () => lag?.lagSeconds() ?? 0, ready: () => ready, gather: cluster?.gather, listeners: () => addresses }), http.tls !== undefined, http.websocketPath || undefined)
       stopSys = startSysPublisher(broker, resolved.sys.intervalSeconds)
       ready = true
       return addresses
@@ -124,7 +124,7 @@ export function createBroker(config: UserConfig = {}, options: CreateBrokerOptio
       stopSys()
       lag?.stop()
       broker.close() // MQTT 5 clients get DISCONNECT 0x8B, then every socket is ended
-      await Bun.sleep(0) // let the ended sockets flush before any are forced shut
+      await sleep(0) // let the ended sockets flush before any are forced shut
       for (const listener of listeners) listener.stop(true)
       listeners = []
       for (const plugin of started.reverse()) {

@@ -1,4 +1,5 @@
 /** What `midge init` writes: a commented config to edit, and a users file with one demo user. */
+import { hashPassword } from './runtime/password.ts'
 
 export const CONFIG_TEMPLATE = `// Midge configuration, written by \`midge init\`. Every field is optional; the README lists them all.
 import { auth, defineConfig } from 'midge'
@@ -26,6 +27,6 @@ export default defineConfig({
 })
 `
 
-export function usersTemplate(): string {
-  return `${JSON.stringify({ demo: { password: Bun.password.hashSync('change-me') } }, null, 2)}\n`
+export async function usersTemplate(): Promise<string> {
+  return `${JSON.stringify({ demo: { password: await hashPassword('change-me') } }, null, 2)}\n`
 }

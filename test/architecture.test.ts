@@ -2,7 +2,7 @@
  * The core's seams, checked from its imports: the core (sessions, routing, delivery, handlers, protocol, topics,
  * plugin API) depends on no transport, HTTP, cluster, plugin or runtime library, and has no import cycle.
  * The wiring (midge.ts, main.ts with its --nodes supervisor nodes.ts and init templates.ts, index.ts and the package
- * entry package.ts), the config schema (config.ts, on zod), the adapters (http/, cluster/,
+ * entry package.ts), the config schema (config.ts, on zod), the adapters (runtime/: Bun or Deno, http/, cluster/,
  * transport/ but its contract) and plugins/ sit outside it.
  */
 import { describe, expect, test } from 'bun:test'
@@ -11,9 +11,9 @@ import { dirname, join, relative, resolve } from 'node:path'
 import { repoRoot } from './helpers/process.ts'
 
 const src = join(repoRoot, 'src')
-const OUTSIDE = [/^src\/http\//, /^src\/cluster\//, /^src\/transport\/(?!types\.ts$)/, /^src\/(main|midge|index|config|nodes|package|templates)\.ts$/]
+const OUTSIDE = [/^src\/http\//, /^src\/cluster\//, /^src\/runtime\//, /^src\/transport\/(?!types\.ts$)/, /^src\/(main|midge|index|config|nodes|package|templates)\.ts$/]
 /** Imports the core may not make: runtime libraries and the adapters. */
-const FORBIDDEN = [/^zod(\/|$)/, /^hono(\/|$)/, /^bun:/, /^@nats-io\//, /^mqtt$/, /^src\/http\//, /^src\/cluster\//, /^src\/transport\/(?!types\.ts$)/, /^plugins\//]
+const FORBIDDEN = [/^zod(\/|$)/, /^hono(\/|$)/, /^bun:/, /^@nats-io\//, /^mqtt$/, /^src\/http\//, /^src\/cluster\//, /^src\/runtime\//, /^src\/transport\/(?!types\.ts$)/, /^plugins\//]
 function sources(dir: string): string[] {
   return readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? sources(join(dir, e.name)) : e.name.endsWith('.ts') ? [join(dir, e.name)] : []))
 }

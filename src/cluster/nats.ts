@@ -35,6 +35,7 @@ import { ClusterSessions, type StreamPosition } from './sessions.ts'
 import { StreamInterest } from './stream-interest.ts'
 import { filterSubjects, topicSubject } from './subjects.ts'
 import { Batch, batchHeader, eachFrame, encodeFrame, frameMessage, sentBy } from './wire.ts'
+import { setTimeout as sleep } from 'node:timers/promises'
 
 /** A batch is sent at once past this many bytes (NATS's default maximum message is 1 MB). */
 const BATCH_BYTES = 256 * 1024
@@ -314,7 +315,7 @@ export class NatsFabric implements StreamPosition {
       this.interestGained = false
       // Capped: NATS going away just now must not hold a SUBACK for as long as it is gone.
       const inPlace = Promise.all([this.streamInterest.settled(), this.groups.settled(), this.nc.flush()]).catch(() => undefined)
-      if (this.connected) waits.push(Promise.race([inPlace, Bun.sleep(INTEREST_WAIT_MS)]))
+      if (this.connected) waits.push(Promise.race([inPlace, sleep(INTEREST_WAIT_MS)]))
     }
     if (waits.length === 0) return null
     return Promise.all(waits).then(() => undefined)

@@ -13,6 +13,7 @@
 import { type Consumer, DeliverPolicy, type ConsumerMessages, type JetStreamClient, type JetStreamManager, type OrderedConsumerOptions } from '@nats-io/jetstream'
 import type { Logger } from '../logger.ts'
 import { filterSubjects } from './subjects.ts'
+import { setTimeout as sleep } from 'node:timers/promises'
 
 /** How many recent stream sequences are remembered to route a message once though two subjects brought it. */
 const RECENT = 65_536
@@ -70,7 +71,7 @@ class SubjectReader {
         if (!this.stopped) this.logger.warn('cluster.consumer_restart', { subject: this.subject, error: (error as Error).message })
       }
       started() // a reader that cannot start yet must not hold back whoever waits for readers to be in place
-      if (!this.stopped) await Bun.sleep(200)
+      if (!this.stopped) await sleep(200)
     }
   }
 
@@ -178,7 +179,7 @@ export class StreamInterest {
         return reader.ready
       } catch (error) {
         if (failures === 0) this.logger.warn('cluster.interest_waiting', { subject: reader.subject, error: (error as Error).message, effect: 'read from the stream once NATS answers' })
-        await Bun.sleep(1000)
+        await sleep(1000)
       }
     }
   }

@@ -15,11 +15,6 @@ import { BanBody, BanKindSchema, CLUSTER_TOTALS, type ClientItem, type NodeStats
 import { uiPage } from './ui.ts'
 import { consolePage, VIEWS } from './console/page.tsx'
 import { streamSSE } from 'hono/streaming'
-import consoleJs from './console/console.js' with { type: 'file' }
-import consoleCss from './console/console.css' with { type: 'file' }
-import uplotJs from 'uplot/dist/uPlot.iife.min.js' with { type: 'file' }
-import uplotCss from 'uplot/dist/uPlot.min.css' with { type: 'file' }
-import mqttBrowserBundle from 'mqtt/dist/mqtt.min.js' with { type: 'file' }
 import type { BrokerView, PublishInput } from './view.ts'
 
 export interface AppOptions {
@@ -30,18 +25,15 @@ export interface AppOptions {
   listeners?: () => ReadonlyArray<{ type: string; host: string; port: number; tls: boolean }>
   /** In a cluster: every node's answer to a question (null while NATS is away). */
   gather?: (what: ClusterQuestion, data?: unknown) => Promise<NodeAnswer[] | null>
+  /** A console file's contents, from the runtime's adapter (the files are the package's: no CDN, it works offline). */
+  asset: (name: AssetName) => ConstructorParameters<typeof Response>[0]
 }
 
-/**
- * What the console's pages load, all from the package (no CDN: it works offline). Imported as files, so that a
- * single executable (`bun run build`) carries them too.
- */
-const CONSOLE_ASSETS: Array<[string, string, string]> = [
-  ['console.js', consoleJs, 'text/javascript'],
-  ['console.css', consoleCss, 'text/css'],
-  ['uplot.iife.min.js', uplotJs, 'text/javascript'],
-  ['uplot.min.css', uplotCss, 'text/css'],
-]
+/** The files the console's pages load (http/console/), and MQTT.js's browser bundle for the WebSocket demo. */
+export type AssetName = 'console.js' | 'console.css' | 'uplot.iife.min.js' | 'uplot.min.css' | 'mqtt.min.js'
+
+const CONSOLE_ASSETS: AssetName[] = ['console.js', 'console.css', 'uplot.iife.min.js', 'uplot.min.css']
+const contentType = (name: AssetName) => (name.endsWith('.css') ? 'text/css' : 'text/javascript')
 /** A live stream drops messages for a reader this many writes behind (it is a view, not a delivery guarantee). */
 const STREAM_BACKLOG = 1000
 
@@ -63,12 +55,12 @@ export function createHttpApp(view: BrokerView, config: HttpConfig, options: App
   app.get('/', (c) => c.redirect('/ui/overview'))
   app.get('/ui', (c) => c.redirect('/ui/overview'))
   for (const { id } of VIEWS) app.get(`/ui/${id}`, (c) => c.html(consolePage(id)))
-  for (const [name, file, type] of CONSOLE_ASSETS) app.get(`/ui/assets/${name}`, () => new Response(Bun.file(file), { headers: { 'content-type': type, 'cache-control': 'max-age=3600' } }))
+  for (const name of CONSOLE_ASSETS) app.get(`/ui/assets/${name}`, () => new Response(options.asset(name), { headers: { 'content-type': contentType(name), 'cache-control': 'max-age=3600' } }))
   if (config.websocketPath !== false) {
     // MQTT over WebSocket from a browser page (MQTT.js's browser bundle): a demo of the WebSocket listener.
     const page = uiPage(config.websocketPath)
     app.get('/ui/websocket', (c) => c.html(page))
-    app.get('/ui/mqtt.min.js', () => new Response(Bun.file(mqttBrowserBundle), { headers: { 'content-type': 'text/javascript' } }))
+    app.get('/ui/mqtt.min.js', () => new Response(options.asset('mqtt.min.js'), { headers: { 'content-type': 'text/javascript' } }))
   }
 
   app.use('*', identify(config, view))

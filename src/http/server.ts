@@ -4,6 +4,7 @@ import type { HttpConfig } from '../config.ts'
 import { bunTls } from '../transport/tls.ts'
 import { mqttWebSocketHandler, upgradeMqtt, type WebSocketData } from '../transport/websocket.ts'
 import { type AppOptions, createHttpApp } from './app.ts'
+import { CONSOLE_FILES } from './console/files.ts'
 import type { BrokerView } from './view.ts'
 
 export interface HttpListener {
@@ -12,8 +13,11 @@ export interface HttpListener {
   stop(closeActive: boolean): void
 }
 
-export function listenHttp(broker: Broker, view: BrokerView, config: HttpConfig, options: AppOptions): HttpListener {
-  const app = createHttpApp(view, config, options)
+/** What the HTTP app needs from whoever starts it (the runtime adapter adds how its files are read). */
+export type HttpOptions = Omit<AppOptions, 'asset'>
+
+export function listenHttp(broker: Broker, view: BrokerView, config: HttpConfig, options: HttpOptions): HttpListener {
+  const app = createHttpApp(view, config, { ...options, asset: (name) => Bun.file(CONSOLE_FILES[name]) })
   const wsPath = config.websocketPath
   const server = Bun.serve<WebSocketData>({
     hostname: config.host,

@@ -7,6 +7,7 @@
 import type { Server, ServerWebSocket, WebSocketHandler } from 'bun'
 import type { TlsConfig } from '../config.ts'
 import { bunTls } from './tls.ts'
+import { mqttSubprotocol, NO_SUBPROTOCOL } from './subprotocol.ts'
 import type { Acceptor, Connection, ConnectionHandler } from './types.ts'
 import type { RateConfig } from '../rate.ts'
 
@@ -15,13 +16,10 @@ export interface WebSocketData {
   handler?: ConnectionHandler
 }
 
-const SUBPROTOCOLS = ['mqtt', 'mqttv3.1']
-
 /** Upgrades `req` if it asks for MQTT over WebSocket; returns a Response when it must be refused. */
 export function upgradeMqtt(req: Request, server: Server<WebSocketData>): Response | undefined {
-  const offered = (req.headers.get('sec-websocket-protocol') ?? '').split(',').map((p) => p.trim())
-  const chosen = SUBPROTOCOLS.find((p) => offered.includes(p))
-  if (!chosen) return new Response('MQTT over WebSocket needs the "mqtt" subprotocol', { status: 400 }) // [MQTT-6.0.0-3]
+  const chosen = mqttSubprotocol(req)
+  if (!chosen) return new Response(NO_SUBPROTOCOL, { status: 400 }) // [MQTT-6.0.0-3]
   if (server.upgrade(req, { headers: { 'Sec-WebSocket-Protocol': chosen }, data: { kind: 'mqtt' } })) return undefined
   return new Response('expected a WebSocket upgrade', { status: 426 })
 }
