@@ -83,6 +83,11 @@ describe('architecture', () => {
     expect(bad).toEqual([])
   })
 
+  test("the core uses neither runtime's globals (Bun, Deno): it runs on either, through runtime/", () => {
+    const bad = core.filter((file) => /\b(Bun|Deno)\.[a-z]/.test(readFileSync(join(repoRoot, file), 'utf8').replace(/\/\*[\s\S]*?\*\/|\/\/.*$/gm, '')))
+    expect(bad).toEqual([])
+  })
+
   test('the core does not import the config schema: its types are plain interfaces (limits.ts) that the schema must produce', () => {
     const bad = [...graph].flatMap(([file, imports]) => imports.filter((i) => i === 'src/config.ts').map(() => file))
     expect(bad).toEqual([])

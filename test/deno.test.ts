@@ -154,6 +154,25 @@ export default defineConfig({
     await bob.end()
   })
 
+  test('password checks run off the event loop: a connected client is served while three of them run', async () => {
+    const steady = await connect(broker.ports.tcp)
+    let refusedAt = 0
+    // Wrong passwords are never remembered, so each one is a full argon2id verification (~0.2 s of CPU each).
+    const refusals = Array.from({ length: 3 }, () =>
+      connect(broker.ports.tcp, user('alice', 'wrong')).then(
+        () => {
+          throw new Error('a wrong password was accepted')
+        },
+        () => void (refusedAt = performance.now()),
+      ),
+    )
+    for (let i = 0; i < 5; i++) await steady.ping()
+    const servedAt = performance.now()
+    await Promise.all(refusals)
+    expect(servedAt).toBeLessThan(refusedAt) // hashing on the event loop would have answered the pings after the refusals
+    await steady.end()
+  })
+
   test('a retained message reaches a later subscriber', async () => {
     const pub = await connect(broker.ports.tcp)
     await pub.client.publishAsync('retained/deno', 'kept', { qos: 1, retain: true })
