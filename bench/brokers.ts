@@ -1,10 +1,10 @@
 /** Starts and stops the brokers under test, each as its own process on 127.0.0.1, and reads their CPU and memory. */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { freePort, HOST, waitForPort } from './client.ts'
 
-export type BrokerName = 'midge' | 'midge-default' | 'mosquitto' | 'mosquitto-nq' | 'aedes' | 'relay' | 'relay-codec'
+export type BrokerName = 'midge' | 'midge-default' | 'midge-deno' | 'mosquitto' | 'mosquitto-nq' | 'aedes' | 'relay' | 'relay-codec'
 
 export interface RunningBroker {
   name: BrokerName
@@ -21,6 +21,7 @@ const root = join(import.meta.dir, '..')
 export function available(name: BrokerName): boolean {
   if (name.startsWith('mosquitto')) return Bun.which('mosquitto') !== null || Bun.which('/usr/sbin/mosquitto') !== null
   if (name === 'aedes') return Bun.which('node') !== null
+  if (name === 'midge-deno') return existsSync(join(root, 'node_modules', '.bin', 'deno'))
   return true
 }
 
@@ -40,6 +41,9 @@ export async function startBroker(name: BrokerName, attempt = 1): Promise<Runnin
     env.HTTP_PORT = String(http.port)
     env.MIDGE_ADMIN_TOKEN = http.token
     cmd = [process.execPath, join(root, 'src/main.ts'), '--config', join(root, 'mqtt.config.ts'), '--port', String(port)]
+  } else if (name === 'midge-deno') {
+    // The bare broker (bench/midge.config.ts) under Deno (the npm package's binary), for the runtimes side by side.
+    cmd = [join(root, 'node_modules', '.bin', 'deno'), 'run', '-A', join(root, 'src/main.ts'), '--config', join(import.meta.dir, 'midge.config.ts'), '--port', String(port)]
   } else if (name.startsWith('relay')) {
     cmd = [process.execPath, join(import.meta.dir, 'relay.ts'), String(port), ...(name === 'relay-codec' ? ['--codec'] : [])]
   } else if (name === 'aedes') {

@@ -11,8 +11,13 @@ import type { Acceptor, Connection, ConnectionHandler } from '../../transport/ty
 import type { Listener } from '../index.ts'
 import { Deno, type DenoConn } from './api.ts'
 
-/** Bytes read at a time (each read is copied out: the buffer is read into again). */
-const READ_SIZE = 64 * 1024
+/**
+ * The read buffer. A read holds its buffer while it waits, so an idle connection holds one: it starts small, a
+ * read that fills it doubles it (up to MAX_READ) and reads that come back small shrink it again. Each read is
+ * copied out, as the buffer is read into again.
+ */
+const MIN_READ = 1024
+const MAX_READ = 64 * 1024
 
 export function listenTcp(acceptor: Acceptor, host: string, port: number, tls?: TlsConfig, reusePort = false, rate?: RateConfig): Listener {
   const listener = tls
@@ -91,7 +96,7 @@ function serve(conn: DenoConn, acceptor: Acceptor, rate: RateConfig | undefined,
   }
   handler = acceptor.accept(connection, rate)
   void (async () => {
-    const buffer = new Uint8Array(READ_SIZE)
+    let buffer = new Uint8Array(MIN_READ)
     while (!gone) {
       if (paused) await new Promise<void>((resolve) => (wake = resolve))
       wake = null
@@ -99,6 +104,8 @@ function serve(conn: DenoConn, acceptor: Acceptor, rate: RateConfig | undefined,
       const n = await conn.read(buffer)
       if (n === null) break
       handler.data(Buffer.from(buffer.subarray(0, n)))
+      if (n === buffer.length && n < MAX_READ) buffer = new Uint8Array(n * 2)
+      else if (n < buffer.length / 4 && buffer.length > MIN_READ) buffer = new Uint8Array(buffer.length / 2)
     }
   })().then(() => finish(), finish)
 }
