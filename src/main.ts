@@ -17,11 +17,13 @@ import { VERSION } from './sys.ts'
 import { isDeno } from './runtime/detect.ts'
 import { hashPassword } from './runtime/password.ts'
 import { CONFIG_TEMPLATE, usersTemplate } from './templates.ts'
+import { embedded } from './embedded.ts'
 
 const HELP = `midge ${VERSION}: an MQTT 3.1.1 and 5.0 broker, configured and extended in TypeScript
 
 usage: midge [options]          start a broker from ./mqtt.config.ts (or built-in defaults when there is none)
        midge init               write a commented mqtt.config.ts and a users.json here
+       midge types              (the single executable) write midge.d.ts and tsconfig.json here, for an editor
        midge hash-password <p>  print an argon2id hash of a password, for users.json
        midge --version | --help
 
@@ -44,6 +46,7 @@ async function main(): Promise<void> {
   if (values.version) return void console.log(VERSION)
   if (values.help) return void console.log(HELP)
   if (positionals[0] === 'init') return init()
+  if (positionals[0] === 'types') return types(true)
   if (positionals[0] === 'hash-password') {
     if (!positionals[1]) throw new ConfigError('usage: midge hash-password <password>')
     return void console.log(await hashPassword(positionals[1]))
@@ -110,4 +113,39 @@ async function init(): Promise<void> {
   if (existing.length > 0) throw new ConfigError(`midge init: ${existing.join(' and ')} already here; nothing written`)
   for (const [name, text] of files) writeFileSync(name, text)
   console.log(`wrote ${files.map(([name]) => resolve(name)).join(' and ')}\nstart with: midge   (or bun src/main.ts in a checkout)`)
+  await types(false)
+}
+
+/**
+ * The single executable carries the `midge` module's types: written here as midge.d.ts, with a tsconfig.json that
+ * maps the name to it (never over one that exists), an editor checks the config with no node_modules. The npm
+ * package and a checkout have their types where the module is.
+ */
+async function types(asked: boolean): Promise<void> {
+  if (!embedded.typesFile) {
+    if (asked) throw new ConfigError('midge types: only the single executable carries its types; from the npm package or a checkout, the editor finds them where `midge` resolves')
+    return
+  }
+  writeFileSync('midge.d.ts', await Bun.file(embedded.typesFile).text())
+  const wrote = [resolve('midge.d.ts')]
+  if (!existsSync('tsconfig.json')) {
+    writeFileSync('tsconfig.json', `${JSON.stringify(EDITOR_TSCONFIG, null, 2)}\n`)
+    wrote.push(resolve('tsconfig.json'))
+  }
+  console.log(`wrote ${wrote.join(' and ')} (the types of 'midge', for an editor)`)
+}
+
+/** What an editor needs to check a config beside the executable: 'midge' is midge.d.ts, and no other types. */
+const EDITOR_TSCONFIG = {
+  compilerOptions: {
+    target: 'ES2022',
+    module: 'ESNext',
+    moduleResolution: 'bundler',
+    strict: true,
+    noEmit: true,
+    allowImportingTsExtensions: true,
+    types: [],
+    paths: { midge: ['./midge.d.ts'] },
+  },
+  include: ['mqtt.config.ts'],
 }

@@ -1,10 +1,10 @@
 /**
  * The single executable (`bun run build`): built here, copied alone into empty directories, and run there with no
- * checkout and no node_modules: `midge init`, a broker from that config (MQTT with a user, HTTP publish), a broker
- * with no config at all, `--version` and `--help`.
+ * checkout and no node_modules: `midge init`, a broker from that config (MQTT with a user, HTTP publish), the types
+ * it writes for an editor, a broker with no config at all, `--version` and `--help`.
  */
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
-import { copyFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { freePort, waitForPort } from '../bench/client.ts'
@@ -19,7 +19,10 @@ describe('the single executable', () => {
   beforeAll(() => {
     dir = mkdtempSync(join(tmpdir(), 'midge-binary-'))
     binary = join(dir, 'build', 'midge')
-    const built = Bun.spawnSync([process.execPath, 'build', '--compile', '--minify', 'src/main.ts', '--outfile', binary], { cwd: repoRoot, stderr: 'pipe' })
+    // As `bun run build` does: the types it carries, then the executable.
+    const typed = Bun.spawnSync([process.execPath, 'scripts/build-types.ts'], { cwd: repoRoot, stderr: 'pipe' })
+    if (typed.exitCode !== 0) throw new Error(`scripts/build-types.ts failed: ${typed.stderr.toString()}`)
+    const built = Bun.spawnSync([process.execPath, 'build', '--compile', '--minify', 'src/binary.ts', '--outfile', binary], { cwd: repoRoot, stderr: 'pipe' })
     if (built.exitCode !== 0) throw new Error(`bun build --compile failed: ${built.stderr.toString()}`)
   })
   afterAll(() => rmSync(dir, { recursive: true, force: true }))
@@ -67,6 +70,31 @@ describe('the single executable', () => {
       await proc.exited
     }
   }, 30_000)
+
+  test('midge init writes the types of "midge" beside the config: an editor (tsc) checks it with no node_modules', () => {
+    const here = emptyDir('types')
+    expect(Bun.spawnSync(['./midge', 'init'], { cwd: here }).exitCode).toBe(0)
+    expect(JSON.parse(readFileSync(join(here, 'tsconfig.json'), 'utf8')).compilerOptions.paths).toEqual({ midge: ['./midge.d.ts'] })
+    const tsc = (file: string) => Bun.spawnSync([join(repoRoot, 'node_modules', '.bin', 'tsc'), '-p', join(here, file)], { cwd: here, stdout: 'pipe' })
+    const clean = tsc('tsconfig.json')
+    expect(clean.stdout.toString()).toBe('') // the written config and midge.d.ts (checked too: no skipLibCheck) type-check
+    expect(clean.exitCode).toBe(0)
+    // A mistake in the config, and a plugin option of the wrong type, are caught by the types alone.
+    const config = readFileSync(join(here, 'mqtt.config.ts'), 'utf8')
+    writeFileSync(join(here, 'wrong.config.ts'), `${config.replace("port: 1883 }", "port: '1883' }")}\nimport { sqlite } from 'midge'\nsqlite({ path: 3 })\n`)
+    writeFileSync(join(here, 'wrong.json'), JSON.stringify({ extends: './tsconfig.json', include: ['wrong.config.ts'] }))
+    const wrong = tsc('wrong.json')
+    expect(wrong.exitCode).not.toBe(0)
+    const errors = wrong.stdout.toString().trim().split('\n')
+    expect(errors).toHaveLength(2)
+    expect(errors[0]).toContain("wrong.config.ts(6,49): error TS2322: Type 'string' is not assignable to type 'number'")
+    expect(errors[1]).toContain("error TS2322: Type 'number' is not assignable to type 'string'")
+    // `midge types` writes them again (after an upgrade), and leaves a tsconfig.json there alone.
+    rmSync(join(here, 'midge.d.ts'))
+    const again = Bun.spawnSync(['./midge', 'types'], { cwd: here })
+    expect(again.exitCode).toBe(0)
+    expect(readFileSync(join(here, 'midge.d.ts'), 'utf8')).toContain('export declare function defineConfig(config: UserConfig): UserConfig;')
+  }, 60_000)
 
   test('with no config file at all it starts on built-in defaults and says so', async () => {
     const here = emptyDir('bare')

@@ -1,3 +1,4 @@
+/// <reference path="./assets.d.ts" />
 /**
  * The files the console's pages load, by the name they are served under, and where each one is. Imported as files
  * (Bun gives their path, and a single executable built with `bun run build` carries them). Bun only: the Deno
