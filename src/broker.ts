@@ -157,8 +157,8 @@ export class Broker implements Acceptor, BrokerContext {
   /** CONNACK has been sent: resend what the client had not acknowledged, then what was queued. */
   connected(client: Client, sessionPresent: boolean): void {
     this.deliverer.resend(client.session!, client)
-    if (this.logger.isInfo) this.logger.info('client.connected', { ...client.info, sessionPresent, keepAlive: client.keepAliveMs / 1000 })
-    if (this.events.listeners.clientConnected.length > 0) this.events.emit('clientConnected', { ...client.info, sessionPresent })
+    if (this.logger.isInfo) this.logger.info('client.connected', { ...client.infoFields, sessionPresent, keepAlive: client.keepAliveMs / 1000 })
+    if (this.events.listeners.clientConnected.length > 0) this.events.emit('clientConnected', { ...client.infoFields, sessionPresent })
   }
 
   /** The connection is gone (any cause). Its session publishes or schedules the will and starts its expiry. */
@@ -169,8 +169,8 @@ export class Broker implements Acceptor, BrokerContext {
     if (session && session.client === client) this.sessions.detach(session)
     if (!wasConnected) return
     if (!this.closing) this.bans.disconnected(client.clientId, client, this.clock.now())
-    if (this.logger.isInfo) this.logger.info('client.disconnected', { ...client.info, reason: client.closeReason })
-    if (this.events.listeners.clientDisconnected.length > 0) this.events.emit('clientDisconnected', { ...client.info, reason: client.closeReason })
+    if (this.logger.isInfo) this.logger.info('client.disconnected', { ...client.infoFields, reason: client.closeReason })
+    if (this.events.listeners.clientDisconnected.length > 0) this.events.emit('clientDisconnected', { ...client.infoFields, reason: client.closeReason })
   }
 
   // Subscriptions.

@@ -105,7 +105,12 @@ export class Client implements ConnectionHandler, PacketSink, OutboundOwner, Pub
 
   /** Who this client is, as plugins and events see it (fixed once CONNECT is accepted). */
   get info(): ClientInfo {
-    return (this.infoCache ??= { clientId: this.clientId, username: this.username, protocolVersion: this.version, address: this.remoteAddress })
+    return (this.infoCache ??= this.infoFields)
+  }
+
+  /** The same as `info` for a log line or an event, without keeping an object on a client that may stay idle. */
+  get infoFields(): ClientInfo {
+    return this.infoCache ?? { clientId: this.clientId, username: this.username, protocolVersion: this.version, address: this.remoteAddress }
   }
 
   // ConnectionHandler: called by the transport.

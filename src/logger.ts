@@ -22,17 +22,31 @@ export function createLogger(level: LogLevel, sink: Sink = (line) => process.std
   const min = LogLevels.indexOf(level)
   const emit = (lvl: LogLevel) => {
     if (LogLevels.indexOf(lvl) < min) return () => {}
+    const head = `","level":"${lvl}","event":`
     return (event: string, fields?: LogFields) => {
-      sink(JSON.stringify({ time: new Date().toISOString(), level: lvl, event, ...fields }, replacer))
+      // The line is put together around one JSON.stringify of the fields, with no replacer and no merged copy of
+      // them: a connection storm writes a line per client at info, and each copy was garbage the heap grew by.
+      const json = fields === undefined ? '{}' : JSON.stringify(plain(fields))
+      sink(`{"time":"${new Date().toISOString()}${head}${JSON.stringify(event)}${json.length > 2 ? `,${json.slice(1)}` : '}'}`)
     }
   }
   return { debug: emit('debug'), info: emit('info'), warn: emit('warn'), error: emit('error'), isDebug: min === 0, isInfo: min <= 1 }
 }
 
-function replacer(_key: string, value: unknown): unknown {
-  if (value instanceof Error) return value.message
-  if (typeof value === 'bigint') return value.toString()
-  return value
+/** `fields`, or a copy with an Error as its message and a bigint as its digits where a field holds one. */
+function plain(fields: LogFields): LogFields {
+  for (const key in fields) {
+    const value = fields[key]
+    if (value instanceof Error || typeof value === 'bigint') {
+      const copy: LogFields = {}
+      for (const k in fields) {
+        const v = fields[k]
+        copy[k] = v instanceof Error ? v.message : typeof v === 'bigint' ? v.toString() : v
+      }
+      return copy
+    }
+  }
+  return fields
 }
 
 /** A logger that adds `fields` to every line (e.g. `{ plugin: 'auth' }`). */
