@@ -179,6 +179,30 @@ describe('decode in place', () => {
   })
 })
 
+describe('PacketReader', () => {
+  test('keeps nothing of a CONNECT handled while it is decoded (its will and password are views of the read)', () => {
+    const { PacketReader } = require('../src/protocol/codec.ts') as typeof import('../src/protocol/codec.ts')
+    const got: string[] = []
+    let connect: WeakRef<object> | undefined
+    const reader = new PacketReader(1 << 20, {
+      onPacket: (p) => {
+        got.push(p.cmd)
+        if (p.cmd !== 'connect') return
+        connect = new WeakRef(p)
+        reader.connected(4, false) // as the broker does while handling CONNECT, within the same decode
+      },
+      onParseError: (e) => got.push(`error ${e.message}`),
+    })
+    const bytes = (packet: Packet) => encode(packet, 4)
+    const will = { topic: 'w', payload: Buffer.alloc(1024, 1), qos: 0 as const, retain: false }
+    reader.feed(Buffer.concat([bytes({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clientId: 'c', clean: true, keepalive: 0, will, username: 'u', password: Buffer.from('p') }), bytes({ cmd: 'pingreq' })]))
+    reader.feed(bytes({ cmd: 'publish', topic: 'a/b', payload: Buffer.from('x'), qos: 0, retain: false, dup: false }))
+    expect(got).toEqual(['connect', 'pingreq', 'publish'])
+    for (let i = 0; i < 3 && connect!.deref(); i++) Bun.gc(true)
+    expect(connect!.deref()).toBeUndefined()
+  })
+})
+
 describe('ContiguousBytes', () => {
   test('answers as bl does for every call the parser makes, in range and out of it', () => {
     const random = seededRandom(7)

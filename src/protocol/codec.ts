@@ -201,7 +201,11 @@ export class PacketReader implements PacketSink {
     if (end < 0) return
     if (end > 0) {
       const decoder = shared.busy ? new SharedDecoder() : shared
-      this.settings = decoder.decode(end === data.length ? data : data.subarray(0, end), this.settings, this)
+      const before = this.settings
+      const after = decoder.decode(end === data.length ? data : data.subarray(0, end), before, this)
+      // A CONNECT handled within this decode has called connected(), which chose the settings to keep: the
+      // parser's (the CONNECT packet itself, holding views of this read's bytes) must not replace them.
+      if (this.settings === before) this.settings = after
       if (this.failed) return
     }
     if (end < data.length) {
