@@ -14,7 +14,7 @@ import { verifyPassword } from '../src/runtime/password.ts'
 import { resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { z } from 'zod'
-import { type ClientInfo, ConfigError, type Logger, type Plugin, Reason, validatePluginOptions } from '../src/index.ts'
+import { type AuthenticateRequest, type ClientInfo, ConfigError, type Decision, type Logger, type Plugin, Reason, validatePluginOptions } from '../src/index.ts'
 import { Acl, type AclRule, type ClientRules, mayPublish, maySubscribe } from './acl.ts'
 
 const HASH = /^\$(argon2id|argon2i|argon2d|2a|2b|2y)\$/
@@ -94,6 +94,23 @@ export function auth(options: AuthOptions = {}): Plugin {
     return timingSafeEqual(a, b)
   }
 
+  function passed(username: string): Decision {
+    failures.delete(username)
+    return 'allow'
+  }
+
+  async function verifyInFull(request: AuthenticateRequest, entry: Users[string] | undefined): Promise<Decision> {
+    const username = request.username!
+    // Unknown users still pay for one verification, so timing does not tell which names exist.
+    if (!entry) await verify(request.password, DUMMY_HASH)
+    else if (await verify(request.password, entry.password)) {
+      verified.remember(username, request.password, entry.password)
+      return passed(username)
+    }
+    failed(username, { clientId: request.clientId, address: request.address, username, reason: entry ? 'wrong password' : 'unknown user' })
+    return { decision: 'deny', reasonCode: Reason.BadUsernameOrPassword, reasonString: 'bad username or password' }
+  }
+
   function failed(key: string, fields: Record<string, unknown>): void {
     const count = (failures.get(key) ?? 0) + 1
     failures.set(key, count)
@@ -123,27 +140,19 @@ export function auth(options: AuthOptions = {}): Plugin {
       if (onHangup) process.off('SIGHUP', onHangup)
     },
 
-    async authenticate(request) {
-      const who = { clientId: request.clientId, address: request.address }
+    // Answered at once when no hash is verified (anonymous, a certificate, a password verified lately): the broker
+    // then handles CONNECT within the read, with no promise; only a verification waits.
+    authenticate(request) {
       if (request.username === undefined) {
         if (config.allowAnonymous) return 'allow'
-        failed(`anonymous@${request.address}`, { ...who, reason: 'anonymous clients are not allowed' })
+        failed(`anonymous@${request.address}`, { clientId: request.clientId, address: request.address, reason: 'anonymous clients are not allowed' })
         return { decision: 'deny', reasonCode: Reason.NotAuthorized, reasonString: 'a username is required' }
       }
       // A client certificate verified by the TLS listener is the credential; its CN is the username.
       if (request.certificate) return 'allow'
       const entry = known[request.username]
-      // Unknown users still pay for one verification, so timing does not tell which names exist.
-      let ok: boolean
-      if (!entry) ok = (await verify(request.password, DUMMY_HASH), false)
-      else if (verified.has(request.username, request.password, entry.password)) ok = true
-      else if ((ok = await verify(request.password, entry.password))) verified.remember(request.username, request.password, entry.password)
-      if (ok) {
-        failures.delete(request.username)
-        return 'allow'
-      }
-      failed(request.username, { ...who, username: request.username, reason: entry ? 'wrong password' : 'unknown user' })
-      return { decision: 'deny', reasonCode: Reason.BadUsernameOrPassword, reasonString: 'bad username or password' }
+      if (entry && verified.has(request.username, request.password, entry.password)) return passed(request.username)
+      return verifyInFull(request, entry)
     },
 
     authorizePublish(client, message) {
