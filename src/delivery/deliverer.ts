@@ -60,11 +60,16 @@ export class Deliverer {
    * past PUBREC, in their original order [MQTT-4.4.0-1]; then the queue moves on.
    */
   resend(session: Session, client: Attachment): void {
+    // (A new session has nothing in flight: no iterator made for it.)
+    if (session.inflight.size > 0) this.resendInflight(session, client)
+    this.pump(session)
+  }
+
+  private resendInflight(session: Session, client: Attachment): void {
     for (const [id, delivery] of session.inflight) {
       if (delivery.awaiting === 'pubcomp') client.send({ cmd: 'pubrel', messageId: id })
       else if (!client.sendPublish(delivery, id, true)) this.forget(session, id)
     }
-    this.pump(session)
   }
 
   /** The client acknowledged (or can never get) the message with this packet id: the slot is free again. */

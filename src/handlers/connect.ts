@@ -26,7 +26,7 @@ export function handleConnect(client: Client, packet: ConnectPacket): void | Pro
   client.reader.connected(version, bridge)
   client.bridge = bridge
   const props = packet.properties
-  const connack: ConnackProperties = {}
+  const connack: ConnackProperties = version === 5 ? {} : NO_PROPERTIES
 
   if (broker.closing) return refuse(client, Reason.ServerUnavailable, 'server is shutting down')
   // This connection is counted already, hence "more than".
@@ -105,80 +105,117 @@ export function handleConnect(client: Client, packet: ConnectPacket): void | Pro
     client.requestProblemInformation = props?.requestProblemInformation ?? true
   }
 
-  const admit = (): void => {
-    // Inbound rate limits: the listener's own (or the broker's), with what a plugin granted this client over them.
-    const limit = rateLimit(client.listenerRate ?? limits.rate, client.granted?.rate)
-    if (limit) client.rate = new RateBucket(limit, broker.clock.now())
-    const { session, present } = broker.openSession(client, clientId, packet.clean !== false, expiry)
-    session.will = will
-    client.state = 'connected'
-    if (version === 5) {
-      connack.receiveMaximum = limits.receiveMaximum
-      connack.maximumPacketSize = limits.maxPacketSize
-      connack.topicAliasMaximum = limits.topicAliasMaximum
-      connack.retainAvailable = true
-      connack.wildcardSubscriptionAvailable = true
-      connack.subscriptionIdentifiersAvailable = true
-      connack.sharedSubscriptionAvailable = true
-    }
-    // MQTT 3.1 has no session-present flag; 3.1/3.1.1 acceptances are constant and encoded once.
-    if (version === 5) client.send({ cmd: 'connack', sessionPresent: present, reasonCode: 0, properties: connack })
-    else client.outbound.push(ACCEPTED[version === 4 && present ? 1 : 0]!)
-    broker.connected(client, present)
-  }
-
-  // A session that lives on another node is fetched first (cluster); the client's packets wait meanwhile.
-  const fetchSession = broker.plugins.fetchSession
-  const admitOrFetch = (): void | Promise<void> => {
-    if (!fetchSession || packet.clean !== false || broker.hasSession(clientId)) return admit()
-    return fetchSession(clientId).then(
-      (stored) => {
-        if (client.state !== 'connecting') return
-        if (stored && !broker.hasSession(clientId)) broker.adoptSession(stored)
-        admit()
-      },
-      (error: unknown) => {
-        broker.pluginError('fetchSession', error)
-        if (client.state === 'connecting') refuse(client, Reason.ServerUnavailable, 'could not fetch the session')
-      },
-    )
-  }
-
+  // What admitting this client needs, in one record rather than closures (most connections are admitted at once).
+  const admission: Admission = { client, packet, clientId, expiry, will, connack }
   // Authentication: an enhanced authentication exchange when CONNECT names a method (section 4.12), else the
   // plugins' `authenticate` hooks, in order; none configured costs nothing.
   const hooks = broker.plugins.authenticate
-  if (hooks.length === 0 && !exchange) return admitOrFetch()
+  if (hooks.length === 0 && !exchange) return admitOrFetch(admission)
   const certificate = client.conn.certificateUsername !== undefined
   const request = { clientId, username: client.username, protocolVersion: version, address: client.remoteAddress, password: packet.password, certificate }
-  const settle = (verdict: Verdict): void | Promise<void> => {
-    if (client.state !== 'connecting') return // the socket went away while we were deciding
-    if (verdict.allowed && verdict.grant) {
-      const { acl, expiresAt, maxPayloadBytes, maxRetained, maxSubscriptions, rate } = verdict.grant
-      if (expiresAt !== undefined && expiresAt <= broker.clock.now()) return refuse(client, Reason.NotAuthorized, 'access expired')
-      client.granted = { acl: acl ? addRules(emptyRules(), acl, { username: client.username, clientId }) : null, timer: undefined, maxPayloadBytes, maxRetained, maxSubscriptions, rate }
-      if (expiresAt !== undefined) {
-        // MQTT 5: 0xA0 Maximum connect time, the code for "the connection was allowed this long"; 3.1.1 is closed.
-        client.granted.timer = broker.clock.setTimeout(() => client.disconnect(Reason.MaximumConnectTime, 'access expired'), expiresAt - broker.clock.now())
-      }
-    }
-    if (verdict.allowed) return admitOrFetch()
-    broker.bans.authFailed(client.remoteAddress, clientId, broker.clock.now())
-    refuse(client, refusalCode('connack', verdict.reasonCode, Reason.NotAuthorized), verdict.reasonString ?? 'not authorized') // [MQTT-3.2.2-7]
-  }
   if (exchange) {
     client.auth = { method: method!, waiter: null }
-    return runExchange(client, exchange, method!, props?.authenticationData, request, false).then((ended) => {
-      if (ended.result === 'fail') return settle({ allowed: false, reasonCode: ended.reasonCode, reasonString: ended.reasonString ?? 'authentication failed' })
-      // [MQTT-3.2.2-...] CONNACK carries the method, and the server's last data of the exchange.
-      connack.authenticationMethod = method
-      if (ended.data) connack.authenticationData = ended.data
-      return settle({ allowed: true, grant: ended.grant && { decision: 'allow', ...ended.grant } })
-    })
+    return settleExchange(admission, method!, runExchange(client, exchange, method!, props?.authenticationData, request, false))
   }
   const verdict = decide(hooks, [request], broker.plugins.decisionError.authenticate)
-  if (verdict instanceof Promise) return verdict.then(settle)
-  return settle(verdict)
+  if (verdict instanceof Promise) return settleLater(admission, verdict)
+  return settle(admission, verdict)
 }
+
+// The continuations live apart from handleConnect, so that it captures nothing (no scope object per CONNECT).
+
+function settleLater(a: Admission, verdict: Promise<Verdict>): Promise<void> {
+  return verdict.then((v) => settle(a, v))
+}
+
+function settleExchange(a: Admission, method: string, exchange: ReturnType<typeof runExchange>): Promise<void> {
+  return exchange.then((ended) => {
+    if (ended.result === 'fail') return settle(a, { allowed: false, reasonCode: ended.reasonCode, reasonString: ended.reasonString ?? 'authentication failed' })
+    // [MQTT-3.2.2-...] CONNACK carries the method, and the server's last data of the exchange.
+    a.connack.authenticationMethod = method
+    if (ended.data) a.connack.authenticationData = ended.data
+    return settle(a, { allowed: true, grant: ended.grant && { decision: 'allow', ...ended.grant } })
+  })
+}
+
+interface Admission {
+  client: Client
+  packet: ConnectPacket
+  clientId: string
+  /** The session expiry interval settled for this connection. */
+  expiry: number
+  will: Will | undefined
+  /** CONNACK's properties (MQTT 5; for 3.1/3.1.1 a frozen empty object nothing writes to). */
+  connack: ConnackProperties
+}
+
+/** The plugins' verdict on CONNECT: what they granted is applied, then the client is admitted, or refused. */
+function settle(a: Admission, verdict: Verdict): void | Promise<void> {
+  const { client, clientId } = a
+  const broker = client.broker
+  if (client.state !== 'connecting') return // the socket went away while we were deciding
+  if (verdict.allowed && verdict.grant) {
+    const { acl, expiresAt, maxPayloadBytes, maxRetained, maxSubscriptions, rate } = verdict.grant
+    if (expiresAt !== undefined && expiresAt <= broker.clock.now()) return refuse(client, Reason.NotAuthorized, 'access expired')
+    client.granted = { acl: acl ? addRules(emptyRules(), acl, { username: client.username, clientId }) : null, timer: undefined, maxPayloadBytes, maxRetained, maxSubscriptions, rate }
+    if (expiresAt !== undefined) {
+      // MQTT 5: 0xA0 Maximum connect time, the code for "the connection was allowed this long"; 3.1.1 is closed.
+      client.granted.timer = broker.clock.setTimeout(() => client.disconnect(Reason.MaximumConnectTime, 'access expired'), expiresAt - broker.clock.now())
+    }
+  }
+  if (verdict.allowed) return admitOrFetch(a)
+  broker.bans.authFailed(client.remoteAddress, clientId, broker.clock.now())
+  refuse(client, refusalCode('connack', verdict.reasonCode, Reason.NotAuthorized), verdict.reasonString ?? 'not authorized') // [MQTT-3.2.2-7]
+}
+
+/** A session that lives on another node is fetched first (cluster); the client's packets wait meanwhile. */
+function admitOrFetch(a: Admission): void | Promise<void> {
+  const { client, clientId } = a
+  const broker = client.broker
+  const fetchSession = broker.plugins.fetchSession
+  if (!fetchSession || a.packet.clean !== false || broker.hasSession(clientId)) return admit(a)
+  return fetchSession(clientId).then(
+    (stored) => {
+      if (client.state !== 'connecting') return
+      if (stored && !broker.hasSession(clientId)) broker.adoptSession(stored)
+      admit(a)
+    },
+    (error: unknown) => {
+      broker.pluginError('fetchSession', error)
+      if (client.state === 'connecting') refuse(client, Reason.ServerUnavailable, 'could not fetch the session')
+    },
+  )
+}
+
+function admit(a: Admission): void {
+  const { client, connack } = a
+  const broker = client.broker
+  const limits = broker.limits
+  const version = client.version
+  // Inbound rate limits: the listener's own (or the broker's), with what a plugin granted this client over them.
+  const limit = rateLimit(client.listenerRate ?? limits.rate, client.granted?.rate)
+  if (limit) client.rate = new RateBucket(limit, broker.clock.now())
+  const { session, present } = broker.openSession(client, a.clientId, a.packet.clean !== false, a.expiry)
+  session.will = a.will
+  client.state = 'connected'
+  if (version === 5) {
+    connack.receiveMaximum = limits.receiveMaximum
+    connack.maximumPacketSize = limits.maxPacketSize
+    connack.topicAliasMaximum = limits.topicAliasMaximum
+    connack.retainAvailable = true
+    connack.wildcardSubscriptionAvailable = true
+    connack.subscriptionIdentifiersAvailable = true
+    connack.sharedSubscriptionAvailable = true
+    client.send({ cmd: 'connack', sessionPresent: present, reasonCode: 0, properties: connack })
+  } else {
+    // MQTT 3.1 has no session-present flag; 3.1/3.1.1 acceptances are constant and encoded once.
+    client.outbound.push(ACCEPTED[version === 4 && present ? 1 : 0]!)
+  }
+  broker.connected(client, present)
+}
+
+/** The CONNACK properties of a 3.1/3.1.1 connection: none, and frozen so that a write by mistake throws. */
+const NO_PROPERTIES: ConnackProperties = Object.freeze({})
 
 const ACCEPTED = [false, true].map((sessionPresent) => encode({ cmd: 'connack', sessionPresent, returnCode: 0 }, 4))
 
