@@ -3,7 +3,7 @@
  * set_tcp_nodelay true) and Aedes, on 127.0.0.1, alternating brokers, several repetitions; reports medians,
  * min–max and Midge's advantage over each peer, as Markdown and JSON in bench/results/.
  *
- *   bun run bench [--scenarios fan-in,qos1] [--brokers midge,aedes] [--reps 3] [--duration 10] [--smoke]
+ *   bun run bench [--scenarios fan-in,qos1] [--brokers midge,aedes] [--reps 3] [--duration 10] [--idle 10000] [--smoke]
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { cpus, totalmem } from 'node:os'
@@ -19,6 +19,7 @@ const { values } = parseArgs({
     brokers: { type: 'string' },
     reps: { type: 'string' },
     duration: { type: 'string' },
+    idle: { type: 'string' },
     smoke: { type: 'boolean', default: false },
     out: { type: 'string', default: join(import.meta.dir, 'results') },
   },
@@ -27,7 +28,7 @@ const { values } = parseArgs({
 const smoke = values.smoke
 const params: Params = smoke
   ? { durationS: 1, fanOutSubscribers: 20, fanOutRate: 500, latencyRate: 500, latencyWarmup: 1000, idleConnections: 200, retainedCount: 2000 }
-  : fullParams(Number(values.duration ?? 10))
+  : { ...fullParams(Number(values.duration ?? 10)), ...(values.idle ? { idleConnections: Number(values.idle) } : {}) }
 const reps = Number(values.reps ?? (smoke ? 1 : 3))
 const wanted = values.scenarios?.split(',')
 const chosen = scenarios.filter((s) => !wanted || wanted.includes(s.id))

@@ -355,7 +355,8 @@ const idle: Scenario['run'] = (broker, p) =>
     const kept = new Connectors(threads)
     const storm = new Connectors(threads)
     try {
-      await kept.connect(broker.port, 'idle-warmup', Math.ceil(p.idleConnections / 10))
+      // A tenth as many again first (fewer when that would pass the machine's 20,000 descriptors per process).
+      await kept.connect(broker.port, 'idle-warmup', Math.max(100, Math.min(Math.ceil(p.idleConnections / 10), 19_500 - p.idleConnections)))
       await Bun.sleep(1000)
       const rss0 = rssBytes(broker.pid)
       let start = now()
