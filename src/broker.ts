@@ -5,6 +5,7 @@
  * and how each session gets it), retainer.ts (retained messages) and publish.ts (the one way a message comes in).
  * It knows nothing of sockets beyond `transport/types.ts`: transports hand it connections through `accept`.
  */
+import { ClientList } from './client-list.ts'
 import { randomBytes } from 'node:crypto'
 import { Admission, REFUSED } from './admission.ts'
 import { Bans } from './bans.ts'
@@ -40,7 +41,7 @@ export class Broker implements Acceptor, BrokerContext {
   readonly startedAt: number
   readonly limits: Limits
   readonly events: Events
-  readonly clients = new Set<Client>()
+  readonly clients = new ClientList<Client>()
   /** Hands each packet of a client to its handler (handlers/index.ts). */
   readonly dispatch = dispatch
   readonly subscriptions = new SubscriptionTrie()

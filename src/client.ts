@@ -2,12 +2,13 @@
  * One network connection: its parser, its outbound buffer, what the client negotiated in CONNECT,
  * and the session it is attached to. Packets go to the handlers; every error ends here, never in the socket.
  */
+import type { Listed } from './client-list.ts'
 import type { BrokerContext, Connected } from './context.ts'
 import type { ClientInfo } from './plugin.ts'
 import { MqttError } from './errors.ts'
 import type { RouteCache } from './delivery/matches.ts'
 import { Outbound, type OutboundOwner } from './delivery/outbound.ts'
-import { encodePublish, encodePublishFor, shareable } from './delivery/outgoing.ts'
+import { encodePublish, encodePublishFor, shareable, type TopicAliases } from './delivery/outgoing.ts'
 import { encodedFor, isExpired, keepEncoded } from './message.ts'
 import { checkPacket } from './protocol/check.ts'
 import { type AuthPacket, PacketReader, PacketTooLargeError, type Packet, type PacketSink, type ProtocolVersion, type PubackPacket, type PubrecPacket } from './protocol/codec.ts'
@@ -44,10 +45,8 @@ export class Client implements ConnectionHandler, PacketSink, OutboundOwner, Pub
   sendWindow: number
   /** Largest packet this client accepts (its Maximum Packet Size). */
   maxOutgoingPacketSize = Infinity
-  /** Topic aliases the broker assigns on what it sends (client's Topic Alias Maximum; see delivery/outgoing.ts). */
-  outgoingAliasMax = 0
-  outgoingAliases: Map<string, number> | null = null
-  incomingAliases: Map<number, string> | null = null
+  /** Topic aliases, ours (the client's Topic Alias Maximum) and its own; null until it allows or uses any. */
+  aliases: TopicAliases | null = null
   requestProblemInformation = true
   /**
    * A bridge of another broker (3.1.1 CONNECT with protocol level 0x80 | version, Mosquitto's `try_private`): its
@@ -82,6 +81,9 @@ export class Client implements ConnectionHandler, PacketSink, OutboundOwner, Pub
   private ackChain: Promise<void> | null = null
   readonly outbound: Outbound
   readonly reader: PacketReader
+  /** The broker's list of connections runs through its clients (client-list.ts). */
+  prevInList: Listed | null = null
+  nextInList: Listed | null = null
 
   constructor(
     readonly broker: BrokerContext,
@@ -260,7 +262,7 @@ export class Client implements ConnectionHandler, PacketSink, OutboundOwner, Pub
     const now = this.broker.clock.now()
     if (isExpired(message, now)) return false // [MQTT-3.3.2-5]
     let bytes: Buffer
-    if (delivery.qos === 0 && shareable(delivery, this.version, this.outgoingAliasMax)) {
+    if (delivery.qos === 0 && shareable(delivery, this.version, this.aliases)) {
       // The hot path: bytes the message's other subscribers of this kind already got.
       const slot = (this.version === 5 ? 2 : 0) + (delivery.retain ? 1 : 0)
       bytes = encodedFor(message, slot) ?? keepEncoded(message, slot, encodePublish(delivery, 0, false, this.version, now))

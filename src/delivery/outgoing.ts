@@ -8,12 +8,22 @@ import type { ProtocolVersion, PublishPacket } from '../protocol/codec.ts'
 import { encode } from '../protocol/encode.ts'
 import type { Delivery } from '../session.ts'
 
-/** A client's outgoing topic aliases (MQTT 5.0 section 3.3.2.3.4): how many it allows, and those assigned. */
-export interface OutgoingAliases {
-  readonly outgoingAliasMax: number
-  outgoingAliases: Map<string, number> | null
+/**
+ * A client's topic aliases (MQTT 5.0 section 3.3.2.3.4), made only for a client that allows or uses any: how many
+ * of ours it takes and those assigned, and its own (handlers/publish.ts).
+ */
+export interface TopicAliases {
+  outgoingMax: number
+  outgoing: Map<string, number> | null
+  incoming: Map<number, string> | null
+}
+
+/** What encoding for one client reads of it. */
+export interface AliasedClient {
+  readonly aliases: TopicAliases | null
   /** Largest packet the client accepts: an alias assigned on a packet too large to send is taken back. */
   readonly maxOutgoingPacketSize: number
+  readonly version: ProtocolVersion
 }
 
 const NO_PAYLOAD = Buffer.alloc(0)
@@ -25,9 +35,9 @@ const NO_PAYLOAD = Buffer.alloc(0)
 const outgoing: PublishPacket = { cmd: 'publish', topic: '', payload: NO_PAYLOAD, qos: 0, retain: false, dup: false, messageId: undefined, properties: undefined }
 
 /** True when this delivery encodes the same for every subscriber of this protocol version (its bytes can be shared). */
-export function shareable(delivery: Delivery, version: ProtocolVersion, aliasMax: number): boolean {
+export function shareable(delivery: Delivery, version: ProtocolVersion, aliases: TopicAliases | null): boolean {
   if (version !== 5) return true
-  return delivery.subscriptionIds === undefined && delivery.message.expiresAt === 0 && aliasMax === 0
+  return delivery.subscriptionIds === undefined && delivery.message.expiresAt === 0 && (aliases === null || aliases.outgoingMax === 0)
 }
 
 /** Encodes the PUBLISH for this delivery, without topic aliases. */
@@ -36,11 +46,12 @@ export function encodePublish(delivery: Delivery, packetId: number, dup: boolean
 }
 
 /** Encodes the PUBLISH for this delivery to one client, applying its outgoing topic aliases. */
-export function encodePublishFor(client: OutgoingAliases & { readonly version: ProtocolVersion }, delivery: Delivery, packetId: number, dup: boolean, now: number): Buffer {
+export function encodePublishFor(client: AliasedClient, delivery: Delivery, packetId: number, dup: boolean, now: number): Buffer {
   const packet = publishPacket(delivery, packetId, dup, client.version, now)
-  const newAlias = assignAlias(client, packet)
+  const aliases = client.aliases
+  const newAlias = aliases !== null && assignAlias(aliases, packet)
   const bytes = encodeOutgoing(packet, client.version)
-  if (bytes.length > client.maxOutgoingPacketSize && newAlias) client.outgoingAliases!.delete(delivery.message.topic)
+  if (bytes.length > client.maxOutgoingPacketSize && newAlias) aliases!.outgoing!.delete(delivery.message.topic)
   return bytes
 }
 
@@ -75,18 +86,18 @@ function publishPacket(delivery: Delivery, packetId: number, dup: boolean, versi
 }
 
 /** Applies an outgoing topic alias when the client allows them; returns true if a new alias was assigned. */
-function assignAlias(client: OutgoingAliases, packet: PublishPacket): boolean {
-  if (client.outgoingAliasMax === 0) return false
-  client.outgoingAliases ??= new Map()
-  const alias = client.outgoingAliases.get(packet.topic)
+function assignAlias(aliases: TopicAliases, packet: PublishPacket): boolean {
+  if (aliases.outgoingMax === 0) return false
+  const assigned = (aliases.outgoing ??= new Map())
+  const alias = assigned.get(packet.topic)
   if (alias !== undefined) {
     packet.properties = { ...packet.properties, topicAlias: alias }
     packet.topic = ''
     return false
   }
-  if (client.outgoingAliases.size >= client.outgoingAliasMax) return false
-  const fresh = client.outgoingAliases.size + 1
-  client.outgoingAliases.set(packet.topic, fresh)
+  if (assigned.size >= aliases.outgoingMax) return false
+  const fresh = assigned.size + 1
+  assigned.set(packet.topic, fresh)
   packet.properties = { ...packet.properties, topicAlias: fresh }
   return true
 }

@@ -101,7 +101,8 @@ export function handleConnect(client: Client, packet: ConnectPacket): void | Pro
   if (version === 5) {
     client.sendWindow = Math.min(props?.receiveMaximum ?? 65535, limits.maxInflight)
     client.maxOutgoingPacketSize = props?.maximumPacketSize ?? Infinity
-    client.outgoingAliasMax = props?.topicAliasMaximum ?? 0
+    const aliasMax = props?.topicAliasMaximum ?? 0
+    if (aliasMax > 0) client.aliases = { outgoingMax: aliasMax, outgoing: null, incoming: null }
     client.requestProblemInformation = props?.requestProblemInformation ?? true
   }
 

@@ -89,12 +89,12 @@ function resolveTopicAlias(client: Client, packet: PublishPacket): void {
   if (alias === undefined) return
   const max = client.broker.limits.topicAliasMaximum
   if (alias === 0 || alias > max) throw new MqttError(Reason.TopicAliasInvalid, `topic alias ${alias} outside 1..${max}`) // [MQTT-3.3.2-8, -9]
-  client.incomingAliases ??= new Map()
+  const incoming = ((client.aliases ??= { outgoingMax: 0, outgoing: null, incoming: null }).incoming ??= new Map())
   if (packet.topic === '') {
-    const topic = client.incomingAliases.get(alias)
+    const topic = incoming.get(alias)
     if (topic === undefined) throw new MqttError(Reason.ProtocolError, `unknown topic alias ${alias}`)
     packet.topic = topic
   } else {
-    client.incomingAliases.set(alias, packet.topic)
+    incoming.set(alias, packet.topic)
   }
 }
