@@ -10,10 +10,10 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import net from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import mqtt, { type IClientOptions, type MqttClient } from 'mqtt'
+import type { MqttClient } from 'mqtt'
 import { until } from './helpers/broker.ts'
 import { type Certs, makeCerts } from './helpers/certs.ts'
-import { connect, subscribe } from './helpers/mqttjs.ts'
+import { connect, openUrl as open, subscribe } from './helpers/mqttjs.ts'
 import { repoRoot } from './helpers/process.ts'
 
 const DENO = join(repoRoot, 'node_modules', '.bin', 'deno')
@@ -62,15 +62,6 @@ async function startDenoBroker(config: string): Promise<DenoBroker> {
       return await proc.exited
     },
   }
-}
-
-function open(url: string, options: IClientOptions = {}): Promise<MqttClient> {
-  const client = mqtt.connect(url, { reconnectPeriod: 0, connectTimeout: 5000, ...options })
-  return new Promise((resolve, reject) => {
-    client.once('connect', () => resolve(client))
-    client.once('error', reject)
-    client.once('close', () => reject(new Error('closed before CONNACK')))
-  })
 }
 
 function nextMessage(client: MqttClient): Promise<{ topic: string; payload: string; retain: boolean }> {

@@ -1,27 +1,18 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { readFileSync, rmSync } from 'node:fs'
-import mqtt, { type IClientOptions, type MqttClient } from 'mqtt'
+import type { IClientOptions, MqttClient } from 'mqtt'
 import mqttPacket from 'mqtt-packet'
 import net from 'node:net'
 import { auth } from '../plugins/auth.ts'
 import { startBroker, until, type TestBroker } from './helpers/broker.ts'
 import { makeCerts, type Certs } from './helpers/certs.ts'
-import { connect, subscribe } from './helpers/mqttjs.ts'
+import { connect, openUrl as open, subscribe } from './helpers/mqttjs.ts'
 
 let certs: Certs
 beforeAll(() => {
   certs = makeCerts()
 })
 afterAll(() => rmSync(certs.dir, { recursive: true, force: true }))
-
-function open(url: string, options: IClientOptions = {}): Promise<MqttClient> {
-  const client = mqtt.connect(url, { reconnectPeriod: 0, connectTimeout: 5000, ...options })
-  return new Promise((resolve, reject) => {
-    client.once('connect', () => resolve(client))
-    client.once('error', reject)
-    client.once('close', () => reject(new Error('closed before CONNACK')))
-  })
-}
 
 function nextMessage(client: MqttClient): Promise<{ topic: string; payload: string }> {
   return new Promise((resolve) => client.once('message', (topic, payload) => resolve({ topic, payload: payload.toString() })))

@@ -91,3 +91,13 @@ export async function connect(port: number, options: IClientOptions = {}): Promi
 export function subscribe(client: MqttClient, topic: string | string[], options: mqtt.IClientSubscribeOptions = { qos: 0 }) {
   return client.subscribeAsync(topic, options)
 }
+
+/** MQTT.js connected to `url` (ws://, wss://, mqtts://...), resolved at CONNACK; rejects if the broker refuses or closes first. */
+export function openUrl(url: string, options: IClientOptions = {}): Promise<MqttClient> {
+  const client = mqtt.connect(url, { reconnectPeriod: 0, connectTimeout: 5000, ...options })
+  return new Promise((resolve, reject) => {
+    client.once('connect', () => resolve(client))
+    client.once('error', reject)
+    client.once('close', () => reject(new Error('closed before CONNACK')))
+  })
+}
