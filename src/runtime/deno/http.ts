@@ -11,7 +11,7 @@ import type { BrokerView } from '../../http/view.ts'
 import type { RateConfig } from '../../rate.ts'
 import { mqttSubprotocol, NO_SUBPROTOCOL } from '../../transport/subprotocol.ts'
 import type { Acceptor, Connection, ConnectionHandler } from '../../transport/types.ts'
-import type { Listener } from '../index.ts'
+import type { Listener } from '../types.ts'
 import { Deno, type DenoServeOptions } from './api.ts'
 import { denoTls } from './tcp.ts'
 

@@ -8,7 +8,7 @@ import type { TlsConfig } from '../../config.ts'
 import { ConfigError } from '../../errors.ts'
 import type { RateConfig } from '../../rate.ts'
 import type { Acceptor, Connection, ConnectionHandler } from '../../transport/types.ts'
-import type { Listener } from '../index.ts'
+import type { Listener } from '../types.ts'
 import { Deno, type DenoConn } from './api.ts'
 
 /**
