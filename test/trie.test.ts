@@ -165,6 +165,20 @@ describe('topic validation', () => {
     expect(topicNameError('a/b/c', { maxTopicLevels: 2, maxTopicLength: 100 })).toContain('levels')
     expect(topicNameError('abcdef', { maxTopicLevels: 2, maxTopicLength: 5 })).toContain('longer')
   })
+  test('limits at their edges: levels of slashes only, length in UTF-8 bytes, U+0000 and empty [MQTT-4.7.3-1, -2]', () => {
+    const tight = { maxTopicLevels: 3, maxTopicLength: 6 }
+    expect(topicNameError('//', tight)).toBeNull() // 3 levels, all empty
+    expect(topicNameError('///', tight)).toContain('levels') // 4
+    expect(topicNameError('a/b/c', tight)).toBeNull()
+    expect(topicNameError('a/b/c/d', { maxTopicLevels: 3, maxTopicLength: 100 })).toContain('levels')
+    expect(topicNameError('aé/b', tight)).toBeNull() // 5 bytes
+    expect(topicNameError('ééé', tight)).toBeNull() // 6 bytes in 3 characters
+    expect(topicNameError('éééa', tight)).toContain('longer') // 7 bytes in 4 characters
+    expect(topicNameError('😀😀', { maxTopicLevels: 3, maxTopicLength: 7 })).toContain('longer') // 8 bytes in 4 UTF-16 units
+    expect(topicNameError('a\u0000b', limits)).toContain('U+0000')
+    expect(topicNameError('', limits)).toBe('empty topic')
+    expect(topicNameError('a+b', limits)).toContain('wildcards')
+  })
 })
 
 describe('deque', () => {
