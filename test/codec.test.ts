@@ -6,7 +6,7 @@ import { describe, expect, test } from 'bun:test'
 import mqttPacket, { generate, type Packet } from 'mqtt-packet'
 import BufferList from 'bl'
 import { ContiguousBytes } from '../src/protocol/bytes.ts'
-import { internStats, utf8 } from '../src/protocol/strings.ts'
+import { internStats, lastUtf8Clean, utf8 } from '../src/protocol/strings.ts'
 import { encode } from '../src/protocol/encode.ts'
 import { internalsProblems, readInPlace } from '../src/protocol/mqtt-packet.ts'
 import { repoRoot } from './helpers/process.ts'
@@ -256,6 +256,23 @@ describe('utf8 (short strings interned)', () => {
       const bytes = sameLength[random(k < 30_000 ? 3000 : 300)]!
       expect(utf8(bytes, 0, bytes.length)).toBe(bytes.toString())
     }
+  })
+
+  test('calls a string clean of U+0000 only when it is: a zero byte at any position, in the words hashed or the bytes after', () => {
+    let cleanSaid = 0
+    for (let length = 1; length <= 32; length++) {
+      for (let at = -1; at < length; at++) {
+        const bytes = Buffer.alloc(length + 2, 0x61) // 'a'
+        if (at >= 0) bytes[1 + at] = 0
+        for (let twice = 0; twice < 2; twice++) {
+          // (twice: the second read is a hit in the table)
+          expect(utf8(bytes, 1, 1 + length)).toBe(bytes.toString('utf8', 1, 1 + length))
+          if (at >= 0) expect(lastUtf8Clean()).toBe(false) // then bytes.ts checks the string itself
+          else if (lastUtf8Clean()) cleanSaid++
+        }
+      }
+    }
+    expect(cleanSaid).toBeGreaterThan(0) // the fast path is taken for clean strings
   })
 
   test('a repeat is a hit; equal-length neighbours do not mix; long and non-ASCII strings are decoded each time', () => {
