@@ -273,6 +273,31 @@ export default defineConfig({
   }, 60_000)
 })
 
+describe('a store that cannot be used, under Deno', () => {
+  test('a corrupt database stops start-up naming the file and what to do; onCorrupt: moveAside starts on a new one', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'midge-deno-corrupt-'))
+    const db = join(dir, 'midge.db')
+    writeFileSync(db, 'not a database: '.repeat(64))
+    const config = (onCorrupt: string) => {
+      const file = join(dir, `${onCorrupt}.config.ts`)
+      writeFileSync(file, `import { defineConfig, sqlite } from 'midge'\nexport default defineConfig({ listeners: [{ type: 'tcp', host: '127.0.0.1', port: 0 }], plugins: [sqlite({ path: ${JSON.stringify(db)}, onCorrupt: '${onCorrupt}' })] })\n`)
+      return file
+    }
+    const refused = spawnDeno(['src/main.ts', '--config', config('fail')])
+    expect(await refused.proc.exited).toBe(1)
+    expect(await refused.stderr).toContain(`the database ${db} is not a sound SQLite database`)
+    const moved = spawnDeno(['src/main.ts', '--config', config('moveAside')])
+    try {
+      await until(() => moved.lines.some((l) => l.includes('"listener.listening"')) || moved.proc.exitCode !== null, 20_000, 'the broker to start')
+      expect(moved.lines.some((l) => l.includes('"sqlite.moved_aside"'))).toBe(true)
+    } finally {
+      moved.proc.kill('SIGTERM')
+      await moved.proc.exited
+      rmSync(dir, { recursive: true, force: true })
+    }
+  }, 40_000)
+})
+
 describe('Deno and Bun side by side', () => {
   test('a hash made under Deno (midge hash-password) verifies on Bun, and one made by Bun verifies on Deno', async () => {
     const made = spawnDeno(['src/main.ts', 'hash-password', 'tea for two'])

@@ -103,13 +103,30 @@ const CODES: Record<number, string> = {
   26: 'SQLITE_NOTADB',
 }
 
-/** node:sqlite's errors carry the number (`errcode`) and `code: 'ERR_SQLITE_ERROR'`: give them the name instead. */
+/** SQLite's own text for those codes (sqlite3_errstr), for a node:sqlite that gives the text only (Deno's). */
+const BY_MESSAGE: Array<[string, string]> = [
+  ['file is not a database', 'SQLITE_NOTADB'],
+  ['database disk image is malformed', 'SQLITE_CORRUPT'],
+  ['attempt to write a readonly database', 'SQLITE_READONLY'],
+  ['unable to open database file', 'SQLITE_CANTOPEN'],
+  ['database or disk is full', 'SQLITE_FULL'],
+  ['access permission denied', 'SQLITE_PERM'],
+  ['database is locked', 'SQLITE_BUSY'],
+  ['disk I/O error', 'SQLITE_IOERR'],
+]
+
+/**
+ * node:sqlite's errors say `code: 'ERR_SQLITE_ERROR'`, with the number in `errcode` (Node) or only SQLite's text
+ * (Deno): give them the name instead, as the store plugins read it.
+ */
 function withCodes<T>(fn: () => T): T {
   try {
     return fn()
   } catch (error) {
     const errcode = (error as { errcode?: unknown }).errcode
-    if (typeof errcode === 'number') Object.assign(error as object, { code: CODES[errcode & 0xff] ?? `SQLITE_${errcode & 0xff}` })
+    const message = error instanceof Error ? error.message : ''
+    const code = typeof errcode === 'number' ? (CODES[errcode & 0xff] ?? `SQLITE_${errcode & 0xff}`) : BY_MESSAGE.find(([text]) => message.includes(text))?.[1]
+    if (code) Object.assign(error as object, { code })
     throw error
   }
 }
