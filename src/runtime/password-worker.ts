@@ -2,7 +2,9 @@
 import { parentPort } from 'node:worker_threads'
 import { wasmHash, wasmVerify } from './password-wasm.ts'
 
-export type PasswordRequest = { id: number; op: 'hash'; password: string; algorithm: 'argon2id' | 'bcrypt' } | { id: number; op: 'verify'; password: string; hash: string }
+/** What the worker is asked (a request adds the id its answer carries). */
+export type PasswordTask = { op: 'hash'; password: string; algorithm: 'argon2id' | 'bcrypt' } | { op: 'verify'; password: string; hash: string }
+export type PasswordRequest = PasswordTask & { id: number }
 export type PasswordAnswer = { id: number; result: string | boolean } | { id: number; error: string }
 
 parentPort?.on('message', async (request: PasswordRequest) => {

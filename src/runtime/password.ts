@@ -7,7 +7,7 @@
 import { Worker } from 'node:worker_threads'
 import { isDeno } from './detect.ts'
 import type { PasswordAlgorithm } from './password-wasm.ts'
-import type { PasswordAnswer, PasswordRequest } from './password-worker.ts'
+import type { PasswordAnswer, PasswordTask } from './password-worker.ts'
 
 export type { PasswordAlgorithm } from './password-wasm.ts'
 
@@ -23,14 +23,12 @@ export async function verifyPassword(password: string, hash: string): Promise<bo
   return (await inWorker({ op: 'verify', password, hash })) as boolean
 }
 
-type Request = PasswordRequest extends infer R ? (R extends PasswordRequest ? Omit<R, 'id'> : never) : never
-
 let worker: Worker | null = null
 let nextId = 0
 const pending = new Map<number, { resolve(value: string | boolean): void; reject(error: Error): void }>()
 
 /** One worker, made on first use; it holds the process open only while it has work (ref'd while requests wait). */
-function inWorker(request: Request): Promise<string | boolean> {
+function inWorker(request: PasswordTask): Promise<string | boolean> {
   if (!worker) {
     const started = new Worker(new URL('./password-worker.ts', import.meta.url))
     started.on('message', (answer: PasswordAnswer) => {

@@ -18,18 +18,18 @@ import { denoTls } from './tcp.ts'
 export function listenHttp(broker: Broker, view: BrokerView, config: HttpConfig, options: HttpOptions): Listener {
   const app = createHttpApp(view, config, { ...options, asset: consoleFile })
   const wsPath = config.websocketPath
-  return serve(serveOptions(config.host, config.port, config.tls, config.reusePort, 'http'), (req, ip) => {
-    if (wsPath !== false && isUpgrade(req) && new URL(req.url).pathname === wsPath) return upgradeMqtt(req, ip, broker)
+  return serve(serveOptions(config.host, config.port, config.tls, config.reusePort, 'http'), (req, ip, sockets) => {
+    if (wsPath !== false && isUpgrade(req) && new URL(req.url).pathname === wsPath) return upgradeMqtt(req, ip, sockets, broker)
     return app.fetch(req, { ip })
   })
 }
 
 /** A listener of its own for MQTT over WebSocket (`ws://host:port/path`, or `wss://` with TLS). */
 export function listenWebSocket(acceptor: Acceptor, host: string, port: number, path: string, tls?: TlsConfig, reusePort = false, rate?: RateConfig): Listener {
-  return serve(serveOptions(host, port, tls, reusePort, 'a WebSocket listener'), (req, ip) => {
+  return serve(serveOptions(host, port, tls, reusePort, 'a WebSocket listener'), (req, ip, sockets) => {
     if (new URL(req.url).pathname !== path) return new Response('not found', { status: 404 })
     if (!isUpgrade(req)) return new Response('expected a WebSocket upgrade', { status: 426 })
-    return upgradeMqtt(req, ip, acceptor, rate)
+    return upgradeMqtt(req, ip, sockets, acceptor, rate)
   })
 }
 
@@ -37,7 +37,8 @@ function serveOptions(host: string, port: number, tls: TlsConfig | undefined, re
   return { hostname: host, port, ...(tls ? denoTls(tls, where) : {}), ...(reusePort ? { reusePort } : {}) }
 }
 
-function serve(options: DenoServeOptions, handle: (req: Request, ip: string) => Response | Promise<Response>): Listener {
+/** `sockets`: the listener's open WebSockets, closed with it when it stops with `closeActive`. */
+function serve(options: DenoServeOptions, handle: (req: Request, ip: string, sockets: Set<WebSocket>) => Response | Promise<Response>): Listener {
   const sockets = new Set<WebSocket>()
   const server = Deno.serve(
     {
@@ -45,15 +46,7 @@ function serve(options: DenoServeOptions, handle: (req: Request, ip: string) => 
       onListen: () => {}, // the broker logs where it listens; Deno would print a line of its own
       onError: () => Response.json({ error: 'internal_error', message: 'internal error' }, { status: 500 }),
     },
-    (req, info) => {
-      const response = handle(req, info.remoteAddr.hostname)
-      const socket = (response as Response & { webSocket?: WebSocket }).webSocket
-      if (socket) {
-        sockets.add(socket)
-        socket.addEventListener('close', () => sockets.delete(socket))
-      }
-      return response
-    },
+    (req, info) => handle(req, info.remoteAddr.hostname, sockets),
   )
   return {
     host: server.addr.hostname,
@@ -73,11 +66,12 @@ function isUpgrade(req: Request): boolean {
 const HIGH_WATER = 1024 * 1024
 const DRAIN_POLL_MS = 5
 
-function upgradeMqtt(req: Request, remoteAddress: string, acceptor: Acceptor, rate?: RateConfig): Response {
+function upgradeMqtt(req: Request, remoteAddress: string, sockets: Set<WebSocket>, acceptor: Acceptor, rate?: RateConfig): Response {
   const protocol = mqttSubprotocol(req)
   if (!protocol) return new Response(NO_SUBPROTOCOL, { status: 400 }) // [MQTT-6.0.0-3]
   const { socket, response } = Deno.upgradeWebSocket(req, { protocol })
   socket.binaryType = 'arraybuffer'
+  sockets.add(socket)
   let handler: ConnectionHandler | null = null
   // Deno's WebSocket has no drain event: while writes wait, bufferedAmount is watched until it falls.
   let watching: ReturnType<typeof setInterval> | undefined
@@ -111,11 +105,11 @@ function upgradeMqtt(req: Request, remoteAddress: string, acceptor: Acceptor, ra
     handler?.data(Buffer.from(event.data as ArrayBuffer))
   })
   socket.addEventListener('close', () => {
+    sockets.delete(socket)
     stopWatching()
     handler?.closed()
     handler = null
   })
-  Object.defineProperty(response, 'webSocket', { value: socket })
   return response
 }
 

@@ -25,7 +25,7 @@ export function listenTcp(acceptor: Acceptor, host: string, port: number, tls?: 
     : Deno.listen({ hostname: host, port, transport: 'tcp', ...(reusePort ? { reusePort } : {}) })
   const open = new Set<DenoConn>()
   void (async () => {
-    for await (const conn of listener) serve(conn, acceptor, rate, open)
+    for await (const conn of listener) serveConnection(conn, acceptor, rate, open)
   })().catch(() => {}) // the listener was closed
   return {
     host: listener.addr.hostname,
@@ -45,7 +45,7 @@ export function denoTls(tls: TlsConfig, where: string): { cert: string; key: str
   return { cert: readFileSync(tls.cert, 'utf8'), key: readFileSync(tls.key, 'utf8') }
 }
 
-function serve(conn: DenoConn, acceptor: Acceptor, rate: RateConfig | undefined, open: Set<DenoConn>): void {
+function serveConnection(conn: DenoConn, acceptor: Acceptor, rate: RateConfig | undefined, open: Set<DenoConn>): void {
   open.add(conn)
   try {
     conn.setNoDelay?.(true) // small MQTT packets go out at once, as on Bun
