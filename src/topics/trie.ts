@@ -172,55 +172,69 @@ export class SubscriptionTrie {
 
   /** Calls the visitor for every subscription and share group whose filter matches `topic`. */
   match(topic: string, visitor: MatchVisitor): void {
-    // The two frontier arrays are reused from call to call (new ones only if a visitor matches again meanwhile).
-    const scratch = this.scratch ?? [[], []]
-    this.scratch = null
+    // The frontier is kept in one array reused from call to call (a new one only if a visitor matches again meanwhile).
+    const frontier = this.frontier ?? []
+    this.frontier = null
     try {
-      this.walk(topic, visitor, scratch[0], scratch[1])
+      this.walk(topic, visitor, frontier)
     } finally {
-      scratch[0].length = 0
-      scratch[1].length = 0
-      this.scratch = scratch
+      this.frontier = frontier
     }
   }
 
-  private scratch: [TrieNode[], TrieNode[]] | null = [[], []]
+  private frontier: TrieNode[] | null = []
 
-  private walk(topic: string, visitor: MatchVisitor, current: TrieNode[], next: TrieNode[]): void {
+  /**
+   * Level by level: the frontier's nodes for this level sit at [start, end) of `nodes`, and the next level's are
+   * appended after them (entries are overwritten, never cleared: setting an array's length costs more than a walk).
+   */
+  private walk(topic: string, visitor: MatchVisitor, nodes: TrieNode[]): void {
     const dollar = topic.charCodeAt(0) === 36 /* $ */
-    current.push(this.root)
-    // Level by level, found with indexOf: a level's string is cut out only when a node has children to look it up in.
-    for (let from = 0, depth = 0; current.length > 0; depth++) {
-      let to = topic.indexOf('/', from)
+    const root = this.root
+    // The first level, from the root alone (most walks end within a level or two).
+    let to = topic.indexOf('/')
+    if (to === -1) to = topic.length
+    let count = 0
+    if (!dollar) {
+      // [MQTT-4.7.2-1] wildcards in the first level never match a topic starting with `$`.
+      if (root.hash) visit(root.hash, visitor)
+      if (root.plus) nodes[count++] = root.plus
+    }
+    let exact = root.only
+    if (exact) {
+      if (!sameLevel(exact.level, topic, 0, to)) exact = null
+    } else if (root.children.size > 0) exact = root.children.get(topic.slice(0, to)) ?? null
+    if (exact) nodes[count++] = exact
+    let start = 0
+    let end = count
+    while (start < end && to < topic.length) {
+      const from = to + 1
+      to = topic.indexOf('/', from)
       if (to === -1) to = topic.length
       let level: string | null = null
-      // [MQTT-4.7.2-1] wildcards in the first level never match a topic starting with `$`.
-      const wildcards = !(depth === 0 && dollar)
-      for (const node of current) {
-        if (wildcards) {
-          if (node.hash) visit(node.hash, visitor)
-          if (node.plus) next.push(node.plus)
-        }
+      for (let i = start; i < end; i++) {
+        const node = nodes[i]!
+        if (node.hash) visit(node.hash, visitor)
+        if (node.plus) nodes[count++] = node.plus
         const only = node.only
         if (only) {
-          if (sameLevel(only.level, topic, from, to)) next.push(only)
+          if (sameLevel(only.level, topic, from, to)) nodes[count++] = only
         } else if (node.children.size > 0) {
-          const exact = node.children.get((level ??= topic.slice(from, to)))
-          if (exact) next.push(exact)
+          const child = node.children.get((level ??= topic.slice(from, to)))
+          if (child) nodes[count++] = child
         }
       }
-      const swap = current
-      current = next
-      next = swap
-      next.length = 0
-      if (to === topic.length) break
-      from = to + 1
+      start = end
+      end = count
     }
-    for (const node of current) {
+    for (let i = start; i < end; i++) {
+      const node = nodes[i]!
       visit(node, visitor)
       // "sport/#" also matches "sport" (section 4.7.1.2)
       if (node.hash) visit(node.hash, visitor)
     }
+    // Let go of the nodes walked: a node removed meanwhile is not pinned.
+    for (let i = 0; i < count; i++) nodes[i] = undefined!
   }
 }
 
