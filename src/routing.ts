@@ -125,8 +125,12 @@ export class Router {
     let reached = 0
     for (let i = 0; i < matches.clientCount; i++) {
       const match = matches.clients[i]!
-      const session = this.sessions.get(match.clientId)
-      if (!session) continue
+      let session = match.session
+      if (session === undefined || !session.held) {
+        session = this.sessions.get(match.clientId)
+        if (!session) continue
+        match.session = session
+      }
       reached++
       const qos = minQoS(message.qos, match.qos) // [MQTT-3.8.4-8]
       const retain = match.retainAsPublished && message.retain // [MQTT-3.3.1-12, -13]

@@ -57,6 +57,8 @@ const NO_QUEUE: { readonly length: number; peek(): Delivery | undefined } = { le
 
 export class Session {
   client: Attachment | null = null
+  /** True while the broker holds this session for its client id: a route that kept it looks the id up again once not. */
+  held = false
   /**
    * Subscriptions keyed by the filter as sent, `$share/...` included; messages sent at QoS 1/2 and not yet
    * acknowledged, by packet id [MQTT-2.2.1-4] (the client's ids are a space of their own, section 2.2.1); messages

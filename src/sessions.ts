@@ -11,6 +11,7 @@ import type { StoredSession } from './plugin.ts'
 import { publish, type PublishTarget } from './publish.ts'
 import { Reason } from './protocol/reason.ts'
 import { type Attachment, type Delivery, NEVER_EXPIRES, Session } from './session.ts'
+import { SessionTable } from './session-table.ts'
 import { type SubscriptionTrie, subscriptionKey } from './topics/trie.ts'
 
 /** What the sessions need of the broker: its limits, plugins, subscriptions and events, and publishing (wills). */
@@ -24,7 +25,7 @@ export interface SessionsHost extends PublishTarget {
 }
 
 export class Sessions {
-  private readonly byId = new Map<string, Session>()
+  private readonly byId = new SessionTable<Session>()
 
   constructor(private readonly host: SessionsHost) {}
 
@@ -40,7 +41,8 @@ export class Sessions {
     return this.byId.size
   }
 
-  values(): IterableIterator<Session> {
+  /** Every session, as a list of its own. */
+  values(): Session[] {
     return this.byId.values()
   }
 
@@ -82,7 +84,7 @@ export class Sessions {
       }
     }
     if (stored.awaitingRelease.length > 0) session.awaitingRelease = new Set(stored.awaitingRelease)
-    this.byId.set(session.clientId, session)
+    this.hold(session)
     return session
   }
 
@@ -93,7 +95,7 @@ export class Sessions {
     this.clearTimers(session)
     session.will = undefined
     for (const sub of session.subscriptions.values()) this.host.subscriptions.remove(sub)
-    this.byId.delete(clientId)
+    this.release(session)
   }
 
   /** Finds or creates the session for a connecting client, taking over a live connection with the same id. */
@@ -120,7 +122,7 @@ export class Sessions {
     session ??= new Session(clientId, expiryInterval)
     session.expiryInterval = expiryInterval
     session.client = client
-    this.byId.set(clientId, session)
+    this.hold(session)
     // A new session that does not outlive its connection was never stored, and is not now (memory is the truth:
     // a stored session of this client id was loaded at start, or ended above): no store write per clean connect.
     if (present || session.persistent) this.store(session, 0)
@@ -153,10 +155,22 @@ export class Sessions {
     this.publishWill(session)
     for (const sub of session.subscriptions.values()) this.host.subscriptions.remove(sub)
     session.clearSubscriptions()
-    this.byId.delete(session.clientId)
+    this.release(session)
     // Only a persistent session is in the store (one that stopped being persistent was deleted from it then).
     if (session.persistent) this.host.plugins.sessionStore?.deleteSession(session.clientId)
     if (this.host.events.listeners.sessionEnded.length > 0) this.host.events.emit('sessionEnded', session.clientId)
+  }
+
+  private hold(session: Session): void {
+    const before = this.byId.get(session.clientId)
+    if (before && before !== session) before.held = false
+    this.byId.set(session)
+    session.held = true
+  }
+
+  private release(session: Session): void {
+    this.byId.delete(session.clientId)
+    session.held = false
   }
 
   /** Stops every session's timers (the broker is closing). */

@@ -4,6 +4,7 @@
  * and the share groups it reaches. The broker reuses one collector for every message it routes.
  */
 import type { QoS } from '../protocol/codec.ts'
+import type { Session } from '../session.ts'
 import type { MatchVisitor, ShareGroup, Subscription } from '../topics/trie.ts'
 
 /** Up to this many clients, a repeat is found by scanning the list; past it, by a Map (built then). */
@@ -71,10 +72,12 @@ export class RouteMatches implements MatchVisitor, Matches {
     const ids = sub.identifier ? [sub.identifier] : undefined
     const match = this.clients[this.clientCount]
     if (!match) {
-      const fresh = { clientId: sub.clientId, qos: sub.qos, retainAsPublished: sub.retainAsPublished, ids }
+      const fresh = { clientId: sub.clientId, qos: sub.qos, retainAsPublished: sub.retainAsPublished, ids, session: undefined }
       this.clients.push(fresh)
       return fresh
     }
+    // The same client in the same place as last time (one subscriber of many topics) keeps the session found then.
+    if (match.clientId !== sub.clientId) match.session = undefined
     match.clientId = sub.clientId
     match.qos = sub.qos
     match.retainAsPublished = sub.retainAsPublished
@@ -123,11 +126,12 @@ export class RouteCache implements Matches {
     }
     for (let i = 0; i < matches.clientCount; i++) {
       const from = matches.clients[i]!
-      const entry = (this.clients[i] ??= { clientId: '', qos: 0, retainAsPublished: false, ids: undefined })
+      const entry = (this.clients[i] ??= { clientId: '', qos: 0, retainAsPublished: false, ids: undefined, session: undefined })
       entry.clientId = from.clientId
       entry.qos = from.qos
       entry.retainAsPublished = from.retainAsPublished
       entry.ids = from.ids
+      entry.session = from.session
     }
     this.clientCount = matches.clientCount
     for (let i = 0; i < matches.groupCount; i++) this.groups[i] = matches.groups[i]!
@@ -143,6 +147,11 @@ export interface ClientMatch {
   qos: QoS
   retainAsPublished: boolean
   ids: number[] | undefined
+  /**
+   * The client's session as last found (undefined until then): kept with the route, so that a message on a kept
+   * route reaches its sessions without a lookup by client id. The router checks `held` before it uses one.
+   */
+  session: Session | undefined
 }
 
 /** The QoS a subscriber gets: the lower of the message's and the subscription's [MQTT-3.8.4-8]. */
