@@ -16,18 +16,22 @@ export interface Logger {
   isInfo: boolean
 }
 
+/** Where a logger's lines go, one call per line, without its newline. */
 type Sink = (line: string) => void
 
-export function createLogger(level: LogLevel, sink: Sink = (line) => process.stdout.write(line + '\n')): Logger {
+/** Lines to stdout; without a sink of its own, each line is built with its newline (not copied once more to add it). */
+export function createLogger(level: LogLevel, sink?: Sink): Logger {
   const min = LogLevels.indexOf(level)
+  const write: Sink = sink ?? ((line) => process.stdout.write(line))
+  const end = sink ? '}' : '}\n'
   const emit = (lvl: LogLevel) => {
     if (LogLevels.indexOf(lvl) < min) return () => {}
     const head = `","level":"${lvl}","event":`
     return (event: string, fields?: LogFields) => {
       // The line is put together around one JSON.stringify of the fields, with no replacer and no merged copy of
-      // them: a connection storm writes a line per client at info, and each copy was garbage the heap grew by.
+      // them: a connection storm writes a line per client at info, and each copy was garbage the process grew by.
       const json = fields === undefined ? '{}' : JSON.stringify(plain(fields))
-      sink(`{"time":"${new Date().toISOString()}${head}${JSON.stringify(event)}${json.length > 2 ? `,${json.slice(1)}` : '}'}`)
+      write(`{"time":"${new Date().toISOString()}${head}${JSON.stringify(event)}${json.length > 2 ? `,${json.slice(1, -1)}` : ''}${end}`)
     }
   }
   return { debug: emit('debug'), info: emit('info'), warn: emit('warn'), error: emit('error'), isDebug: min === 0, isInfo: min <= 1 }
