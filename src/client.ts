@@ -259,7 +259,8 @@ export class Client implements ConnectionHandler, PacketSink, OutboundOwner, Pub
   sendPublish(delivery: Delivery, packetId: number, dup: boolean): boolean {
     if (this.state !== 'connected') return false
     const message = delivery.message
-    const now = this.broker.clock.now()
+    // The clock is read only for a message that expires (isExpired and the encoder's remainingExpiry read `now` then).
+    const now = message.expiresAt === 0 ? 0 : this.broker.clock.now()
     if (isExpired(message, now)) return false // [MQTT-3.3.2-5]
     let bytes: Buffer
     if (delivery.qos === 0 && shareable(delivery, this.version, this.aliases)) {

@@ -1,3 +1,4 @@
+import type { Clock } from './clock.ts'
 import type { PublishPacket, QoS, UserProperties } from './protocol/codec.ts'
 
 /** The MQTT 5 properties that travel with an application message (MQTT 5.0 section 3.3.2.3). */
@@ -116,15 +117,18 @@ export function messageFrom(input: MessageInput, origin: string | undefined, now
   }
 }
 
-/** Resolves the message a PUBLISH carries (payload still in the read buffer). */
-export function messageOfPacket(packet: PublishPacket, origin: string, now: number, maxExpirySeconds = 0): Message {
+/**
+ * Resolves the message a PUBLISH carries (payload still in the read buffer). The clock is read only for a message
+ * that expires (a clock read was ~20 ns of every message's path).
+ */
+export function messageOfPacket(packet: PublishPacket, origin: string, clock: Pick<Clock, 'now'>, maxExpirySeconds = 0): Message {
   const p = packet.properties
   let expiresAt = 0
   let properties: Message['properties'] = undefined
   if (p) {
     if (p.messageExpiryInterval !== undefined) {
       const seconds = maxExpirySeconds > 0 ? Math.min(p.messageExpiryInterval, maxExpirySeconds) : p.messageExpiryInterval
-      expiresAt = now + seconds * 1000
+      expiresAt = clock.now() + seconds * 1000
     }
     if (p.payloadFormatIndicator !== undefined || p.contentType !== undefined || p.responseTopic !== undefined || p.correlationData !== undefined || p.userProperties !== undefined) {
       properties = {}

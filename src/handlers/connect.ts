@@ -81,7 +81,7 @@ export function handleConnect(client: Client, packet: ConnectPacket): void | Pro
       return refuse(client, Reason.TopicNameInvalid, `will topic: ${error}`)
     }
     const willPacket = { cmd: 'publish' as const, topic: packet.will.topic, payload: packet.will.payload, qos: packet.will.qos ?? 0, retain: packet.will.retain ?? false, dup: false, properties: packet.will.properties }
-    const message = messageOfPacket(willPacket, clientId, broker.clock.now())
+    const message = messageOfPacket(willPacket, clientId, broker.clock)
     message.payload = Buffer.from(message.payload)
     message.expiresAt = 0 // the expiry interval counts from when the will is published
     will = {
