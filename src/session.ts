@@ -100,6 +100,17 @@ export class Session {
     this.subs = null
   }
 
+  /**
+   * The broker let this session go (ended, or moved to another node): its messages go with it. A route that kept
+   * the session (ClientMatch.session) may still point at it until that route is next used; this keeps what it pins small.
+   */
+  discardMessages(): void {
+    this.sent = null
+    this.waiting = null
+    this.queuedBytes = 0
+    this.awaitingRelease = null
+  }
+
   get inflight(): ReadonlyMap<number, Delivery> {
     return this.sent ?? NO_INFLIGHT
   }

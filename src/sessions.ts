@@ -171,6 +171,7 @@ export class Sessions {
   private release(session: Session): void {
     this.byId.delete(session.clientId)
     session.held = false
+    session.discardMessages()
   }
 
   /** Stops every session's timers (the broker is closing). */
