@@ -238,28 +238,28 @@ function toVerdict(decision: Decision): Verdict | null {
  * Asks each hook in order until one decides. Stays synchronous while the hooks do; from the first Promise on,
  * continues asynchronously. A throwing hook denies (fail closed) and is logged.
  */
-export function decide<A extends unknown[]>(hooks: Array<(...args: A) => MaybePromise<Decision>>, args: A, onError: (error: unknown) => void): MaybePromise<Verdict> {
+export function decide<A, B>(hooks: Array<(a: A, b: B) => MaybePromise<Decision>>, a: A, b: B, onError: (error: unknown) => void): MaybePromise<Verdict> {
   for (let i = 0; i < hooks.length; i++) {
     let answer: MaybePromise<Decision>
     try {
-      answer = hooks[i]!(...args)
+      answer = hooks[i]!(a, b)
     } catch (error) {
       onError(error)
       return { allowed: false, reasonCode: undefined, reasonString: undefined }
     }
-    if (answer instanceof Promise) return finishAsync(hooks, args, i, answer, onError)
+    if (answer instanceof Promise) return finishAsync(hooks, a, b, i, answer, onError)
     const verdict = toVerdict(answer)
     if (verdict) return verdict
   }
   return ALLOWED
 }
 
-async function finishAsync<A extends unknown[]>(hooks: Array<(...args: A) => MaybePromise<Decision>>, args: A, from: number, first: Promise<Decision>, onError: (error: unknown) => void): Promise<Verdict> {
+async function finishAsync<A, B>(hooks: Array<(a: A, b: B) => MaybePromise<Decision>>, a: A, b: B, from: number, first: Promise<Decision>, onError: (error: unknown) => void): Promise<Verdict> {
   try {
     const verdict = toVerdict(await first)
     if (verdict) return verdict
     for (let i = from + 1; i < hooks.length; i++) {
-      const v = toVerdict(await hooks[i]!(...args))
+      const v = toVerdict(await hooks[i]!(a, b))
       if (v) return v
     }
     return ALLOWED

@@ -88,7 +88,7 @@ export function publish(broker: PublishTarget, message: Message, client: Publish
 /** Asks the plugins (apart from publish(), so that function creates no closures). */
 function authorize(broker: PublishTarget, message: Message, client: Publisher, cache: RouteCache | undefined): PublishResult | Promise<PublishResult> {
   const request = { topic: message.topic, payload: message.payload, qos: message.qos, retain: message.retain }
-  const verdict = decide(broker.plugins.authorizePublish, [client.info, request], broker.plugins.decisionError.authorizePublish)
+  const verdict = decide(broker.plugins.authorizePublish, client.info, request, broker.plugins.decisionError.authorizePublish)
   if (verdict instanceof Promise) return verdict.then((v) => (client.gone ? GONE : settle(broker, message, cache, v, { accepted: true, reached: 0, durable: null })))
   return settle(broker, message, cache, verdict, taken)
 }

@@ -118,7 +118,7 @@ export function handleConnect(client: Client, packet: ConnectPacket): void | Pro
     client.auth = { method: method!, waiter: null }
     return settleExchange(admission, method!, runExchange(client, exchange, method!, props?.authenticationData, request, false))
   }
-  const verdict = decide(hooks, [request], broker.plugins.decisionError.authenticate)
+  const verdict = decide(hooks, request, undefined, broker.plugins.decisionError.authenticate)
   if (verdict instanceof Promise) return settleLater(admission, verdict)
   return settle(admission, verdict)
 }

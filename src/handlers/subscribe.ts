@@ -48,7 +48,7 @@ export function handleSubscribe(client: Client, packet: SubscribePacket): void |
 
   const hooks = broker.plugins.authorizeSubscribe
   if (hooks.length === 0) return complete(client, messageId, requests, undefined)
-  const verdicts = requests.map((r) => (typeof r === 'number' ? undefined : decide(hooks, [client.info, { filter: r.filter, group: r.group, qos: r.qos }], broker.plugins.decisionError.authorizeSubscribe)))
+  const verdicts = requests.map((r) => (typeof r === 'number' ? undefined : decide(hooks, client.info, { filter: r.filter, group: r.group, qos: r.qos }, broker.plugins.decisionError.authorizeSubscribe)))
   if (verdicts.some((v) => v instanceof Promise)) {
     return Promise.all(verdicts).then((settled) => complete(client, messageId, requests, settled))
   }

@@ -174,7 +174,7 @@ export class BrokerView {
     // Failed attempts count towards the same bans as failed MQTT logins: a banned address costs no verification.
     const now = this.broker.clock.now()
     if (bans.find('address', address, now) ?? bans.find('username', username, now)) return false
-    const verdict = await decide(hooks, [{ clientId, username, password: Buffer.from(password), protocolVersion: 5, address }], this.broker.plugins.decisionError.authenticate)
+    const verdict = await decide(hooks, { clientId, username, password: Buffer.from(password), protocolVersion: 5, address }, undefined, this.broker.plugins.decisionError.authenticate)
     if (!verdict.allowed) bans.authFailed(address, clientId, this.broker.clock.now())
     return verdict.allowed
   }
