@@ -236,7 +236,8 @@ function toVerdict(decision: Decision): Verdict | null {
 
 /**
  * Asks each hook in order until one decides. Stays synchronous while the hooks do; from the first Promise on,
- * continues asynchronously. A throwing hook denies (fail closed) and is logged.
+ * continues asynchronously. A throwing hook denies (fail closed) and is logged. The hooks' arguments are passed as
+ * such (a hook of one argument gets `b` undefined): an array of them spread into each call was garbage per PUBLISH.
  */
 export function decide<A, B>(hooks: Array<(a: A, b: B) => MaybePromise<Decision>>, a: A, b: B, onError: (error: unknown) => void): MaybePromise<Verdict> {
   for (let i = 0; i < hooks.length; i++) {

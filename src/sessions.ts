@@ -161,6 +161,7 @@ export class Sessions {
     if (this.host.events.listeners.sessionEnded.length > 0) this.host.events.emit('sessionEnded', session.clientId)
   }
 
+  /** Holds `session` as its client id's (one held before it under that id is marked as no longer held). */
   private hold(session: Session): void {
     const before = this.byId.get(session.clientId)
     if (before && before !== session) before.held = false
@@ -168,6 +169,7 @@ export class Sessions {
     session.held = true
   }
 
+  /** Lets `session` go: routes that kept it look its client id up again, and its messages go with it. */
   private release(session: Session): void {
     this.byId.delete(session.clientId)
     session.held = false
