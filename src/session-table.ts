@@ -110,9 +110,15 @@ export class SessionTable<T extends Keyed> {
   }
 }
 
-/** FNV-1a over the UTF-16 code units, with a final mix so that the low bits (the slot) depend on every character. */
+/**
+ * A random start for every process: client ids come from the network, and with a hash anyone can compute, ids made
+ * to share their low bits would pile up in one run of slots and make every connect walk it.
+ */
+const SEED = crypto.getRandomValues(new Uint32Array(1))[0]!
+
+/** FNV-1a over the UTF-16 code units from a random basis, with a final mix so that the slot depends on every character. */
 function hashOf(key: string): number {
-  let hash = 0x811c9dc5
+  let hash = 0x811c9dc5 ^ SEED
   for (let i = 0; i < key.length; i++) hash = Math.imul(hash ^ key.charCodeAt(i), 0x01000193)
   hash ^= hash >>> 16
   hash = Math.imul(hash, 0x85ebca6b)
