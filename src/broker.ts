@@ -5,10 +5,10 @@
  * and how each session gets it), retainer.ts (retained messages) and publish.ts (the one way a message comes in).
  * It knows nothing of sockets beyond `transport/types.ts`: transports hand it connections through `accept`.
  */
-import { ClientList } from './client-list.ts'
 import { randomBytes } from 'node:crypto'
 import { Admission, REFUSED } from './admission.ts'
 import { Bans } from './bans.ts'
+import { ClientList } from './client-list.ts'
 import { Client } from './client.ts'
 import { type Clock, systemClock, type Timer } from './clock.ts'
 import type { BrokerContext, BrokerStats } from './context.ts'

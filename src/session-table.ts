@@ -39,8 +39,8 @@ export class SessionTable<T extends Keyed> {
     return this.get(clientId) !== undefined
   }
 
-  /** Holds `item` under its client id, in place of any other with that id. */
-  set(item: T): void {
+  /** Holds `item` under its client id, in place of any other with that id; returns the one it replaced. */
+  set(item: T): T | undefined {
     if ((this.count + 1) * 4 > this.slots.length * 3) this.resize(this.slots.length * 2)
     const mask = this.slots.length - 1
     const hash = hashOf(item.clientId)
@@ -50,12 +50,13 @@ export class SessionTable<T extends Keyed> {
       if (found === undefined) break
       if (this.hashes[i] === hash && found.clientId === item.clientId) {
         this.slots[i] = item
-        return
+        return found
       }
     }
     this.slots[i] = item
     this.hashes[i] = hash
     this.count++
+    return undefined
   }
 
   /** Removes what is held under `clientId`; false when nothing was. */

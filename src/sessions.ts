@@ -163,9 +163,8 @@ export class Sessions {
 
   /** Holds `session` as its client id's (one held before it under that id is marked as no longer held). */
   private hold(session: Session): void {
-    const before = this.byId.get(session.clientId)
+    const before = this.byId.set(session)
     if (before && before !== session) before.held = false
-    this.byId.set(session)
     session.held = true
   }
 

@@ -11,7 +11,7 @@ describe('SessionTable', () => {
     expect(table.delete('a')).toBe(false)
     table.set(entry('a', 1))
     table.set(entry('', 2)) // an empty client id is a key like any other
-    table.set(entry('a', 3)) // replaces
+    expect(table.set(entry('a', 3))?.n).toBe(1) // replaces, and says what it replaced
     expect([table.size, table.get('a')?.n, table.get('')?.n, table.has('b')]).toEqual([2, 3, 2, false])
     expect(table.delete('a')).toBe(true)
     expect(table.delete('a')).toBe(false)
