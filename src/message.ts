@@ -44,6 +44,11 @@ export interface Message extends PublicMessage {
  */
 export function own(message: Message): Message {
   if (!message.owned) {
+    // Bytes forwarded as received (messageOfPacket) are a view of the same read: let them go too.
+    if (message.encoded !== undefined && message.encoded.buffer === message.payload.buffer) {
+      message.encoded = undefined
+      message.encodedMore = undefined
+    }
     message.payload = Buffer.from(message.payload)
     message.owned = true
   }
@@ -119,9 +124,10 @@ export function messageFrom(input: MessageInput, origin: string | undefined, now
 
 /**
  * Resolves the message a PUBLISH carries (payload still in the read buffer). The clock is read only for a message
- * that expires (a clock read was ~20 ns of every message's path).
+ * that expires (a clock read was ~20 ns of every message's path). A packet whose bytes can be forwarded as they
+ * are (codec.ts) gives them as the message's encoding for its publisher's protocol family.
  */
-export function messageOfPacket(packet: PublishPacket, origin: string, clock: Pick<Clock, 'now'>, maxExpirySeconds = 0): Message {
+export function messageOfPacket(packet: PublishPacket, origin: string, clock: Pick<Clock, 'now'>, maxExpirySeconds = 0, version = 4): Message {
   const p = packet.properties
   let expiresAt = 0
   let properties: Message['properties'] = undefined
@@ -141,5 +147,6 @@ export function messageOfPacket(packet: PublishPacket, origin: string, clock: Pi
   }
   const payload = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload
   // Every field the message may get later is set now: one object shape, no out-of-line storage added on the hot path.
-  return { topic: packet.topic, payload, qos: packet.qos, retain: packet.retain, properties, expiresAt, origin, encoded: undefined, encodedSlot: 0, encodedMore: undefined, owned: false, remote: false }
+  const encoded = packet.forwardable ?? undefined
+  return { topic: packet.topic, payload, qos: packet.qos, retain: packet.retain, properties, expiresAt, origin, encoded, encodedSlot: version === 5 ? 2 : 0, encodedMore: undefined, owned: false, remote: false }
 }

@@ -129,7 +129,10 @@ export class Outbound {
     const n = taken > 0 ? taken : 0
     this.counter.bytesSent += n
     if (n < data.length) {
-      this.backlog = data.subarray(n)
+      const rest = data.subarray(n)
+      // A PUBLISH forwarded as received is a view of a read: kept while the socket is blocked, it would pin that
+      // whole read. What remains is copied when it is less than half of the memory it would keep.
+      this.backlog = rest.length * 2 < rest.buffer.byteLength ? new Uint8Array(rest) : rest
       if (this.blockedSince === 0) this.blockedSince = this.owner.now()
     } else {
       this.blockedSince = 0

@@ -43,7 +43,7 @@ export function handlePublish(client: Client, packet: PublishPacket): void | Pro
     broker.stats.payloadRefused++
     return acknowledge(client, packet, { accepted: false, reasonCode: Reason.QuotaExceeded, reasonString: `payload over ${maxPayload} bytes` })
   }
-  const message = messageOfPacket(packet, client.clientId, broker.clock, broker.limits.maxMessageExpirySeconds)
+  const message = messageOfPacket(packet, client.clientId, broker.clock, broker.limits.maxMessageExpirySeconds, client.version)
   const result = publish(broker, message, client, (client.routeCache ??= new RouteCache()))
   if (result instanceof Promise) return acknowledgeLater(client, packet, result)
   acknowledge(client, packet, result)

@@ -82,15 +82,30 @@ export class ContiguousBytes {
   consume(bytes: number): this {
     const n = Math.trunc(bytes)
     if (Number.isNaN(n) || n <= 0) return this
-    if (n >= this.length) {
-      this.bytes = EMPTY
-      this.start = 0
-      this.length = 0
-    } else {
-      this.start += n
-      this.length -= n
-    }
+    // The bytes are kept when all are consumed: the packet just read is still asked for (packetBefore).
+    const taken = n >= this.length ? this.length : n
+    this.start += taken
+    this.length -= taken
     return this
+  }
+
+  /**
+   * The packet that ends where the unread input starts, as a view, if its first byte is `first` and its remaining
+   * length `remaining` is encoded in the fewest bytes (section 1.5.5); null otherwise. Asked when the parser emits
+   * a packet, whose bytes it has consumed by then. (A longer encoding of the length leaves a continuation byte,
+   * never `first`, where the fixed header would begin.)
+   */
+  packetBefore(remaining: number, first: number): Buffer | null {
+    const at = this.start - remaining - (remaining < 0x80 ? 2 : remaining < 0x4000 ? 3 : remaining < 0x200000 ? 4 : 5)
+    if (at < 0 || this.bytes[at] !== first) return null
+    return this.bytes.subarray(at, this.start)
+  }
+
+  /** Lets go of the input (the decoder's parser outlives the read it was handed). */
+  release(): void {
+    this.bytes = EMPTY
+    this.start = 0
+    this.length = 0
   }
 
   /**

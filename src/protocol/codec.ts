@@ -7,7 +7,7 @@
  * one mqtt-packet parser shared by every connection. mqtt-packet still decodes every packet; since it only ever
  * sees whole packets it ends each call with no state, and an idle connection costs no parser of its own.
  */
-import type { Packet } from 'mqtt-packet'
+import type { IPublishPacket, Packet } from 'mqtt-packet'
 import { MqttError } from '../errors.ts'
 import type { ContiguousBytes } from './bytes.ts'
 import { mqttPacket, type MqttPacketParser, type ParserSettings, readInPlace } from './mqtt-packet.ts'
@@ -19,7 +19,6 @@ export type {
   IConnackPacket as ConnackPacket,
   IConnectPacket as ConnectPacket,
   IDisconnectPacket as DisconnectPacket,
-  IPublishPacket as PublishPacket,
   ISubscribePacket as SubscribePacket,
   IUnsubscribePacket as UnsubscribePacket,
   IPubackPacket as PubackPacket,
@@ -32,6 +31,22 @@ export type {
 } from 'mqtt-packet'
 
 export type ProtocolVersion = 3 | 4 | 5
+
+export interface PublishPacket extends IPublishPacket {
+  /**
+   * The packet's own bytes (a view of the read), when every subscriber of its protocol family (3.1/3.1.1, or 5)
+   * without options of its own is sent exactly these: QoS 0, no RETAIN, no DUP, no MQTT 5 properties, the
+   * remaining length in the fewest bytes. Routing sends them as they came instead of encoding the PUBLISH again.
+   */
+  forwardable?: Buffer | null
+}
+
+/** Of a PUBLISH just decoded: its bytes if they can go to subscribers unchanged (see PublishPacket.forwardable). */
+function forwardable(packet: PublishPacket, list: ContiguousBytes, protocolVersion: number | undefined): Buffer | null {
+  if (packet.qos !== 0 || packet.retain || packet.dup) return null
+  if (protocolVersion === 5 && packet.properties !== undefined) return null
+  return list.packetBefore((packet as DecodedPacket).length, 0x30)
+}
 
 export class PacketTooLargeError extends Error {
   override readonly name = 'PacketTooLargeError'
@@ -97,6 +112,7 @@ class SharedDecoder {
           this.failed = true
           this.sink!.onParseError(new Error(overrun))
         } else {
+          if ((value as Packet).cmd === 'publish') (value as PublishPacket).forwardable = forwardable(value as PublishPacket, list, parser.settings.protocolVersion)
           this.sink!.onPacket(value as Packet)
         }
       } else if (event === 'error') {
@@ -124,6 +140,7 @@ class SharedDecoder {
     } finally {
       // After an error mqtt-packet's state is not to be trusted: start the next call with a new parser.
       if (this.failed) this.parser = this.fresh()
+      else (this.parser._list as ContiguousBytes).release()
       this.sink = null
       this.busy = false
     }

@@ -9,6 +9,8 @@ export type Version = 3 | 4 | 5
 export class RawClient {
   /** Packets received and not yet taken by next(). */
   readonly packets: Packet[] = []
+  /** Every byte received, as read (see takeBytes). */
+  private wire: Buffer[] = []
   private wake: (() => void) | null = null
   closed = false
   private readonly closedPromise: Promise<void>
@@ -25,6 +27,7 @@ export class RawClient {
     const parser = mqttPacket.parser({ protocolVersion: version })
     let self: RawClient | null = null
     const pending: Packet[] = []
+    const wire: Buffer[] = []
     parser.on('packet', (p: Packet) => {
       if (self) self.push(p)
       else pending.push(p)
@@ -35,6 +38,7 @@ export class RawClient {
       port,
       socket: {
         data(_s, data) {
+          ;(self?.wire ?? wire).push(Buffer.from(data))
           parser.parse(data)
         },
         close() {
@@ -46,6 +50,7 @@ export class RawClient {
       },
     })
     self = new RawClient(socket, version)
+    self.wire = wire
     for (const p of pending) self.push(p)
     return self
   }
@@ -86,6 +91,13 @@ export class RawClient {
     this.closed = true
     this.onClose()
     this.wake?.()
+  }
+
+  /** The bytes received since the last call, exactly as they came. */
+  takeBytes(): Buffer {
+    const bytes = Buffer.concat(this.wire)
+    this.wire = []
+    return bytes
   }
 
   send(packet: Packet): void {
