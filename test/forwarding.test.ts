@@ -5,6 +5,8 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import mqttPacket, { type IPublishPacket, type Packet } from 'mqtt-packet'
+import { keepEncoded, messageOfPacket, own } from '../src/message.ts'
+import type { PublishPacket } from '../src/protocol/codec.ts'
 import { profiles, type ProfileBroker } from './helpers/profiles.ts'
 import { RawClient, type Version } from './helpers/raw.ts'
 
@@ -117,5 +119,29 @@ for (const profile of profiles) describe(`PUBLISH bytes as each subscriber gets 
     publisher.send(publish('fw/kept/1', '', { retain: true })) // clear it
     await publisher.ping()
     publisher.end()
+  })
+})
+
+describe('a message kept for later', () => {
+  test('lets go of the bytes it came in with, as of its payload: both are views of the read', () => {
+    const read = Buffer.concat([encode(publish('a/b', 'first'), 4), encode(publish('a/c', 'second'), 4)])
+    const bytes = read.subarray(0, 12) // the first PUBLISH: 2 + 2 + 3 + 5 bytes
+    const packet: PublishPacket = { ...publish('a/b', ''), payload: bytes.subarray(7), forwardable: bytes }
+    const message = messageOfPacket(packet, 'publisher', { now: () => 0 }, 0, 4)
+    expect(message.encoded).toBe(bytes)
+    expect(message.encodedSlot).toBe(0)
+    own(message)
+    expect(message.encoded).toBeUndefined()
+    expect(message.payload.buffer).not.toBe(read.buffer)
+    expect(message.payload).toEqual(Buffer.from('first'))
+  })
+
+  test('keeps an encoding of its own (a copy, not a view of the read)', () => {
+    const read = encode(publish('a/b', 'first'), 4)
+    const message = messageOfPacket({ ...publish('a/b', ''), payload: read.subarray(7) }, 'publisher', { now: () => 0 }, 0, 5)
+    expect(message.encoded).toBeUndefined()
+    const encoded = keepEncoded(message, 2, encode(publish('a/b', 'first'), 5))
+    own(message)
+    expect(message.encoded).toBe(encoded)
   })
 })
