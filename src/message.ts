@@ -27,7 +27,8 @@ export interface PublicMessage {
 export interface Message extends PublicMessage {
   /**
    * Encoded QoS 0 PUBLISH bytes shared by every subscriber with the same settings (see Client.sendPublish):
-   * those of the first settings used (`encodedSlot`), and of any others in `encodedMore`, by slot.
+   * those of the first settings used (`encodedSlot`), and of any others in `encodedMore`, by slot. For a PUBLISH
+   * that can be forwarded as received, `encoded` is set from the start to a view of its bytes (messageOfPacket).
    */
   encoded?: Buffer | undefined
   encodedSlot?: number
