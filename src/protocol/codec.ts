@@ -43,10 +43,12 @@ export interface PublishPacket extends IPublishPacket {
 
 /** Of a PUBLISH just decoded: its bytes if they can go to subscribers unchanged (see PublishPacket.forwardable). */
 function forwardable(packet: PublishPacket, list: ContiguousBytes, protocolVersion: number | undefined): Buffer | null {
-  if (packet.qos !== 0 || packet.retain || packet.dup) return null
   if (protocolVersion === 5 && packet.properties !== undefined) return null
-  return list.packetBefore((packet as DecodedPacket).length, 0x30)
+  return list.packetBefore((packet as DecodedPacket).length, PLAIN_QOS0_PUBLISH)
 }
+
+/** The first byte of a PUBLISH with QoS 0, no DUP and no RETAIN (section 3.3.1). */
+const PLAIN_QOS0_PUBLISH = 0x30
 
 export class PacketTooLargeError extends Error {
   override readonly name = 'PacketTooLargeError'
