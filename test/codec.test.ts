@@ -6,7 +6,7 @@ import { describe, expect, test } from 'bun:test'
 import mqttPacket, { generate, type Packet } from 'mqtt-packet'
 import BufferList from 'bl'
 import { ContiguousBytes } from '../src/protocol/bytes.ts'
-import { internStats, lastUtf8Clean, utf8 } from '../src/protocol/strings.ts'
+import { CLEAN, internStats, lastUtf8Scan, NO_WILDCARDS, utf8 } from '../src/protocol/strings.ts'
 import { encode } from '../src/protocol/encode.ts'
 import { internalsProblems, readInPlace } from '../src/protocol/mqtt-packet.ts'
 import { repoRoot } from './helpers/process.ts'
@@ -267,12 +267,42 @@ describe('utf8 (short strings interned)', () => {
         for (let twice = 0; twice < 2; twice++) {
           // (twice: the second read is a hit in the table)
           expect(utf8(bytes, 1, 1 + length)).toBe(bytes.toString('utf8', 1, 1 + length))
-          if (at >= 0) expect(lastUtf8Clean()).toBe(false) // then bytes.ts checks the string itself
-          else if (lastUtf8Clean()) cleanSaid++
+          if (at >= 0) expect(lastUtf8Scan() & CLEAN).toBe(0) // then bytes.ts checks the string itself
+          else if (lastUtf8Scan() & CLEAN) cleanSaid++
         }
       }
     }
     expect(cleanSaid).toBeGreaterThan(0) // the fast path is taken for clean strings
+  })
+
+  test('calls a string free of wildcards only when it is: a + or # at any position, scanned or found in the table', () => {
+    let saidFree = 0
+    for (const length of [1, 2, 3, 4, 5, 7, 8, 9, 30, 31, 32, 33, 64, 255, 256, 257]) {
+      for (let at = -1; at < length; at++) {
+        for (const mark of [0x2b, 0x23]) {
+          const bytes = Buffer.alloc(length + 2, 0x61) // 'a'
+          // Neighbours of the marks (0x2a, 0x22, 0x2c, 0x24, 0x03, 0x0b) elsewhere: none may pass for one.
+          for (let k = 0; k < length; k++) if (k % 5 === 1) bytes[1 + k] = [0x2a, 0x22, 0x2c, 0x24, 0x2f][k % 4]!
+          if (at >= 0) bytes[1 + at] = mark
+          for (let twice = 0; twice < 2; twice++) {
+            expect(utf8(bytes, 1, 1 + length)).toBe(bytes.toString('utf8', 1, 1 + length))
+            const scan = lastUtf8Scan()
+            if (at >= 0) expect(scan & NO_WILDCARDS).toBe(0)
+            else if (length <= 256) expect(scan).toBe(CLEAN | NO_WILDCARDS) // clean ASCII, scanned or a hit
+            else expect(scan).toBe(0) // too long to scan: nothing is claimed
+            if (scan & NO_WILDCARDS) saidFree++
+          }
+        }
+      }
+    }
+    expect(saidFree).toBeGreaterThan(0)
+    // Not ASCII: nothing is claimed, whatever the bytes.
+    expect(utf8(Buffer.from('zürich/a'), 0, 9)).toBe('zürich/a')
+    expect(lastUtf8Scan()).toBe(0)
+    // So many strings that do not repeat set the table aside; repeats bring it back, as the tests after this expect.
+    const repeated = Buffer.from('a/b')
+    for (let k = 0; k < 100_000; k++) utf8(repeated, 0, 3)
+    expect(internStats().standingAside).toBe(false)
   })
 
   test('a repeat is a hit; equal-length neighbours do not mix; long and non-ASCII strings are decoded each time', () => {

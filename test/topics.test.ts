@@ -176,6 +176,31 @@ describe('topics and subscriptions', () => {
     await c.waitClosed()
   })
 
+  test('[MQTT-3.3.2-2] a + or # anywhere in a topic name of any length is refused (MQTT 5: 0x90), read for the first time or again', async () => {
+    // Lengths on each side of how the broker reads a topic: up to 32 bytes looked up in its table, up to 256 scanned
+    // as read, longer ones checked on the string; and one that is not ASCII.
+    const shapes = [(n: number) => 'w'.repeat(n), (n: number) => 'é'.repeat(n / 2)]
+    for (const length of [3, 30, 32, 33, 200, 256, 257, 400]) {
+      for (const shape of shapes) {
+        for (const mark of ['+', '#']) {
+          for (const at of [0, Math.floor(length / 2), length - 1]) {
+            const valid = shape(length).padEnd(length, 'w')
+            const topic = valid.slice(0, at) + mark + valid.slice(at + 1)
+            for (let again = 0; again < 2; again++) {
+              const c = await RawClient.connected(b.port, 5)
+              c.send({ cmd: 'publish', topic: valid, payload: Buffer.from('x'), qos: 1, messageId: 1, retain: false, dup: false })
+              await c.next('puback')
+              c.send({ cmd: 'publish', topic, payload: Buffer.from('x'), qos: 1, messageId: 2, retain: false, dup: false })
+              const disconnect = (await c.next('disconnect')) as { reasonCode: number }
+              expect(`${topic}: ${disconnect.reasonCode}`).toBe(`${topic}: ${0x90}`)
+              await c.waitClosed()
+            }
+          }
+        }
+      }
+    }
+  })
+
   test('a PUBLISH to a topic containing U+0000 closes the connection', async () => {
     const c = await RawClient.connected(b.port, 4)
     c.send({ cmd: 'publish', topic: 'nul\u0000here', payload: Buffer.from('x'), qos: 0, retain: false, dup: false })

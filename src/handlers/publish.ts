@@ -17,9 +17,10 @@ export function handlePublish(client: Client, packet: PublishPacket): void | Pro
   if (client.rate) client.rate.take(1, 0, broker.clock.now()) // counted now, enforced after the read (Client.limitRate)
   if (client.version === 5) resolveTopicAlias(client, packet)
 
-  // A client mostly publishes to the topic it published to last: that one was valid then and is valid now.
+  // A client mostly publishes to the topic it published to last: that one was valid then and is valid now. (A
+  // topic taken from an alias was checked when the alias was set; the decoder saw the one it came with.)
   if (packet.topic !== client.lastTopicName) {
-    const error = topicNameError(packet.topic, broker.limits)
+    const error = topicNameError(packet.topic, broker.limits, packet.topicClean)
     if (error) throw new MqttError(Reason.TopicNameInvalid, `invalid topic name: ${error}`) // [MQTT-3.3.2-2]
     client.lastTopicName = packet.topic
   }

@@ -13,7 +13,7 @@
  */
 
 import { isUtf8 } from 'node:buffer'
-import { lastUtf8Clean, utf8 } from './strings.ts'
+import { CLEAN, lastUtf8Scan, utf8 } from './strings.ts'
 
 const EMPTY = Buffer.alloc(0)
 
@@ -27,6 +27,11 @@ export class ContiguousBytes {
   private to = 0
   /** Set when a string read since the last packet broke [MQTT-1.5.4-1, -2]; the decoder refuses that packet. */
   stringError: string | null = null
+  /**
+   * What utf8() found in the first string read since the decoder last reset it (strings.ts CLEAN, NO_WILDCARDS),
+   * -1 before one: the decoder resets it after each packet, so for a PUBLISH it is the topic's (section 3.3.2).
+   */
+  firstScan = -1
 
   append(buf: Buffer): this {
     if (buf.length === 0) return this
@@ -71,9 +76,11 @@ export class ContiguousBytes {
     const from = this.start + this.from
     const to = this.start + this.to
     const text = utf8(this.bytes, from, to) // what the parser asks: topics, client ids, properties
-    // Every string the parser reads is a UTF-8 Encoded String (section 1.5.4). Short ASCII ones were checked while
-    // hashed; the decoder turns ill-formed bytes into U+FFFD, so only a string holding one is read again, byte by byte.
-    if (lastUtf8Clean()) return text
+    const scan = lastUtf8Scan()
+    if (this.firstScan < 0) this.firstScan = scan
+    // Every string the parser reads is a UTF-8 Encoded String (section 1.5.4). ASCII ones were checked as utf8()
+    // read them; the decoder turns ill-formed bytes into U+FFFD, so only a string holding one is read again, byte by byte.
+    if (scan & CLEAN) return text
     if (text.indexOf('\u0000') !== -1) this.stringError ??= 'a UTF-8 string holds U+0000'
     else if (text.indexOf('\uFFFD') !== -1 && !isUtf8(this.bytes.subarray(from, to))) this.stringError ??= 'a string is not well-formed UTF-8'
     return text

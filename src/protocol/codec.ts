@@ -13,6 +13,7 @@ import type { ContiguousBytes } from './bytes.ts'
 import { mqttPacket, type MqttPacketParser, type ParserSettings, readInPlace } from './mqtt-packet.ts'
 import { propertiesError } from './properties.ts'
 import { Reason } from './reason.ts'
+import { CLEAN, NO_WILDCARDS } from './strings.ts'
 
 export type {
   IAuthPacket as AuthPacket,
@@ -39,6 +40,8 @@ export interface PublishPacket extends IPublishPacket {
    * remaining length in the fewest bytes. Routing sends them as they came instead of encoding the PUBLISH again.
    */
   forwardable?: Buffer | null
+  /** The topic's bytes, as read, were ASCII without '+', '#' or U+0000: its check needs only the limits (validate.ts). */
+  topicClean?: boolean
 }
 
 /** Of a PUBLISH just decoded: its bytes if they can go to subscribers unchanged (see PublishPacket.forwardable). */
@@ -46,6 +49,9 @@ function forwardable(packet: PublishPacket, list: ContiguousBytes, protocolVersi
   if (protocolVersion === 5 && packet.properties !== undefined) return null
   return list.packetBefore((packet as DecodedPacket).length, PLAIN_QOS0_PUBLISH)
 }
+
+/** What a topic's bytes must have been found to be for its check to skip wildcards and U+0000 (strings.ts). */
+const TOPIC_CLEAN = CLEAN | NO_WILDCARDS
 
 /** The first byte of a PUBLISH with QoS 0, no DUP and no RETAIN (section 3.3.1). */
 const PLAIN_QOS0_PUBLISH = 0x30
@@ -114,7 +120,11 @@ class SharedDecoder {
           this.failed = true
           this.sink!.onParseError(new Error(overrun))
         } else {
-          if ((value as Packet).cmd === 'publish') (value as PublishPacket).forwardable = forwardable(value as PublishPacket, list, parser.settings.protocolVersion)
+          if ((value as Packet).cmd === 'publish') {
+            ;(value as PublishPacket).forwardable = forwardable(value as PublishPacket, list, parser.settings.protocolVersion)
+            ;(value as PublishPacket).topicClean = (list.firstScan & TOPIC_CLEAN) === TOPIC_CLEAN // the first string of a PUBLISH (section 3.3.2)
+          }
+          list.firstScan = -1
           this.sink!.onPacket(value as Packet)
         }
       } else if (event === 'error') {

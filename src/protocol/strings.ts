@@ -14,6 +14,8 @@
  *   the decode it did not save. So the table keeps count: while fewer than half of the last SAMPLE lookups hit,
  *   it looks up only one string in STAND_ASIDE and decodes the rest at once. (Sampling all along, rather than
  *   in phases, keeps both paths compiled: switching between long phases cost a deoptimization each time.)
+ * - A string decoded here is first scanned for what the checks after it need: ASCII, U+0000, and the wildcards
+ *   a topic name may not hold (lastUtf8Scan). A kept string keeps what its scan found, so a hit is not scanned again.
  */
 
 const SLOTS = 2048 // a power of 2
@@ -22,6 +24,8 @@ const SAMPLE = 1024
 const STAND_ASIDE = 32 // a power of 2
 
 const slotString: string[] = new Array<string>(SLOTS).fill('')
+/** What decode() found in each slot's string when it was kept (see lastScan). */
+const slotScan = new Uint8Array(SLOTS)
 let lookups = 0 // in this sample
 let hitsBefore = 0 // totalHits when this sample began
 let asideFor = 0 // 0 while the table earns its keep, STAND_ASIDE - 1 while it does not
@@ -34,44 +38,36 @@ export function internStats(): { hits: number; misses: number; standingAside: bo
   return { hits: totalHits, misses: totalMisses, standingAside: asideFor !== 0 }
 }
 
-/** Whether the last string utf8() returned is known to be ASCII without U+0000 (seen while hashing its bytes). */
-let lastClean = false
+/** What utf8() learned of the string it last returned, from its bytes (bits below; 0 when it did not look). */
+let lastScan = 0
+/** ASCII without U+0000: the string needs no check of its own for ill-formed UTF-8 or U+0000 (see bytes.ts). */
+export const CLEAN = 1
+/** Holds neither '+' nor '#': as a topic name, it needs no scan for wildcards (validate.ts). */
+export const NO_WILDCARDS = 2
+/** Strings up to this many bytes are scanned here; longer ones are decoded and left to the checks that follow. */
+const MAX_SCANNED = 256
 
-/** True when the last utf8() result needs no check for U+0000 or ill-formed UTF-8 (see bytes.ts). */
-export function lastUtf8Clean(): boolean {
-  return lastClean
+/** What utf8() found in the bytes of the string it last returned: CLEAN and NO_WILDCARDS, or 0. */
+export function lastUtf8Scan(): number {
+  return lastScan
 }
+
+/** `Buffer.latin1Slice`, which Bun, Node and Deno all have (not in the typings): the fastest decode of ASCII bytes. */
+type Latin1 = Buffer & { latin1Slice(from: number, to: number): string }
 
 /** `buf.toString('utf8', from, to)` for a range already within `buf`. */
 export function utf8(buf: Buffer, from: number, to: number): string {
-  lastClean = false
   const length = to - from
   if (length <= 0) {
-    lastClean = true
+    lastScan = CLEAN | NO_WILDCARDS
     return ''
   }
-  if (length > MAX_BYTES) return buf.toString('utf8', from, to)
-  if ((++tick & asideFor) !== 0) return buf.toString('utf8', from, to)
+  if (length > MAX_BYTES || (++tick & asideFor) !== 0) return decode(buf, from, to)
   // FNV-style over 4-byte words, then the rest byte by byte, with a final mix (a topic of 30 bytes: ~40 -> ~18 ns).
-  // The same pass finds a byte >= 0x80 (not ASCII) and a zero byte ((w - 0x01..) & ~w sets its top bit).
   let hash = 0x811c9dc5 ^ length
-  let high = 0
-  let zeroes = 0
   let i = from
-  for (const end = to - 3; i < end; i += 4) {
-    const word = buf[i]! | (buf[i + 1]! << 8) | (buf[i + 2]! << 16) | (buf[i + 3]! << 24)
-    high |= word
-    zeroes |= (word - 0x01010101) & ~word
-    hash = Math.imul(hash ^ word, 0x01000193)
-  }
-  for (; i < to; i++) {
-    const byte = buf[i]!
-    high |= byte
-    if (byte === 0) zeroes |= 0x80
-    hash = Math.imul(hash ^ byte, 0x01000193)
-  }
-  if (high & 0x80808080) return buf.toString('utf8', from, to) // not ASCII: a string's chars are not its bytes
-  lastClean = (zeroes & 0x80808080) === 0
+  for (const end = to - 3; i < end; i += 4) hash = Math.imul(hash ^ (buf[i]! | (buf[i + 1]! << 8) | (buf[i + 2]! << 16) | (buf[i + 3]! << 24)), 0x01000193)
+  for (; i < to; i++) hash = Math.imul(hash ^ buf[i]!, 0x01000193)
   hash ^= hash >>> 16
   hash = Math.imul(hash, 0x85ebca6b)
   if (++lookups === SAMPLE) {
@@ -85,12 +81,49 @@ export function utf8(buf: Buffer, from: number, to: number): string {
     let i = 0
     while (i < length && known.charCodeAt(i) === buf[from + i]) i++
     if (i === length) {
+      // The same bytes as the string kept (ASCII, or it would not be): what was found in them then holds now.
       totalHits++
+      lastScan = slotScan[slot]!
       return known
     }
   }
   totalMisses++
-  const text = buf.toString('utf8', from, to)
-  slotString[slot] = text
+  const text = decode(buf, from, to)
+  // Only ASCII without U+0000 is kept: then a string's characters are its bytes, which is what a hit compares.
+  if (lastScan & CLEAN) {
+    slotString[slot] = text
+    slotScan[slot] = lastScan
+  }
   return text
+}
+
+/**
+ * Decodes bytes not found in the table, noting in `lastScan` what they hold. Up to MAX_SCANNED bytes are looked at
+ * here, 4 at a time: a byte >= 0x80 (not ASCII), a zero byte ((w - 0x01..) & ~w sets its top bit), and a '#' or '+'
+ * (0x23 and 0x2b differ only in 0x08: with that bit set, both are 0x2b). ASCII is decoded as Latin-1, the same
+ * string made without UTF-8's checks; anything else, or longer, as UTF-8 and left to the checks that follow.
+ */
+function decode(buf: Buffer, from: number, to: number): string {
+  lastScan = 0 // nothing known: bytes.ts checks the string itself
+  if (to - from > MAX_SCANNED) return buf.toString('utf8', from, to)
+  let high = 0
+  let zeroes = 0
+  let wild = 0
+  let i = from
+  for (const end = to - 3; i < end; i += 4) {
+    const word = buf[i]! | (buf[i + 1]! << 8) | (buf[i + 2]! << 16) | (buf[i + 3]! << 24)
+    high |= word
+    zeroes |= (word - 0x01010101) & ~word
+    const marks = (word | 0x08080808) ^ 0x2b2b2b2b
+    wild |= (marks - 0x01010101) & ~marks
+  }
+  for (; i < to; i++) {
+    const byte = buf[i]!
+    high |= byte
+    if (byte === 0) zeroes |= 0x80
+    if ((byte | 0x08) === 0x2b) wild |= 0x80
+  }
+  if (high & 0x80808080) return buf.toString('utf8', from, to) // not ASCII: a string's chars are not its bytes
+  lastScan = ((zeroes & 0x80808080) === 0 ? CLEAN : 0) | ((wild & 0x80808080) === 0 ? NO_WILDCARDS : 0)
+  return (buf as Latin1).latin1Slice(from, to)
 }

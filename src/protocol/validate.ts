@@ -14,12 +14,18 @@ function commonTopicError(topic: string, limits: TopicLimits): string | null {
   return null
 }
 
-export function topicNameError(topic: string, limits: TopicLimits): string | null {
+/**
+ * `clean`: the topic's bytes are known to be ASCII without '+', '#' or U+0000 (the decoder saw them: codec.ts
+ * topicClean), so only the limits are left to check.
+ */
+export function topicNameError(topic: string, limits: TopicLimits, clean = false): string | null {
   // Native scans rather than a loop over the characters: a client publishing over many topics has each checked,
   // and this is a third of the time. Levels are counted, and UTF-8 measured, only when the limit could be reached.
   if (topic.length === 0) return 'empty topic' // [MQTT-4.7.3-1]
-  if (topic.indexOf('+') !== -1 || topic.indexOf('#') !== -1) return 'wildcards are not allowed in a topic name' // [MQTT-3.3.2-2]
-  if (topic.indexOf('\u0000') !== -1) return 'topic contains U+0000' // [MQTT-4.7.3-2]
+  if (!clean) {
+    if (topic.indexOf('+') !== -1 || topic.indexOf('#') !== -1) return 'wildcards are not allowed in a topic name' // [MQTT-3.3.2-2]
+    if (topic.indexOf('\u0000') !== -1) return 'topic contains U+0000' // [MQTT-4.7.3-2]
+  }
   // A UTF-16 unit is at most 3 bytes of UTF-8 (a surrogate pair, 2 units, is 4).
   if (topic.length * 3 > limits.maxTopicLength && Buffer.byteLength(topic) > limits.maxTopicLength) return `topic longer than ${limits.maxTopicLength} bytes`
   // A topic of n characters has at most n + 1 levels.
