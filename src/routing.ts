@@ -66,8 +66,8 @@ export class Router {
     this.routing = true
     matches.reset(message.origin)
     try {
-      this.subscriptions.match(message.topic, matches)
-      if (cache && !cache.busy) cache.keep(message.topic, version, matches)
+      const decidedAt = this.subscriptions.match(message.topic, matches)
+      if (cache && !cache.busy) cache.keep(message.topic, version, matches, decidedAt)
       if (sharing && !matches.noLocalSeen) this.share(message.topic, version, matches)
       return this.deliverMatches(message, matches)
     } finally {

@@ -3,6 +3,7 @@ import type { ISubackPacket } from 'mqtt-packet'
 import { startBroker, type TestBroker } from './helpers/broker.ts'
 import { connect, subscribe } from './helpers/mqttjs.ts'
 import { RawClient } from './helpers/raw.ts'
+import { filterMatches } from '../src/topics/trie.ts'
 
 let b: TestBroker
 beforeAll(async () => {
@@ -28,6 +29,34 @@ describe('topics and subscriptions', () => {
     expect(got.sort()).toEqual(['h', 'h/x', 'h/x/y', 'w/a/t'])
     await sub.end()
     await pub.end()
+  })
+
+  test('(section 4.7) a publisher going over many topics reaches exactly the matching subscribers, as subscriptions come and go', async () => {
+    // The broker keeps a publisher's route for the levels of the topic that decided it (all of fleet/0/... goes to
+    // fleet/# alone while nothing else is under fleet/0): every topic here tests where such a route stops holding.
+    const filters = ['fleet/#', 'fleet/+/device-7/temperature', 'fleet/0/device-7/#', 'fleet/0', 'fleet/1/+', '+/0/#', 'other/0/xy']
+    const subs = await Promise.all(filters.map(async (filter) => {
+      const c = await connect(b.port)
+      await subscribe(c.client, filter)
+      return c
+    }))
+    const pub = await connect(b.port)
+    const topics = ['fleet/0/device-1/temperature', 'fleet/0/device-2/temperature', 'fleet/0/device-7/temperature', 'fleet/0/device-7', 'fleet/0', 'fleet/0/device-1/humidity', 'fleet/01/device-7/temperature', 'fleet/1/device-7/temperature', 'fleet/1/x', 'fleet/1', 'fleet/1/x/y', 'fleet/0/device-7/temperature/raw', 'fleet', 'other/0/x', 'other/0/xy', 'other/0/x/y', 'fleet/0/', 'fleet/0/device-2/temperature']
+    const send = async () => {
+      for (const topic of topics) pub.client.publish(topic, topic)
+      await pub.ping() // all of them routed
+    }
+    await send()
+    const late = await connect(b.port) // a subscription made midway reaches the messages after it
+    await subscribe(late.client, 'fleet/0/device-1/#')
+    await send()
+    await subs[1]!.client.unsubscribeAsync(filters[1]!) // and one that goes reaches none after it
+    await send()
+    for (const c of [...subs, late]) await c.quiet(pub)
+    const reached = (filter: string) => topics.filter((topic) => filterMatches(filter, topic))
+    filters.forEach((filter, i) => expect(subs[i]!.messages.map((m) => m.topic)).toEqual([...reached(filter), ...reached(filter), ...(i === 1 ? [] : reached(filter))]))
+    expect(late.messages.map((m) => m.topic)).toEqual([...reached('fleet/0/device-1/#'), ...reached('fleet/0/device-1/#')])
+    for (const c of [...subs, late, pub]) await c.end()
   })
 
   test('[MQTT-4.7.2-1] # and + at the first level do not match $ topics', async () => {

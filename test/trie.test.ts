@@ -1,5 +1,6 @@
 import { describe, expect, test } from 'bun:test'
 import type { Message } from '../src/message.ts'
+import { RouteCache, RouteMatches } from '../src/delivery/matches.ts'
 import { MemoryRetainedStore } from '../src/topics/retained.ts'
 import { filterMatches, type ShareGroup, type Subscription, SubscriptionTrie } from '../src/topics/trie.ts'
 import { topicFilterError, topicNameError } from '../src/protocol/validate.ts'
@@ -78,6 +79,50 @@ describe('subscription trie', () => {
     for (const [f, t, want] of [['#', '$SYS/x', false], ['+/x', '$SYS/x', false], ['$SYS/#', '$SYS', true], ['a/#', 'a', true], ['a/+', 'a', false], ['a/+', 'a/', true], ['+', '', true], ['a//b', 'a//b', true], ['ab', 'a', false], ['a', 'ab', false]] as const) {
       expect(filterMatches(f, t)).toBe(want)
     }
+  })
+
+  test('a route kept for one topic holds for another only when the trie cannot tell them apart (the levels its walk decided on)', () => {
+    // Words that share characters ('a', 'ab') and empty levels: a prefix must end at a level's end, not inside one.
+    const local = ['a', 'ab', 'b', '', '$x']
+    const pick = (r: () => number) => local[Math.floor(r() * local.length)]!
+    const topicOf = (r: () => number, n: number) => Array.from({ length: n }, () => pick(r)).join('/')
+    const r = rng(11)
+    let heldByPrefix = 0
+    let refused = 0
+    for (let round = 0; round < 300; round++) {
+      const trie = new SubscriptionTrie()
+      const filters = Array.from({ length: 1 + Math.floor(r() * 5) }, () => {
+        const levels = Array.from({ length: 1 + Math.floor(r() * 3) }, () => (r() < 0.25 ? '+' : pick(r)))
+        if (r() < 0.4) levels[levels.length - 1] = '#'
+        return levels.join('/')
+      }).filter((f) => topicFilterError(f, limits) === null)
+      filters.forEach((f, i) => trie.add(sub(`c${i}`, f)))
+      for (let n = 0; n < 60; n++) {
+        const routed = topicOf(r, 1 + Math.floor(r() * 4))
+        const matches = new RouteMatches()
+        matches.reset(undefined)
+        const cache = new RouteCache()
+        cache.keep(routed, 1, matches, trie.match(routed, matches))
+        // Others: random topics, and the routed one cut short or carried on (where a kept prefix is put to the test).
+        const levels = routed.split('/')
+        const cut = levels.slice(0, 1 + Math.floor(r() * levels.length)).join('/')
+        for (const other of [topicOf(r, 1 + Math.floor(r() * 4)), cut, `${cut}/${pick(r)}`, `${cut}${pick(r)}`, `${routed}/${pick(r)}`]) {
+          if (topicNameError(other, limits)) continue
+          if (!cache.holds(other, 1)) {
+            refused++
+            continue
+          }
+          if (other !== routed) heldByPrefix++
+          const kept = cache.clients.slice(0, cache.clientCount).map((m) => m.clientId)
+          const want = filters.flatMap((f, i) => (referenceMatches(f, other) ? [`c${i}`] : []))
+          if (kept.sort().join() !== want.sort().join()) expect(`${filters.join(' ')}: ${routed} -> ${other}: ${kept}`).toBe(`${filters.join(' ')}: ${routed} -> ${other}: ${want}`)
+        }
+        expect(cache.holds(routed, 2)).toBe(false) // another version of the subscriptions: nothing holds
+      }
+    }
+    // Both ways are taken, many times: routes reused for other topics, and refused.
+    expect(heldByPrefix).toBeGreaterThan(1000)
+    expect(refused).toBeGreaterThan(1000)
   })
 
   test('onInterest tells when a filter gains its first ordinary subscription and loses its last; filters() lists them', () => {

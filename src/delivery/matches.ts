@@ -10,6 +10,8 @@ import type { MatchVisitor, ShareGroup, Subscription } from '../topics/trie.ts'
 /** Up to this many clients, a repeat is found by scanning the list; past it, by a Map (built then). */
 const SCAN_UP_TO = 8
 
+const SLASH = 0x2f
+
 /** A publisher's route cache keeps a topic's matches only up to this many clients (it holds one entry per client). */
 const CACHE_UP_TO = 32
 
@@ -102,11 +104,18 @@ export class RouteMatches implements MatchVisitor, Matches {
  * changed anywhere since (the trie's version). A publisher mostly sends to the same few topics, so most of its
  * messages skip the trie walk and the merge. Kept only while the topic reaches few clients: a large fan-out is
  * routed through the shared collector each time (its walk costs little next to its deliveries).
+ *
+ * The route holds for every topic the trie cannot tell apart from the one routed: the same levels up to where the
+ * walk decided (SubscriptionTrie.match). A device publishing over many topics under a prefix that subscribers
+ * take whole (`fleet/#`) is routed by one entry.
  */
 export class RouteCache implements Matches {
   /** Being delivered from: a route nested in that delivery (a listener publishing) must not refill it. */
   busy = false
+  /** The topic routed; null when nothing is kept. */
   private topic: string | null = null
+  /** Where in `topic` the route was decided (SubscriptionTrie.match): a topic with the same levels up to here holds; -1, only `topic`. */
+  private decidedAt = -1
   private version = -1
   /** Copies of the matches (entries past `clientCount` kept for reuse). */
   readonly clients: ClientMatch[] = []
@@ -115,13 +124,23 @@ export class RouteCache implements Matches {
   groupCount = 0
 
   holds(topic: string, version: number): boolean {
-    return this.version === version && this.topic === topic
+    if (this.version !== version) return false
+    const kept = this.topic
+    if (kept === topic) return true
+    const n = this.decidedAt
+    if (n < 0 || topic.length < n || (topic.length > n && topic.charCodeAt(n) !== SLASH)) return false
+    for (let i = 0; i < n; i++) if (topic.charCodeAt(i) !== kept!.charCodeAt(i)) return false
+    return true
   }
 
-  /** Keeps `matches` for `topic`, or forgets the last route when they reach too many clients to keep. */
-  keep(topic: string, version: number, matches: Matches): void {
+  /**
+   * Keeps `matches` for `topic`, or forgets the last route when they reach too many clients to keep. `decidedAt`
+   * is what the trie's match returned: where in the topic the matches were decided, -1 for the whole topic.
+   */
+  keep(topic: string, version: number, matches: Matches, decidedAt = -1): void {
     if (matches.clientCount > CACHE_UP_TO) {
       this.topic = null
+      this.decidedAt = -1
       return
     }
     for (let i = 0; i < matches.clientCount; i++) {
@@ -138,6 +157,7 @@ export class RouteCache implements Matches {
     for (let i = matches.groupCount; i < this.groupCount; i++) this.groups[i] = undefined!
     this.groupCount = matches.groupCount
     this.topic = topic
+    this.decidedAt = decidedAt
     this.version = version
   }
 }

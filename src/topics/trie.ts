@@ -170,13 +170,16 @@ export class SubscriptionTrie {
     return node.groups?.get(name)
   }
 
-  /** Calls the visitor for every subscription and share group whose filter matches `topic`. */
-  match(topic: string, visitor: MatchVisitor): void {
+  /**
+   * Calls the visitor for every subscription and share group whose filter matches `topic`. Returns how much of the
+   * topic decided the matches (see walk): every topic with the same levels up to that index has the same ones.
+   */
+  match(topic: string, visitor: MatchVisitor): number {
     // The frontier is kept in one array reused from call to call (a new one only if a visitor matches again meanwhile).
     const frontier = this.frontier ?? []
     this.frontier = null
     try {
-      this.walk(topic, visitor, frontier)
+      return this.walk(topic, visitor, frontier)
     } finally {
       this.frontier = frontier
     }
@@ -187,8 +190,13 @@ export class SubscriptionTrie {
   /**
    * Level by level: the frontier's nodes for this level sit at [start, end) of `nodes`, and the next level's are
    * appended after them (entries are overwritten, never cleared: setting an array's length costs more than a walk).
+   *
+   * Returns where the matches were decided. When the frontier runs out at some level, no filter reaches past it:
+   * what follows that level cannot change the matches, so the end of the level is returned (a topic under
+   * `fleet/#` is decided by its first two levels, whatever device follows). When the topic runs out first, the
+   * last nodes' own subscriptions match it, and a longer topic would go on to their children: -1, the whole topic.
    */
-  private walk(topic: string, visitor: MatchVisitor, nodes: TrieNode[]): void {
+  private walk(topic: string, visitor: MatchVisitor, nodes: TrieNode[]): number {
     const dollar = topic.charCodeAt(0) === 36 /* $ */
     const root = this.root
     // The first level, from the root alone (most walks end within a level or two).
@@ -227,6 +235,10 @@ export class SubscriptionTrie {
       start = end
       end = count
     }
+    if (start === end) {
+      for (let i = 0; i < count; i++) nodes[i] = undefined!
+      return to // the frontier ran out at the level ending here
+    }
     for (let i = start; i < end; i++) {
       const node = nodes[i]!
       visit(node, visitor)
@@ -235,6 +247,7 @@ export class SubscriptionTrie {
     }
     // Let go of the nodes walked: a node removed meanwhile is not pinned.
     for (let i = 0; i < count; i++) nodes[i] = undefined!
+    return -1
   }
 }
 
