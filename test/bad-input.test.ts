@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import mqttPacket, { type Packet } from 'mqtt-packet'
-import { PacketReader } from '../src/protocol/codec.ts'
+import { PacketReader, type PublishPacket } from '../src/protocol/codec.ts'
 import { until, type TestBroker } from './helpers/broker.ts'
 import { profiles } from './helpers/profiles.ts'
 import { connect, subscribe, type TestClient } from './helpers/mqttjs.ts'
@@ -136,6 +136,40 @@ describe('framing', () => {
     const reader = new PacketReader(1 << 20, { onPacket: (p) => got.push(p.cmd), onParseError: (e) => got.push(`error ${e.message}`) })
     for (let i = 0; i < bytes.length; i++) reader.feed(bytes.subarray(i, i + 1))
     expect(got).toEqual(['connect', 'subscribe', 'publish', 'pingreq'])
+  })
+
+  test('packets cut anywhere across many reads decode to what was sent, and a forwarded PUBLISH is its own bytes', () => {
+    // PUBLISHes with remaining lengths of 1, 2 and 3 bytes, and PINGREQs (a whole packet in 2 bytes), in random order.
+    let seed = 9
+    const random = (n: number) => {
+      seed = (Math.imul(seed, 1103515245) + 12345) >>> 0
+      return seed % n
+    }
+    const sent: Packet[] = [stream[0]!]
+    for (let i = 0; i < 60; i++) {
+      const size = [0, 10, 120, 200, 20_000][random(5)]!
+      sent.push(random(6) === 0 ? { cmd: 'pingreq' } : { cmd: 'publish', topic: `t/${i}`, payload: Buffer.alloc(size, 97 + (i % 26)), qos: 0, retain: false, dup: false })
+    }
+    const encoded = sent.map((p) => mqttPacket.generate(p, { protocolVersion: 4 }))
+    const all = Buffer.concat(encoded)
+    for (let trial = 0; trial < 200; trial++) {
+      const got: Array<{ cmd: string; topic?: string; payload?: string; forwarded?: string }> = []
+      const reader = new PacketReader(1 << 20, {
+        onPacket: (p) => {
+          if (p.cmd === 'connect') reader.connected(4, false)
+          const publish = p as PublishPacket
+          got.push(p.cmd === 'publish' ? { cmd: p.cmd, topic: publish.topic, payload: publish.payload.toString(), forwarded: publish.forwardable?.toString('hex') } : { cmd: p.cmd })
+        },
+        onParseError: (e) => got.push({ cmd: `error ${e.message}` }),
+      })
+      // Pieces of 1 to 8 bytes (cut headers), to a few hundred (cut bodies), to whole runs of packets.
+      for (let at = 0; at < all.length; ) {
+        const piece = [1 + random(8), 1 + random(300), 1 + random(40_000)][random(3)]!
+        reader.feed(Buffer.from(all.subarray(at, at + piece))) // each read a buffer of its own, as a socket gives
+        at += piece
+      }
+      expect(got).toEqual(sent.map((p, i) => (p.cmd === 'publish' ? { cmd: 'publish', topic: p.topic, payload: (p.payload as Buffer).toString(), forwarded: encoded[i]!.toString('hex') } : { cmd: p.cmd })))
+    }
   })
 
   test('the broker handles a client that sends one byte per write', async () => {

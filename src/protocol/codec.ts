@@ -166,6 +166,8 @@ const shared = new SharedDecoder()
  * parser replaces its settings with a CONNECT it decodes, and reads them otherwise; it never writes into them).
  */
 const BEFORE_CONNECT: ParserSettings = {}
+/** A fixed header is at most 5 bytes: the packet type and flags, and a remaining length of up to 4 (section 2.1). */
+const MAX_FIXED_HEADER = 5
 const AFTER_CONNECT: ParserSettings[] = [3, 4, 5].map((protocolVersion) => ({ protocolVersion }))
 
 export class PacketReader implements PacketSink {
@@ -211,20 +213,30 @@ export class PacketReader implements PacketSink {
   }
 
   feed(chunk: Buffer): void {
-    if (this.failed) return
-    if (this.needed > 0 && this.partialBytes + chunk.length < this.needed) {
-      // Still inside a large packet: keep the chunk, copy nothing yet.
-      this.partial!.push(chunk)
-      this.partialBytes += chunk.length
-      return
-    }
-    let data = chunk
-    if (this.partialBytes > 0) {
-      this.partial!.push(chunk)
-      data = Buffer.concat(this.partial!, this.partialBytes + chunk.length)
+    let rest = chunk
+    while (!this.failed && rest.length > 0) {
+      if (this.partialBytes === 0) return this.read(rest)
+      if (this.needed > 0 && this.partialBytes + rest.length < this.needed) {
+        // Still inside a large packet: keep the chunk, copy nothing yet.
+        this.partial!.push(rest)
+        this.partialBytes += rest.length
+        return
+      }
+      // A packet began in an earlier read: join just its bytes to it, and read the rest of this one where it is
+      // (joining the whole read was a copy of nearly every byte received). While the fixed header itself is cut
+      // short, its size is not known yet: its at most 5 bytes are joined first.
+      const missing = this.needed > 0 ? this.needed - this.partialBytes : Math.min(rest.length, MAX_FIXED_HEADER - this.partialBytes)
+      this.partial!.push(rest.subarray(0, missing))
+      const joined = Buffer.concat(this.partial!, this.partialBytes + missing)
       this.partial = null
       this.partialBytes = 0
+      this.read(joined) // the packet decoded, or (a header just completed) kept with its size now known
+      rest = rest.subarray(missing)
     }
+  }
+
+  /** Frames and decodes the whole packets at the start of `data` (no packet pending before it); keeps the rest. */
+  private read(data: Buffer): void {
     this.needed = 0
     const end = this.frame(data)
     if (end < 0) return
