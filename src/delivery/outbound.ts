@@ -21,6 +21,24 @@ export interface OutboundOwner {
   now(): number
 }
 
+/**
+ * Where a flush joins the packets a tick queued: one buffer for every connection, reused, since a transport keeps
+ * nothing of what it is handed to write (Connection.write). A new buffer per flush cost an allocation, and its
+ * first touch, for every write of many packets. Holds a flush that waited for the inline limit; larger joins
+ * (a packet that alone is larger) get a buffer of their own.
+ */
+const joined = Buffer.allocUnsafeSlow(2 * INLINE_FLUSH_BYTES)
+
+function join(list: Buffer[], total: number): Uint8Array {
+  if (total > joined.length) return Buffer.concat(list, total)
+  let at = 0
+  for (let i = 0; i < list.length; i++) {
+    joined.set(list[i]!, at)
+    at += list[i]!.length
+  }
+  return joined.subarray(0, total)
+}
+
 /** Connections with bytes pending until the end of this tick, flushed by one microtask. */
 const due: Outbound[] = []
 let flushScheduled = false
@@ -98,7 +116,7 @@ export class Outbound {
   /** Writes everything pending now (also used before closing the socket). */
   flush(): void {
     if (this.closed || this.backlog || this.pendingBytes === 0) return
-    const data = this.one ?? Buffer.concat(this.many!, this.pendingBytes)
+    const data = this.one ?? join(this.many!, this.pendingBytes)
     this.one = null
     if (this.many) this.many.length = 0
     this.pendingBytes = 0
@@ -130,9 +148,10 @@ export class Outbound {
     this.counter.bytesSent += n
     if (n < data.length) {
       const rest = data.subarray(n)
-      // A PUBLISH forwarded as received is a view of a read: kept while the socket is blocked, it would pin that
-      // whole read. What remains is copied when it is less than half of the memory it would keep.
-      this.backlog = rest.length * 2 < rest.buffer.byteLength ? new Uint8Array(rest) : rest
+      // What remains of a join is copied: the next flush reuses that buffer. A PUBLISH forwarded as received is a
+      // view of a read: kept while the socket is blocked, it would pin that whole read, so it is copied when it is
+      // less than half of the memory it would keep.
+      this.backlog = rest.buffer === joined.buffer || rest.length * 2 < rest.buffer.byteLength ? new Uint8Array(rest) : rest
       if (this.blockedSince === 0) this.blockedSince = this.owner.now()
     } else {
       this.blockedSince = 0

@@ -5,7 +5,10 @@ import type { RateConfig } from '../rate.ts'
  * A transport calls `acceptor.accept(conn)` for each new connection and then feeds the returned handler.
  */
 export interface Connection {
-  /** Writes as much of `data` as the socket takes now; returns the bytes taken (-1 or 0 when it takes none). */
+  /**
+   * Writes as much of `data` as the socket takes now; returns the bytes taken (-1 or 0 when it takes none). Nothing
+   * of `data` may be kept after the call (what a transport queues, it copies): the broker reuses the buffer.
+   */
   write(data: Uint8Array): number
   /** Closes the connection after flushing what the socket already took. */
   end(): void
