@@ -250,10 +250,10 @@ describe('utf8 (short strings interned)', () => {
       const padded = Buffer.concat([Buffer.from([random(256)]), bytes, Buffer.from([random(256)])])
       expect(utf8(padded, 1, 1 + bytes.length)).toBe(padded.toString('utf8', 1, 1 + bytes.length))
     }
-    // 3,000 ASCII strings of one length in 2,048 slots: some must share a slot and replace each other.
-    const sameLength = Array.from({ length: 3000 }, (_, i) => Buffer.from(`t/${String(i).padStart(5, '0')}`))
+    // 6,000 ASCII strings of one length in 4,096 places: some must share a set and replace each other.
+    const sameLength = Array.from({ length: 6000 }, (_, i) => Buffer.from(`t/${String(i).padStart(5, '0')}`))
     for (let k = 0; k < 60_000; k++) {
-      const bytes = sameLength[random(k < 30_000 ? 3000 : 300)]!
+      const bytes = sameLength[random(k < 30_000 ? 6000 : 300)]!
       expect(utf8(bytes, 0, bytes.length)).toBe(bytes.toString())
     }
   })
@@ -318,6 +318,21 @@ describe('utf8 (short strings interned)', () => {
     const after = internStats()
     expect(after.hits - before.hits).toBeGreaterThanOrEqual(10)
     expect(after.misses - before.misses).toBeLessThanOrEqual(3) // bench/1 (if not there already), bench/2, and a slot lost to bench/2
+  })
+
+  test('600 topics in turn (150 devices on each of 4 gateways) are nearly all found again: two places per set', () => {
+    const topics = Array.from({ length: 600 }, (_, i) => Buffer.from(`fleet/${i % 4}/device-${i}/temperature`))
+    // The first round, all new, sets the table aside; it comes back once a sample of its lookups (1 call in 32) hits.
+    for (let round = 0; round < 60; round++) for (const t of topics) utf8(t, 0, t.length)
+    expect(internStats().standingAside).toBe(false)
+    const before = internStats()
+    for (let round = 0; round < 20; round++) for (const t of topics) expect(utf8(t, 0, t.length)).toBe(t.toString())
+    const after = internStats()
+    const hits = after.hits - before.hits
+    const misses = after.misses - before.misses
+    expect(hits).toBeGreaterThan(0)
+    // With one place per set, about one in four of them would lose it to a neighbour and miss every time.
+    expect(misses / (hits + misses)).toBeLessThan(0.05)
   })
 
   test('stands aside while strings do not repeat, and comes back when they do', () => {

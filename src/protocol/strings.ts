@@ -6,8 +6,9 @@
  * the last time those exact bytes were read, so a repeat costs a hash and a compare instead of a decode and an
  * allocation, and everything downstream (the route cache, property maps) gets a string it has seen before.
  *
- * - The table is direct-mapped and fixed in size (SLOTS strings of at most MAX_BYTES ASCII bytes): a new string
- *   takes its slot's place, so the table never grows, whatever the traffic.
+ * - The table is fixed in size (SETS sets of two strings of at most MAX_BYTES ASCII bytes): a new string takes
+ *   the first place of its set and moves the one there to the second, whose string goes, so the table never grows,
+ *   whatever the traffic. (With one place per set, a few hundred topics in turn lost one in six to a neighbour.)
  * - The answer is always exactly `Buffer.toString('utf8')`'s: a hit needs the same ASCII bytes, and anything
  *   else is decoded as before.
  * - Where strings do not repeat (a topic per device among thousands), a lookup is a miss that costs more than
@@ -18,14 +19,15 @@
  *   a topic name may not hold (lastUtf8Scan). A kept string keeps what its scan found, so a hit is not scanned again.
  */
 
-const SLOTS = 2048 // a power of 2
+const SETS = 2048 // a power of 2
 const MAX_BYTES = 32
 const SAMPLE = 1024
 const STAND_ASIDE = 32 // a power of 2
 
-const slotString: string[] = new Array<string>(SLOTS).fill('')
+/** Set n's strings at 2n (the one kept last) and 2n + 1. */
+const slotString: string[] = new Array<string>(2 * SETS).fill('')
 /** What decode() found in each slot's string when it was kept (see lastScan). */
-const slotScan = new Uint8Array(SLOTS)
+const slotScan = new Uint8Array(2 * SETS)
 let lookups = 0 // in this sample
 let hitsBefore = 0 // totalHits when this sample began
 let asideFor = 0 // 0 while the table earns its keep, STAND_ASIDE - 1 while it does not
@@ -75,12 +77,10 @@ export function utf8(buf: Buffer, from: number, to: number): string {
     hitsBefore = totalHits
     lookups = 0
   }
-  const slot = (hash ^ (hash >>> 15)) & (SLOTS - 1)
-  const known = slotString[slot]!
-  if (known.length === length) {
-    let i = 0
-    while (i < length && known.charCodeAt(i) === buf[from + i]) i++
-    if (i === length) {
+  const first = ((hash ^ (hash >>> 15)) & (SETS - 1)) * 2
+  for (let slot = first; slot < first + 2; slot++) {
+    const known = slotString[slot]!
+    if (known.length === length && sameChars(known, buf, from)) {
       // The same bytes as the string kept (ASCII, or it would not be): what was found in them then holds now.
       totalHits++
       lastScan = slotScan[slot]!
@@ -91,10 +91,18 @@ export function utf8(buf: Buffer, from: number, to: number): string {
   const text = decode(buf, from, to)
   // Only ASCII without U+0000 is kept: then a string's characters are its bytes, which is what a hit compares.
   if (lastScan & CLEAN) {
-    slotString[slot] = text
-    slotScan[slot] = lastScan
+    slotString[first + 1] = slotString[first]!
+    slotScan[first + 1] = slotScan[first]!
+    slotString[first] = text
+    slotScan[first] = lastScan
   }
   return text
+}
+
+/** Whether `known`'s characters are the bytes of `buf` from `from` on (as many as it has). */
+function sameChars(known: string, buf: Buffer, from: number): boolean {
+  for (let i = 0; i < known.length; i++) if (known.charCodeAt(i) !== buf[from + i]) return false
+  return true
 }
 
 /**
