@@ -166,9 +166,10 @@ const shared = new SharedDecoder()
  * parser replaces its settings with a CONNECT it decodes, and reads them otherwise; it never writes into them).
  */
 const BEFORE_CONNECT: ParserSettings = {}
+const AFTER_CONNECT: ParserSettings[] = [3, 4, 5].map((protocolVersion) => ({ protocolVersion }))
+
 /** A fixed header is at most 5 bytes: the packet type and flags, and a remaining length of up to 4 (section 2.1). */
 const MAX_FIXED_HEADER = 5
-const AFTER_CONNECT: ParserSettings[] = [3, 4, 5].map((protocolVersion) => ({ protocolVersion }))
 
 export class PacketReader implements PacketSink {
   /** Bytes of a packet not yet complete (views of the read buffers, bounded by the maximum packet size). */

@@ -8,7 +8,7 @@
  *
  * - The table is fixed in size (SETS sets of two strings of at most MAX_BYTES ASCII bytes): a new string takes
  *   the first place of its set and moves the one there to the second, whose string goes, so the table never grows,
- *   whatever the traffic. (With one place per set, a few hundred topics in turn lost one in six to a neighbour.)
+ *   whatever the traffic. (With one place per set, 600 topics in turn lost one in four to a neighbour.)
  * - The answer is always exactly `Buffer.toString('utf8')`'s: a hit needs the same ASCII bytes, and anything
  *   else is decoded as before.
  * - Where strings do not repeat (a topic per device among thousands), a lookup is a miss that costs more than
