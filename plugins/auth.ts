@@ -171,14 +171,32 @@ export function auth(options: AuthOptions = {}): Plugin {
 /** Topics a client's publish decisions are remembered for; past it the memory starts again (a client cycling over more topics pays the walk). */
 const DECISIONS_PER_CLIENT = 256
 
+/** One client's rules, and what its publish decisions remember (see AclDecisions). */
+interface ClientDecisions {
+  rules: ClientRules
+  /** Levels that decide a publish when every rule ends in `#` (`a/+/#`: 2), else -1 (see decidingLevels). */
+  depth: number
+  /** With `depth` >= 0: the last topic decided, where its deciding levels end (see endOfLevels), and the answer. */
+  last: string | null
+  lastEnd: number
+  lastAllowed: boolean
+  /** With `depth` -1: the answer for each topic, up to DECISIONS_PER_CLIENT of them. */
+  published: Map<string, boolean> | null
+}
+
 /**
- * Publish decisions per client: the client's rules worked out once, and the answer for each topic it publishes to
- * remembered, so a client publishing to the same topics again costs a lookup, not an ACL walk. Keyed by the
- * client's ClientInfo (one object for the life of its connection), so it goes when the client goes. The ACL rules
- * do not change while the broker runs (a users-file reload changes passwords, not rules), so nothing is stale.
+ * Publish decisions per client: the client's rules worked out once, and each answer remembered, so a client
+ * publishing to the same topics again costs a compare or a lookup, not an ACL walk. Keyed by the client's ClientInfo
+ * (one object for the life of its connection), so it goes when the client goes. The ACL rules do not change while
+ * the broker runs (a users-file reload changes passwords, not rules), so nothing is stale.
+ *
+ * When every rule of a client ends in `#` (`#`, `sensors/#`, `site/+/#`), a decision depends only on the topic's
+ * first levels, as many as the deepest rule has before its `#`: the answer for one topic holds for every topic with
+ * the same first levels, and a device publishing over many topics under them is decided once, without a map of
+ * topics to fill and empty. Other rules (`a/b`, `a/+`) can depend on the whole topic: their answers are kept by topic.
  */
 class AclDecisions {
-  private readonly byClient = new WeakMap<ClientInfo, { rules: ClientRules; published: Map<string, boolean> | null }>()
+  private readonly byClient = new WeakMap<ClientInfo, ClientDecisions>()
 
   constructor(private readonly acl: Acl) {}
 
@@ -188,6 +206,13 @@ class AclDecisions {
 
   mayPublish(client: ClientInfo, topic: string): boolean {
     const entry = this.entry(client)
+    if (entry.depth >= 0) {
+      if (entry.last !== null && sameLevels(entry.last, entry.lastEnd, topic, entry.depth)) return entry.lastAllowed
+      entry.lastAllowed = mayPublish(entry.rules, topic)
+      entry.last = topic
+      entry.lastEnd = endOfLevels(topic, entry.depth)
+      return entry.lastAllowed
+    }
     const published = (entry.published ??= new Map())
     let allowed = published.get(topic)
     if (allowed === undefined) {
@@ -198,15 +223,61 @@ class AclDecisions {
     return allowed
   }
 
-  private entry(client: ClientInfo): { rules: ClientRules; published: Map<string, boolean> | null } {
+  private entry(client: ClientInfo): ClientDecisions {
     let entry = this.byClient.get(client)
     if (!entry) {
-      entry = { rules: this.acl.forClient(client), published: null }
+      const rules = this.acl.forClient(client)
+      entry = { rules, depth: decidingLevels(rules), last: null, lastEnd: -1, lastAllowed: false, published: null }
       this.byClient.set(client, entry)
     }
     return entry
   }
 }
+
+/**
+ * How many first levels of a topic decide a publish under these rules: when every publish and deny filter ends in
+ * `#`, the most levels any has before it; -1 when one does not (it may match on the whole topic). A filter `X/#`
+ * matches a topic with at least X's levels exactly when those levels match X (section 4.7.1.2), and the `$` rule
+ * [MQTT-4.7.2-1] reads the first level.
+ */
+function decidingLevels(rules: ClientRules): number {
+  let depth = 0
+  for (const list of [rules.publish, rules.denyPublish]) {
+    for (const filter of list) {
+      if (filter !== '#' && !filter.endsWith('/#')) return -1
+      const levels = filter.split('/').length - 1
+      if (levels > depth) depth = levels
+    }
+  }
+  return depth
+}
+
+/** Where the first `depth` levels of `topic` end; -1 when it has fewer (then the answer is for this topic alone). */
+function endOfLevels(topic: string, depth: number): number {
+  let end = 0
+  for (let level = 0; level < depth; level++) {
+    if (level > 0 && end === topic.length) return -1
+    const slash = topic.indexOf('/', level === 0 ? 0 : end + 1)
+    end = slash === -1 ? topic.length : slash
+  }
+  return end
+}
+
+/**
+ * Whether `topic` has the `depth` first levels of `last`, which end at `end` (its first `end` characters, then the
+ * end of a level). With no level deciding (`#` alone), only whether both begin with `$` [MQTT-4.7.2-1].
+ */
+function sameLevels(last: string, end: number, topic: string, depth: number): boolean {
+  if (last === topic) return true
+  if (depth === 0) return (last.charCodeAt(0) === DOLLAR) === (topic.charCodeAt(0) === DOLLAR)
+  if (end < 0) return false
+  if (topic.length < end || (topic.length > end && topic.charCodeAt(end) !== SLASH)) return false
+  for (let i = 0; i < end; i++) if (topic.charCodeAt(i) !== last.charCodeAt(i)) return false
+  return true
+}
+
+const DOLLAR = 0x24
+const SLASH = 0x2f
 
 /**
  * Successful verifications, remembered for a while: one entry per user, holding an HMAC of the password given (with a

@@ -5,6 +5,8 @@ import { join } from 'node:path'
 import type { IConnackPacket, ISubackPacket } from 'mqtt-packet'
 import { filterCovers, filtersOverlap } from '../plugins/acl.ts'
 import { auth } from '../plugins/auth.ts'
+import { topicNameError } from '../src/protocol/validate.ts'
+import { filterMatches } from '../src/topics/trie.ts'
 import { startBroker, until, type TestBroker } from './helpers/broker.ts'
 import { connect, subscribe } from './helpers/mqttjs.ts'
 import { repoRoot } from './helpers/process.ts'
@@ -195,6 +197,42 @@ describe('auth plugin: ACL', () => {
     }
     expect([...codes].filter(([t, code]) => (t.startsWith('sensors/') ? code >= 0x80 : code !== 0x87))).toEqual([])
     c.end()
+  })
+
+  test('publish decisions remembered for the levels that decide them agree with the rules: 300 rule sets, 30,000 topics', () => {
+    // Words that share characters ('a', 'ab'), empty levels and a `$` level: where a remembered answer stops holding.
+    const words = ['a', 'ab', 'b', '', '$x']
+    let seed = 17
+    const random = (n: number) => {
+      seed = (Math.imul(seed, 1103515245) + 12345) >>> 0
+      return (seed >>> 8) % n
+    }
+    const level = () => words[random(words.length)]!
+    const filter = () => {
+      const levels = Array.from({ length: 1 + random(3) }, () => (random(4) === 0 ? '+' : level()))
+      if (random(3) > 0) levels[levels.length - 1] = '#' // mostly `#` rules (remembered by levels), some not (by topic)
+      return levels.join('/') || 'a' // (a filter of one empty level is refused by the options)
+    }
+    let byLevels = 0
+    for (let round = 0; round < 300; round++) {
+      const publish = Array.from({ length: random(3) }, filter)
+      const deny = Array.from({ length: random(2) }, filter)
+      const plugin = auth({ allowAnonymous: true, acl: [{ anonymous: true, publish, deny: { publish: deny } }] })
+      const client = { clientId: `c${round}`, username: undefined, protocolVersion: 4 as const, address: '127.0.0.1' }
+      if ([...publish, ...deny].every((f) => f === '#' || f.endsWith('/#'))) byLevels++
+      let last = level()
+      for (let n = 0; n < 100; n++) {
+        // A new topic, or the last one cut short, carried on, or with a sibling level: every way a memory is tested.
+        const cut = last.split('/').slice(0, 1 + random(3)).join('/')
+        const topic = [Array.from({ length: 1 + random(4) }, level).join('/'), cut, `${cut}/${level()}`, `${cut}${level()}`][random(4)]!
+        if (topic === '' || topicNameError(topic, { maxTopicLevels: 128, maxTopicLength: 65535 })) continue
+        const want = !deny.some((f) => filterMatches(f, topic)) && publish.some((f) => filterMatches(f, topic))
+        const got = plugin.authorizePublish!(client, { topic, payload: Buffer.alloc(0), qos: 0, retain: false })
+        if ((got === 'allow') !== want) expect(`${publish} deny ${deny}: ${last} then ${topic}: ${got}`).toBe(`${publish} deny ${deny}: ${last} then ${topic}: ${want}`)
+        last = topic
+      }
+    }
+    expect(byLevels).toBeGreaterThan(100)
   })
 
   test('filter coverage and overlap rules', () => {
