@@ -101,9 +101,10 @@ for (const scenario of chosen) {
       return xs.length > 1 ? `${format(median(xs))} (${format(Math.min(...xs))}–${format(Math.max(...xs))})` : format(xs[0] ?? NaN)
     })
     const headline = median(runs.map((f) => f[scenario.headline.key]!))
-    const ratio = name === 'midge' ? '' : `${advantage(scenario, midgeHeadline, headline).toFixed(2)}×`
+    // (No ratio when the bare broker was not in this run: there is nothing to compare with.)
+    const ratio = name === 'midge' || Number.isNaN(midgeHeadline) ? '' : `${advantage(scenario, midgeHeadline, headline).toFixed(2)}×`
     md.push(`| ${name} | ${cells.join(' | ')} | ${ratio} |`)
-    ;(summary[scenario.id] as Record<string, unknown>)[name] = { median: Object.fromEntries(keys.map((k) => [k, median(runs.map((f) => f[k]!))])), runs, midgeAdvantage: name === 'midge' ? null : advantage(scenario, midgeHeadline, headline) }
+    ;(summary[scenario.id] as Record<string, unknown>)[name] = { median: Object.fromEntries(keys.map((k) => [k, median(runs.map((f) => f[k]!))])), runs, midgeAdvantage: name === 'midge' || Number.isNaN(midgeHeadline) ? null : advantage(scenario, midgeHeadline, headline) }
   }
   md.push('')
 }
