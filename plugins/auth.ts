@@ -14,7 +14,7 @@ import { verifyPassword } from '../src/runtime/password.ts'
 import { resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { z } from 'zod'
-import { type AuthenticateRequest, type ClientInfo, ConfigError, type Decision, type Logger, type Plugin, Reason, validatePluginOptions } from '../src/index.ts'
+import { type AuthenticateRequest, type ClientInfo, ConfigError, type Decision, type Logger, type Plugin, Reason, sameLevelsUpTo, validatePluginOptions } from '../src/index.ts'
 import { Acl, type AclRule, type ClientRules, mayPublish, maySubscribe } from './acl.ts'
 
 const HASH = /^\$(argon2id|argon2i|argon2d|2a|2b|2y)\$/
@@ -270,14 +270,10 @@ function endOfLevels(topic: string, depth: number): number {
 function sameLevels(last: string, end: number, topic: string, depth: number): boolean {
   if (last === topic) return true
   if (depth === 0) return (last.charCodeAt(0) === DOLLAR) === (topic.charCodeAt(0) === DOLLAR)
-  if (end < 0) return false
-  if (topic.length < end || (topic.length > end && topic.charCodeAt(end) !== SLASH)) return false
-  for (let i = 0; i < end; i++) if (topic.charCodeAt(i) !== last.charCodeAt(i)) return false
-  return true
+  return end >= 0 && sameLevelsUpTo(last, end, topic)
 }
 
 const DOLLAR = 0x24
-const SLASH = 0x2f
 
 /**
  * Successful verifications, remembered for a while: one entry per user, holding an HMAC of the password given (with a

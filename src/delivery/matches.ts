@@ -5,12 +5,10 @@
  */
 import type { QoS } from '../protocol/codec.ts'
 import type { Session } from '../session.ts'
-import type { MatchVisitor, ShareGroup, Subscription } from '../topics/trie.ts'
+import { type MatchVisitor, sameLevelsUpTo, type ShareGroup, type Subscription } from '../topics/trie.ts'
 
 /** Up to this many clients, a repeat is found by scanning the list; past it, by a Map (built then). */
 const SCAN_UP_TO = 8
-
-const SLASH = 0x2f
 
 /** A publisher's route cache keeps a topic's matches only up to this many clients (it holds one entry per client). */
 const CACHE_UP_TO = 32
@@ -127,10 +125,7 @@ export class RouteCache implements Matches {
     if (this.version !== version) return false
     const kept = this.topic
     if (kept === topic) return true
-    const n = this.decidedAt
-    if (n < 0 || topic.length < n || (topic.length > n && topic.charCodeAt(n) !== SLASH)) return false
-    for (let i = 0; i < n; i++) if (topic.charCodeAt(i) !== kept!.charCodeAt(i)) return false
-    return true
+    return this.decidedAt >= 0 && sameLevelsUpTo(kept!, this.decidedAt, topic)
   }
 
   /**

@@ -298,6 +298,17 @@ export function filterMatches(filter: string, topic: string): boolean {
   }
 }
 
+/**
+ * Whether `topic` has the same levels as `other` up to `end`, the end of one of `other`'s levels: the same first
+ * `end` characters, then the topic ends or a level does. (Where a route or an ACL answer decided by those levels
+ * holds for another topic: RouteCache, the auth plugin.)
+ */
+export function sameLevelsUpTo(other: string, end: number, topic: string): boolean {
+  if (topic.length < end || (topic.length > end && topic.charCodeAt(end) !== SLASH)) return false
+  for (let i = 0; i < end; i++) if (topic.charCodeAt(i) !== other.charCodeAt(i)) return false
+  return true
+}
+
 const DOLLAR = 0x24
 const PLUS = 0x2b
 const HASH = 0x23
