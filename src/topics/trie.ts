@@ -235,10 +235,8 @@ export class SubscriptionTrie {
       start = end
       end = count
     }
-    if (start === end) {
-      for (let i = 0; i < count; i++) nodes[i] = undefined!
-      return to // the frontier ran out at the level ending here
-    }
+    // The frontier ran out at the level ending at `to`, or else the topic ran out first and the last nodes match it.
+    const decidedAt = start === end ? to : -1
     for (let i = start; i < end; i++) {
       const node = nodes[i]!
       visit(node, visitor)
@@ -247,7 +245,7 @@ export class SubscriptionTrie {
     }
     // Let go of the nodes walked: a node removed meanwhile is not pinned.
     for (let i = 0; i < count; i++) nodes[i] = undefined!
-    return -1
+    return decidedAt
   }
 }
 
