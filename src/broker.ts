@@ -18,7 +18,7 @@ import { type BrokerEvents, Events } from './events.ts'
 import { dispatch } from './handlers/index.ts'
 import type { CoreConfig, Limits } from './limits.ts'
 import type { Logger } from './logger.ts'
-import type { Message } from './message.ts'
+import { type Message, publicMessage } from './message.ts'
 import { PluginHost, type StoredSession } from './plugin.ts'
 import type { QoS } from './protocol/codec.ts'
 import { Reason } from './protocol/reason.ts'
@@ -124,6 +124,11 @@ export class Broker implements Acceptor, BrokerContext {
   /** Connections past CONNECT or still before it. */
   get connectionCount(): number {
     return this.clients.size
+  }
+
+  get everyTopicRead(): boolean {
+    const listeners = this.events.listeners
+    return this.plugins.authorizePublish.length > 0 || listeners.message.length > 0 || listeners.deliver.length > 0
   }
 
   /** Clients past CONNECT (for $SYS, stats and metrics). */
@@ -240,13 +245,13 @@ export class Broker implements Acceptor, BrokerContext {
   delivered(client: Attachment, message: Message, qos: QoS): void {
     this.stats.messagesSent++
     this.stats.sentByQoS[qos]++
-    if (this.events.listeners.deliver.length > 0) this.events.emit('deliver', client.info, message)
+    if (this.events.listeners.deliver.length > 0) this.events.emit('deliver', client.info, publicMessage(message))
   }
 
   dropped(clientId: string, message: Message, reason: string): void {
     this.stats.messagesDropped++
     if (this.logger.isDebug) this.logger.debug('message.dropped', { clientId, topic: message.topic, reason })
-    if (this.events.listeners.drop.length > 0) this.events.emit('drop', clientId, message, reason)
+    if (this.events.listeners.drop.length > 0) this.events.emit('drop', clientId, publicMessage(message), reason)
   }
 
   // Housekeeping.

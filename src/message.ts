@@ -1,5 +1,6 @@
 import type { Clock } from './clock.ts'
-import type { PublishPacket, QoS, UserProperties } from './protocol/codec.ts'
+import { type PublishPacket, type QoS, topicLengthAt, type UserProperties } from './protocol/codec.ts'
+import { KNOWN_CLEAN, readUtf8 } from './protocol/strings.ts'
 
 /** The MQTT 5 properties that travel with an application message (MQTT 5.0 section 3.3.2.3). */
 export interface MessageProperties {
@@ -45,6 +46,7 @@ export interface Message extends PublicMessage {
  */
 export function own(message: Message): Message {
   if (!message.owned) {
+    if (message instanceof LazyTopicMessage) message.decodeTopic() // its bytes may be the read's too
     // Bytes forwarded as received (messageOfPacket) are a view of the same read: let them go too.
     if (message.encoded !== undefined && message.encoded.buffer === message.payload.buffer) {
       message.encoded = undefined
@@ -147,7 +149,91 @@ export function messageOfPacket(packet: PublishPacket, origin: string, clock: Pi
     }
   }
   const payload = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload
+  const encodedSlot = version === 5 ? 2 : 0
+  if (packet.topicAt !== undefined && packet.forwardable) return new LazyTopicMessage(packet.forwardable, packet, payload, properties, expiresAt, origin, encodedSlot)
   // Every field the message may get later is set now: one object shape, no out-of-line storage added on the hot path.
-  const encoded = packet.forwardable ?? undefined
-  return { topic: packet.topic, payload, qos: packet.qos, retain: packet.retain, properties, expiresAt, origin, encoded, encodedSlot: version === 5 ? 2 : 0, encodedMore: undefined, owned: false, remote: false }
+  return { topic: packet.topic, payload, qos: packet.qos, retain: packet.retain, properties, expiresAt, origin, encoded: packet.forwardable ?? undefined, encodedSlot, encodedMore: undefined, owned: false, remote: false }
 }
+
+/**
+ * The message of a PUBLISH whose topic is still bytes in the packet, forwarded as received (codec.ts
+ * PublishPacket.topicAt: clean ASCII the intern table did not hold). The topic is decoded the first time anything
+ * reads `topic`. A message routed along a kept route and forwarded as received never needs it as a string (that
+ * string was ~100 ns of each message over 100,000 topics), so the core's checks on that path read the bytes:
+ * the handler's limits, isSysTopic, RouteCache.holdsTopicOf.
+ *
+ * `topic` is an accessor, which a spread does not copy: code outside the core (events, plugins) is handed
+ * publicMessage(), and a copy is made field by field.
+ */
+export class LazyTopicMessage implements Message {
+  // Fields are declared (not initialised) here and set in the constructor, in one order: one object shape, and no
+  // field defined twice (an initialiser or a bare declaration defines the field before the constructor sets it).
+  declare payload: Buffer
+  declare qos: QoS
+  declare retain: boolean
+  declare properties: MessageProperties | undefined
+  declare expiresAt: number
+  declare origin: string | undefined
+  declare encoded: Buffer | undefined
+  declare encodedSlot: number
+  declare encodedMore: (Buffer | undefined)[] | undefined
+  declare owned: boolean
+  declare remote: boolean
+  /** The topic's string once decoded; null while it is `topicBytes[topicAt, topicAt + topicLength)`. */
+  declare private text: string | null
+  /** The PUBLISH's bytes, holding the topic, until it is decoded (then null). */
+  declare topicBytes: Buffer | null
+  declare readonly topicAt: number
+  declare readonly topicLength: number
+
+  constructor(bytes: Buffer, packet: PublishPacket, payload: Buffer, properties: MessageProperties | undefined, expiresAt: number, origin: string, encodedSlot: number) {
+    this.payload = payload
+    this.qos = packet.qos
+    this.retain = packet.retain
+    this.properties = properties
+    this.expiresAt = expiresAt
+    this.origin = origin
+    this.encoded = bytes
+    this.encodedSlot = encodedSlot
+    this.encodedMore = undefined
+    this.owned = false
+    this.remote = false
+    this.text = null
+    this.topicBytes = bytes
+    this.topicAt = packet.topicAt!
+    this.topicLength = topicLengthAt(bytes, this.topicAt)
+  }
+
+  get topic(): string {
+    return this.text ?? this.decodeTopic()
+  }
+
+  set topic(topic: string) {
+    this.text = topic
+    this.topicBytes = null
+  }
+
+  /** The topic, decoded now if it was still bytes (through the intern table, which keeps it for the next time). */
+  decodeTopic(): string {
+    if (this.text === null) {
+      this.text = readUtf8(this.topicBytes!, this.topicAt, this.topicAt + this.topicLength, KNOWN_CLEAN)!
+      this.topicBytes = null
+    }
+    return this.text
+  }
+}
+
+/** The message as a plain object (a LazyTopicMessage's topic made a field), for code outside the core: events and plugins. */
+export function publicMessage(message: Message): Message {
+  if (!(message instanceof LazyTopicMessage)) return message
+  return { topic: message.topic, payload: message.payload, qos: message.qos, retain: message.retain, properties: message.properties, expiresAt: message.expiresAt, origin: message.origin }
+}
+
+/** Whether the topic is `$SYS` or below it (the broker's own), without decoding a topic still in bytes unless it starts with '$'. */
+export function isSysTopic(message: Message): boolean {
+  if (message instanceof LazyTopicMessage && message.topicBytes !== null && message.topicBytes[message.topicAt] !== DOLLAR) return false
+  const topic = message.topic
+  return topic.startsWith('$SYS/') || topic === '$SYS'
+}
+
+const DOLLAR = 0x24

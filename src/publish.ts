@@ -11,7 +11,7 @@
  * Each source keeps only what differs: how it reads and validates its input, and how it answers.
  */
 import type { RouteCache } from './delivery/matches.ts'
-import type { Message } from './message.ts'
+import { isSysTopic, type Message } from './message.ts'
 import { type ClientInfo, decide, type PluginHost, type Verdict } from './plugin.ts'
 import type { Logger } from './logger.ts'
 import { Reason } from './protocol/reason.ts'
@@ -73,7 +73,7 @@ export function publish(broker: PublishTarget, message: Message, client: Publish
   if (client === null) return deliver(broker, message, cache, taken, false)
   broker.stats.messagesReceived++
   broker.stats.receivedByQoS[message.qos]++
-  if (message.topic.startsWith('$SYS/') || message.topic === '$SYS') return SYS_REFUSED
+  if (isSysTopic(message)) return SYS_REFUSED
   const acl = client.granted?.acl
   if (acl && !mayPublish(acl, message.topic)) return NOT_GRANTED
   if (message.retain && message.payload.length > 0 && message.origin !== undefined) {

@@ -52,7 +52,9 @@ export class Retainer {
 
   /** Stores or clears (empty payload [MQTT-3.3.1-6, -7]) the retained message for the topic. */
   retain(message: Message): void {
-    const kept = message.payload.length === 0 ? null : own({ ...message, retain: true, encoded: undefined, encodedMore: undefined, remote: undefined })
+    // A copy of the public fields (a message read from a client keeps its topic in an accessor, which a spread would not copy).
+    const { topic, payload, qos, properties, expiresAt, origin, owned } = message
+    const kept = payload.length === 0 ? null : own({ topic, payload, qos, retain: true, properties, expiresAt, origin, owned })
     if (this.perClient.size > 0 || kept?.origin !== undefined) {
       this.count(this.index.get(message.topic)?.origin, -1)
       this.count(kept?.origin, 1)

@@ -6,7 +6,7 @@
 import type { Deliverer } from './delivery/deliverer.ts'
 import { type Matches, minQoS, RouteCache, RouteMatches } from './delivery/matches.ts'
 import type { Events } from './events.ts'
-import type { Message } from './message.ts'
+import { type Message, publicMessage } from './message.ts'
 import type { Delivery } from './session.ts'
 import type { Sessions } from './sessions.ts'
 import type { ShareGroup, Subscription, SubscriptionTrie } from './topics/trie.ts'
@@ -57,7 +57,7 @@ export class Router {
    */
   route(message: Message, cache?: RouteCache): number {
     const version = this.subscriptions.version
-    if (cache && !cache.busy && cache.holds(message.topic, version)) return this.deliverKept(message, cache)
+    if (cache && !cache.busy && cache.holdsTopicOf(message, version)) return this.deliverKept(message, cache)
     const sharing = (++this.sharedTick & this.sharedAside) === 0
     const known = sharing ? this.sharedRoute(message.topic, version) : undefined
     if (known && !known.busy) return this.deliverKept(message, known)
@@ -151,7 +151,7 @@ export class Router {
     }
     // In a cluster, shared groups span nodes: the fabric picks the node, then deliverShared() the member.
     if (!this.sharedByFabric) for (let i = 0; i < matches.groupCount; i++) if (this.deliverToGroup(message, matches.groups[i]!)) reached++
-    if (this.events.listeners.message.length > 0) this.events.emit('message', message)
+    if (this.events.listeners.message.length > 0) this.events.emit('message', publicMessage(message))
     return reached
   }
 

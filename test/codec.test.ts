@@ -203,6 +203,62 @@ describe('PacketReader', () => {
   })
 })
 
+describe('PacketReader (topics left in bytes)', () => {
+  test("every PUBLISH's message has the topic sent, whether read at once, found in the table or left in bytes, also once kept and its read overwritten", () => {
+    const { PacketReader } = require('../src/protocol/codec.ts') as typeof import('../src/protocol/codec.ts')
+    const { messageOfPacket, own } = require('../src/message.ts') as typeof import('../src/message.ts')
+    // xorshift32: the choices below are made in turn, and an LCG's low bits (seededRandom) fall into step with them.
+    let state = 23
+    const random = (n: number) => {
+      state ^= state << 13
+      state ^= state >>> 17
+      state ^= state << 5
+      return (state >>> 0) % n
+    }
+    // Short and long (past the table's 32 bytes and the scan's 256), repeated and not, ASCII or not, and a wildcard.
+    const pool = ['a/b', 'fleet/0/device-1/temperature', `gateway/${'x'.repeat(40)}/1`, `long/${'y'.repeat(300)}`, 'caf\u00e9/1', 'w/+/x', '$SYS/x', 'a']
+    for (const version of [4, 5] as const) {
+      const sent: Array<{ topic: string; forwardable: boolean }> = []
+      const packets: Buffer[] = [encode({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: version, clientId: 'c', clean: true, keepalive: 0 }, version)]
+      for (let i = 0; i < 3000; i++) {
+        const topic = random(3) === 0 ? `fresh/${i}/${'z'.repeat(random(40))}` : pool[random(pool.length)]!
+        const qos = random(4) === 0 ? 1 : 0
+        const retain = random(5) === 0
+        const properties = version === 5 && random(4) === 0 ? { userProperties: { k: 'v' } } : undefined
+        packets.push(encode({ cmd: 'publish', topic, payload: Buffer.alloc(random(200), 97), qos, messageId: qos ? 1 + i : undefined, retain, dup: false, properties }, version))
+        sent.push({ topic, forwardable: qos === 0 && !retain && !properties })
+      }
+      const all = Buffer.concat(packets)
+      const kept: Array<{ message: ReturnType<typeof messageOfPacket>; read: Buffer }> = []
+      const got: Array<{ topic: string; forwardable: boolean }> = []
+      let read = Buffer.alloc(0)
+      const reader = new PacketReader(1 << 20, {
+        onPacket: (p) => {
+          if (p.cmd === 'connect') return reader.connected(version, false)
+          const publish = p as import('../src/protocol/codec.ts').PublishPacket
+          const inBytes = publish.topicAt !== undefined
+          if (inBytes) expect(publish.topic).toBe('') // left in bytes: the message reads them
+          const message = messageOfPacket(publish, 'c', { now: () => 0 }, 0, version)
+          got.push({ topic: message.topic, forwardable: !!publish.forwardable })
+          if (got.length % 7 === 0) kept.push({ message: own(messageOfPacket(publish, 'c', { now: () => 0 }, 0, version)), read })
+        },
+        onParseError: (e) => got.push({ topic: `error ${e.message}`, forwardable: false }),
+      }, true)
+      for (let at = 0; at < all.length; ) {
+        const piece = [1 + random(8), 1 + random(300), 1 + random(40_000)][random(3)]!
+        read = Buffer.from(all.subarray(at, at + piece)) // each read a buffer of its own, as a socket gives
+        reader.feed(read)
+        at += piece
+      }
+      expect(got).toEqual(sent)
+      // A message kept for later holds its own copy: overwriting every read leaves its topic as it was.
+      for (const { read } of kept) read.fill(0x21)
+      for (const { message } of kept) expect(sent.some((s) => s.topic === message.topic)).toBe(true)
+      expect(kept.map(({ message }) => message.topic)).toEqual(kept.map((_, i) => sent[(i + 1) * 7 - 1]!.topic))
+    }
+  })
+})
+
 describe('ContiguousBytes', () => {
   test('answers as bl does for every call the parser makes, in range and out of it', () => {
     const random = seededRandom(7)

@@ -20,6 +20,28 @@ describe('embedding API', () => {
     expect(events).toEqual(['connected embedded', 'subscribe embedded in/process', 'message in/process', 'disconnected embedded'])
   })
 
+  test('a listener may copy or serialise the messages it is given, whatever their topic (message, deliver)', async () => {
+    // A client's QoS 0 message with a topic the broker never made a string (over 32 bytes, routed in its bytes):
+    // what listeners get is a plain object, as from any other source.
+    const midge = createBroker(defineConfig({ listeners: [{ type: 'tcp', port: 0 }], log: { level: 'silent' }, sys: { intervalSeconds: 0 } }))
+    const [address] = await midge.listen()
+    const topic = 'sensors/a-device-name-long-enough-to-stay-in-bytes/temperature'
+    const sub = await connect(address!.port)
+    await subscribe(sub.client, 'sensors/#')
+    const pub = await connect(address!.port)
+    // Listeners added once the clients are connected (a connection made while every message is listened to reads
+    // its topics as strings at once).
+    const copies: Array<{ event: string; topic: unknown; json: unknown }> = []
+    const keep = (event: string) => (m: object) => copies.push({ event, topic: ({ ...m } as { topic?: unknown }).topic, json: JSON.parse(JSON.stringify(m)).topic })
+    midge.on('message', keep('message'))
+    midge.on('deliver', (_client, m) => keep('deliver')(m))
+    pub.client.publish(topic, '21.5')
+    expect((await sub.next()).topic).toBe(topic)
+    await Promise.all([sub.end(), pub.end()])
+    await midge.close()
+    expect(copies.sort((a, b) => a.event.localeCompare(b.event))).toEqual([{ event: 'deliver', topic, json: topic }, { event: 'message', topic, json: topic }])
+  })
+
   test('publish() refuses an invalid topic with MqttError', () => {
     const midge = createBroker({ log: { level: 'silent' } })
     expect(() => midge.publish({ topic: 'a/+', payload: 'x' })).toThrow(MqttError)

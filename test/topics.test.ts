@@ -31,33 +31,39 @@ describe('topics and subscriptions', () => {
     await pub.end()
   })
 
-  test('(section 4.7) a publisher going over many topics reaches exactly the matching subscribers, as subscriptions come and go', async () => {
-    // The broker keeps a publisher's route for the levels of the topic that decided it (all of fleet/0/... goes to
-    // fleet/# alone while nothing else is under fleet/0): every topic here tests where such a route stops holding.
-    const filters = ['fleet/#', 'fleet/+/device-7/temperature', 'fleet/0/device-7/#', 'fleet/0', 'fleet/1/+', '+/0/#', 'other/0/xy']
-    const subs = await Promise.all(filters.map(async (filter) => {
-      const c = await connect(b.port)
-      await subscribe(c.client, filter)
-      return c
-    }))
-    const pub = await connect(b.port)
-    const topics = ['fleet/0/device-1/temperature', 'fleet/0/device-2/temperature', 'fleet/0/device-7/temperature', 'fleet/0/device-7', 'fleet/0', 'fleet/0/device-1/humidity', 'fleet/01/device-7/temperature', 'fleet/1/device-7/temperature', 'fleet/1/x', 'fleet/1', 'fleet/1/x/y', 'fleet/0/device-7/temperature/raw', 'fleet', 'other/0/x', 'other/0/xy', 'other/0/x/y', 'fleet/0/', 'fleet/0/device-2/temperature']
-    const send = async () => {
-      for (const topic of topics) pub.client.publish(topic, topic)
-      await pub.ping() // all of them routed
-    }
-    await send()
-    const late = await connect(b.port) // a subscription made midway reaches the messages after it
-    await subscribe(late.client, 'fleet/0/device-1/#')
-    await send()
-    await subs[1]!.client.unsubscribeAsync(filters[1]!) // and one that goes reaches none after it
-    await send()
-    for (const c of [...subs, late]) await c.quiet(pub)
-    const reached = (filter: string) => topics.filter((topic) => filterMatches(filter, topic))
-    filters.forEach((filter, i) => expect(subs[i]!.messages.map((m) => m.topic)).toEqual([...reached(filter), ...reached(filter), ...(i === 1 ? [] : reached(filter))]))
-    expect(late.messages.map((m) => m.topic)).toEqual([...reached('fleet/0/device-1/#'), ...reached('fleet/0/device-1/#')])
-    for (const c of [...subs, late, pub]) await c.end()
-  })
+  // Topics of up to 32 bytes are read through the broker's intern table; a longer one (under the long first level),
+  // or one the table does not hold, is routed in its bytes, never made a string (message.ts LazyTopicMessage).
+  for (const [kind, first] of [['short topics', ''], ['topics routed in their bytes', 'a-first-level-of-more-than-32-bytes/']] as const) {
+    test(`(section 4.7) a publisher going over many topics reaches exactly the matching subscribers, as subscriptions come and go (${kind})`, async () => {
+      // The broker keeps a publisher's route for the levels of the topic that decided it (all of fleet/0/... goes to
+      // fleet/# alone while nothing else is under fleet/0): every topic here tests where such a route stops holding,
+      // and the last has the first's levels up to where its route was decided, so the route kept before a
+      // subscription changes is asked for after it.
+      const filters = ['fleet/#', 'fleet/+/device-7/temperature', 'fleet/0/device-7/#', 'fleet/0', 'fleet/1/+', '+/0/#', 'other/0/xy', 'fleet/0/device-1/humidity'].map((f) => first + f)
+      const subs = await Promise.all(filters.map(async (filter) => {
+        const c = await connect(b.port)
+        await subscribe(c.client, filter)
+        return c
+      }))
+      const pub = await connect(b.port)
+      const topics = ['fleet/0/device-1/temperature', 'fleet/0/device-2/temperature', 'fleet/0/device-7/temperature', 'fleet/0/device-7', 'fleet/0', 'fleet/0/device-1/humidity', 'fleet/0/device-10/humidity', 'fleet/0/device-1/humidity2', 'fleet/0/device-1/humidity', 'fleet/01/device-7/temperature', 'fleet/1/device-7/temperature', 'fleet/1/x', 'fleet/1', 'fleet/1/x/y', 'fleet/0/device-7/temperature/raw', 'fleet', 'other/0/x', 'other/0/xy', 'other/0/x/y', 'fleet/0/', 'fleet/0/device-2/temperature', 'fleet/0/device-1/temperature/x'].map((t) => first + t)
+      const send = async () => {
+        for (const topic of topics) pub.client.publish(topic, topic)
+        await pub.ping() // all of them routed
+      }
+      await send()
+      const late = await connect(b.port) // a subscription made midway reaches the messages after it
+      await subscribe(late.client, first + 'fleet/0/device-1/#')
+      await send()
+      await subs[1]!.client.unsubscribeAsync(filters[1]!) // and one that goes reaches none after it
+      await send()
+      for (const c of [...subs, late]) await c.quiet(pub)
+      const reached = (filter: string) => topics.filter((topic) => filterMatches(filter, topic))
+      filters.forEach((filter, i) => expect(subs[i]!.messages.map((m) => m.topic)).toEqual([...reached(filter), ...reached(filter), ...(i === 1 ? [] : reached(filter))]))
+      expect(late.messages.map((m) => m.topic)).toEqual([...reached(first + 'fleet/0/device-1/#'), ...reached(first + 'fleet/0/device-1/#')])
+      for (const c of [...subs, late, pub]) await c.end()
+    })
+  }
 
   test('[MQTT-4.7.2-1] # and + at the first level do not match $ topics', async () => {
     const sub = await connect(b.port)
@@ -247,5 +253,23 @@ describe('topics and subscriptions', () => {
     expect(await sub.quiet()).toEqual([])
     c.end()
     await sub.end()
+  })
+
+  test('clients cannot publish into $SYS at QoS 0 either, whatever the topic\'s length; other $ topics are theirs', async () => {
+    // QoS 0 PUBLISHes are forwarded as received, and a topic of more than 32 bytes is routed in its bytes: the
+    // $SYS rule reads those too.
+    const sys = await connect(b.port)
+    await subscribe(sys.client, '$SYS/#')
+    const own = await connect(b.port)
+    await subscribe(own.client, '$own/#')
+    const pub = await connect(b.port)
+    const long = 'a-level-long-enough-to-stay-in-bytes'
+    for (const topic of ['$SYS', '$SYS/x', `$SYS/${long}`, `$SYS/${long}/2`]) pub.client.publish(topic, 'fake')
+    for (const topic of ['$own/x', `$own/${long}`, `$SYSTEM/${long}`]) pub.client.publish(topic, 'mine')
+    await own.quiet(pub)
+    await sys.quiet(pub)
+    expect(own.messages.map((m) => m.topic)).toEqual(['$own/x', `$own/${long}`])
+    expect(sys.messages.filter((m) => m.payload.toString() === 'fake').map((m) => m.topic)).toEqual([])
+    for (const c of [sys, own, pub]) await c.end()
   })
 })

@@ -5,7 +5,8 @@
  */
 import type { QoS } from '../protocol/codec.ts'
 import type { Session } from '../session.ts'
-import { type MatchVisitor, sameLevelsUpTo, type ShareGroup, type Subscription } from '../topics/trie.ts'
+import { type MatchVisitor, sameLevelsInBytes, sameLevelsUpTo, type ShareGroup, type Subscription } from '../topics/trie.ts'
+import { type Message, LazyTopicMessage } from '../message.ts'
 
 /** Up to this many clients, a repeat is found by scanning the list; past it, by a Map (built then). */
 const SCAN_UP_TO = 8
@@ -126,6 +127,12 @@ export class RouteCache implements Matches {
     const kept = this.topic
     if (kept === topic) return true
     return this.decidedAt >= 0 && sameLevelsUpTo(kept!, this.decidedAt, topic)
+  }
+
+  /** holds() for a message's topic, compared in its bytes while it has no string yet (LazyTopicMessage). */
+  holdsTopicOf(message: Message, version: number): boolean {
+    if (!(message instanceof LazyTopicMessage) || message.topicBytes === null) return this.holds(message.topic, version)
+    return this.version === version && this.topic !== null && sameLevelsInBytes(this.topic, this.decidedAt, message.topicBytes, message.topicAt, message.topicLength)
   }
 
   /**

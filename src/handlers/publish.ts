@@ -6,9 +6,9 @@ import type { Client } from '../client.ts'
 import { RouteCache } from '../delivery/matches.ts'
 import { MqttError } from '../errors.ts'
 import { messageOfPacket } from '../message.ts'
-import type { PublishPacket } from '../protocol/codec.ts'
+import { type PublishPacket, topicLengthAt } from '../protocol/codec.ts'
 import { Reason, type ReasonCode, refusalCode } from '../protocol/reason.ts'
-import { topicNameError } from '../protocol/validate.ts'
+import { topicBytesError, topicNameError } from '../protocol/validate.ts'
 import { publish, type PublishResult } from '../publish.ts'
 
 export function handlePublish(client: Client, packet: PublishPacket): void | Promise<void> {
@@ -18,11 +18,13 @@ export function handlePublish(client: Client, packet: PublishPacket): void | Pro
   if (client.version === 5) resolveTopicAlias(client, packet)
 
   // A client mostly publishes to the topic it published to last: that one was valid then and is valid now. (A
-  // topic taken from an alias was checked when the alias was set; the decoder saw the one it came with.)
-  if (packet.topic !== client.lastTopicName) {
-    const error = topicNameError(packet.topic, broker.limits, packet.topicClean)
-    if (error) throw new MqttError(Reason.TopicNameInvalid, `invalid topic name: ${error}`) // [MQTT-3.3.2-2]
-    client.lastTopicName = packet.topic
+  // topic taken from an alias was checked when the alias was set; the decoder saw the one it came with.) A topic
+  // the decoder left in bytes is checked there.
+  const topicAt = packet.topicAt
+  if (topicAt !== undefined || packet.topic !== client.lastTopicName) {
+    const error = topicAt !== undefined ? topicBytesError(packet.forwardable!, topicAt, topicLengthAt(packet.forwardable!, topicAt), broker.limits) : topicNameError(packet.topic, broker.limits, packet.topicClean)
+    if (error) throw new MqttError(Reason.TopicNameInvalid, `invalid topic name: ${error}`) // [MQTT-3.3.2-2], [MQTT-4.7.3-1]
+    if (topicAt === undefined) client.lastTopicName = packet.topic
   }
 
   const id = packet.messageId ?? 0 // 1..65535 when QoS > 0 (check.ts)

@@ -13,7 +13,7 @@
  */
 
 import { isUtf8 } from 'node:buffer'
-import { CLEAN, lastUtf8Scan, utf8 } from './strings.ts'
+import { CLEAN, DECODE, KNOWN_CLEAN, lastUtf8Scan, LEAVE_CLEAN, readUtf8 } from './strings.ts'
 
 const EMPTY = Buffer.alloc(0)
 
@@ -32,6 +32,13 @@ export class ContiguousBytes {
    * -1 before one: the decoder resets it after each packet, so for a PUBLISH it is the topic's (section 3.3.2).
    */
   firstScan = -1
+  /**
+   * The next string read is a PUBLISH's topic that may be left in bytes (set by the decoder as the parser starts a
+   * PUBLISH body). If it is, toString returns '' and `topicFrom`/`topicTo` say where its bytes are (see takeTopic).
+   */
+  topicNext = false
+  topicFrom = -1
+  topicTo = -1
 
   append(buf: Buffer): this {
     if (buf.length === 0) return this
@@ -75,14 +82,30 @@ export class ContiguousBytes {
     if (encoding !== 'utf8') return this.bytes.toString(encoding, this.start + this.from, this.start + this.to)
     const from = this.start + this.from
     const to = this.start + this.to
-    const text = utf8(this.bytes, from, to) // what the parser asks: topics, client ids, properties
+    // What the parser asks: topics, client ids, properties. A PUBLISH's topic may be left in bytes (topicNext).
+    const text = readUtf8(this.bytes, from, to, this.topicNext ? LEAVE_CLEAN : DECODE)
+    if (this.topicNext) {
+      this.topicNext = false
+      if (text === null) {
+        this.topicFrom = from
+        this.topicTo = to
+      }
+    }
     const scan = lastUtf8Scan()
     if (this.firstScan < 0) this.firstScan = scan
+    if (text === null) return ''
     // Every string the parser reads is a UTF-8 Encoded String (section 1.5.4). ASCII ones were checked as utf8()
     // read them; the decoder turns ill-formed bytes into U+FFFD, so only a string holding one is read again, byte by byte.
     if (scan & CLEAN) return text
     if (text.indexOf('\u0000') !== -1) this.stringError ??= 'a UTF-8 string holds U+0000'
     else if (text.indexOf('\uFFFD') !== -1 && !isUtf8(this.bytes.subarray(from, to))) this.stringError ??= 'a string is not well-formed UTF-8'
+    return text
+  }
+
+  /** The string of the topic toString left in bytes (its ASCII read as it is), now; the bytes are forgotten. */
+  takeTopic(): string {
+    const text = readUtf8(this.bytes, this.topicFrom, this.topicTo, KNOWN_CLEAN)!
+    this.topicFrom = this.topicTo = -1
     return text
   }
 

@@ -10,7 +10,7 @@
 import type { IPublishPacket, Packet } from 'mqtt-packet'
 import { MqttError } from '../errors.ts'
 import type { ContiguousBytes } from './bytes.ts'
-import { mqttPacket, type MqttPacketParser, type ParserSettings, readInPlace } from './mqtt-packet.ts'
+import { beforePublishBody, mqttPacket, type MqttPacketParser, type ParserSettings, readInPlace } from './mqtt-packet.ts'
 import { propertiesError } from './properties.ts'
 import { Reason } from './reason.ts'
 import { CLEAN, NO_WILDCARDS } from './strings.ts'
@@ -42,6 +42,17 @@ export interface PublishPacket extends IPublishPacket {
   forwardable?: Buffer | null
   /** The topic's bytes, as read, were ASCII without '+', '#' or U+0000: its check needs only the limits (validate.ts). */
   topicClean?: boolean
+  /**
+   * Where in `forwardable` the topic starts when it was left in bytes (a reader that asked for it, with clean ASCII
+   * bytes not in the intern table); `topic` is then ''. The topic's length is the 2 bytes before (section 3.3.2.1).
+   * Set only then: most packets never get the field.
+   */
+  topicAt?: number
+}
+
+/** The length of the topic of a PUBLISH whose topic starts at `topicAt` of its `bytes` (PublishPacket.topicAt). */
+export function topicLengthAt(bytes: Uint8Array, topicAt: number): number {
+  return (bytes[topicAt - 2]! << 8) | bytes[topicAt - 1]!
 }
 
 /** Of a PUBLISH just decoded: its bytes if they can go to subscribers unchanged (see PublishPacket.forwardable). */
@@ -99,16 +110,39 @@ function lengthError(packet: DecodedPacket, read: number): string | null {
 }
 
 
+/**
+ * What the decoder adds to a PUBLISH it read: whether its bytes can be forwarded, whether its topic was clean, and
+ * where that topic is if it was left in bytes. A topic left in bytes is decoded now unless the bytes go with the
+ * packet (only `forwardable` ones do).
+ */
+function publishRead(packet: PublishPacket, list: ContiguousBytes, protocolVersion: number | undefined): void {
+  const bytes = forwardable(packet, list, protocolVersion)
+  packet.forwardable = bytes
+  packet.topicClean = (list.firstScan & TOPIC_CLEAN) === TOPIC_CLEAN // the first string of a PUBLISH (section 3.3.2)
+  if (list.topicFrom < 0) return
+  if (bytes === null) {
+    packet.topic = list.takeTopic()
+    return
+  }
+  // The topic follows the fixed header and its 2-byte length (section 3.3.2.1).
+  packet.topicAt = bytes.length - (packet as DecodedPacket).length + 2
+}
+
 /** Decodes runs of whole packets for any connection; synchronous, so one instance serves them all. */
 class SharedDecoder {
   private parser = this.fresh()
   private sink: PacketSink | null = null
   private failed = false
+  /** The sink takes PUBLISH topics left in bytes (PublishPacket.topicAt). */
+  private topicsInBytes = false
   busy = false
 
   private fresh(): MqttPacketParser {
     const parser = mqttPacket.parser() as unknown as MqttPacketParser
     readInPlace(parser)
+    beforePublishBody(parser, () => {
+      if (this.topicsInBytes) (parser._list as ContiguousBytes).topicNext = true
+    })
     // The parser's two events ('packet' and 'error') come straight here rather than through EventEmitter, whose
     // emit makes an array of its arguments on every call: one more object per packet.
     parser.emit = (event, value) => {
@@ -120,11 +154,10 @@ class SharedDecoder {
           this.failed = true
           this.sink!.onParseError(new Error(overrun))
         } else {
-          if ((value as Packet).cmd === 'publish') {
-            ;(value as PublishPacket).forwardable = forwardable(value as PublishPacket, list, parser.settings.protocolVersion)
-            ;(value as PublishPacket).topicClean = (list.firstScan & TOPIC_CLEAN) === TOPIC_CLEAN // the first string of a PUBLISH (section 3.3.2)
-          }
+          if ((value as Packet).cmd === 'publish') publishRead(value as PublishPacket, list, parser.settings.protocolVersion)
           list.firstScan = -1
+          list.topicNext = false
+          list.topicFrom = -1
           this.sink!.onPacket(value as Packet)
         }
       } else if (event === 'error') {
@@ -137,9 +170,10 @@ class SharedDecoder {
   }
 
   /** Decodes `bytes` (whole packets only) with the connection's settings; returns the settings after. */
-  decode(bytes: Buffer, settings: ParserSettings, sink: PacketSink): ParserSettings {
+  decode(bytes: Buffer, settings: ParserSettings, sink: PacketSink, topicsInBytes: boolean): ParserSettings {
     this.busy = true
     this.sink = sink
+    this.topicsInBytes = topicsInBytes
     this.failed = false
     this.parser.settings = settings
     try {
@@ -189,9 +223,14 @@ export class PacketReader implements PacketSink {
     return this.version
   }
 
+  /**
+   * `topicsInBytes`: the sink takes a PUBLISH whose topic was left in its bytes (PublishPacket.topicAt), for a
+   * message that may be forwarded without its topic ever being made a string (message.ts LazyTopicMessage).
+   */
   constructor(
     private readonly maxPacketSize: number,
     private readonly sink: PacketSink,
+    private readonly topicsInBytes = false,
   ) {}
 
   onPacket(packet: Packet): void {
@@ -244,7 +283,7 @@ export class PacketReader implements PacketSink {
     if (end > 0) {
       const decoder = shared.busy ? new SharedDecoder() : shared
       const before = this.settings
-      const after = decoder.decode(end === data.length ? data : data.subarray(0, end), before, this)
+      const after = decoder.decode(end === data.length ? data : data.subarray(0, end), before, this, this.topicsInBytes)
       // A CONNECT handled within this decode has called connected(), which chose the settings to keep: the
       // parser's (the CONNECT packet itself, holding views of this read's bytes) must not replace them.
       if (this.settings === before) this.settings = after

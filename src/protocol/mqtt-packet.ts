@@ -9,7 +9,9 @@
  * - the parser's input (`_list`, made anew by `_resetState`), read in place (see bytes.ts);
  * - the parser's `emit`, called with 'packet' and 'error' (taken straight, without EventEmitter's argument array);
  * - the parser's `_pos`, how far into a packet's body it read, still set when it emits the packet (codec.ts checks
- *   that each body was read exactly to its end).
+ *   that each body was read exactly to its end);
+ * - the parser's `_parsePublish`, which reads a PUBLISH body with the topic as its first string (codec.ts may leave
+ *   that topic in bytes).
  */
 import { createRequire } from 'node:module'
 import { ContiguousBytes } from './bytes.ts'
@@ -87,6 +89,19 @@ export interface MqttPacketParser {
   _resetState(): void
   /** mqtt-packet internals: how far into the current packet's body it has read (still set when it emits the packet). */
   _pos: number
+  /** mqtt-packet internals: reads a PUBLISH body, its topic first (section 3.3.2). */
+  _parsePublish(): unknown
+}
+
+/** Has the parser call `before` as it starts to read each PUBLISH body, whose first string is then the topic. */
+export function beforePublishBody(mqttPacketParser: object, before: () => void): void {
+  const parser = mqttPacketParser as MqttPacketParser
+  const read = parser._parsePublish
+  if (typeof read !== 'function') return
+  parser._parsePublish = function (this: MqttPacketParser) {
+    before()
+    return read.call(this)
+  }
 }
 
 /**
@@ -118,6 +133,7 @@ export function internalsProblems(): string[] {
   const parser = mqttPacket.parser() as unknown as MqttPacketParser
   const list = parser._list as { consume?: unknown; readUInt8?: unknown; append?: unknown } | undefined
   if (typeof parser._resetState !== 'function') problems.push('parser._resetState is gone')
+  if (typeof parser._parsePublish !== 'function') problems.push('parser._parsePublish is gone')
   if (typeof list?.consume !== 'function' || typeof list.readUInt8 !== 'function' || typeof list.append !== 'function') problems.push('parser._list is no longer a bl-like list')
   const seen: Array<[string, number]> = []
   readInPlace(parser)
@@ -128,5 +144,9 @@ export function internalsProblems(): string[] {
   parser.parse(mqttPacket.generate({ cmd: 'puback', messageId: 7 }))
   if (seen.length !== 1 || seen[0]![0] !== 'puback') problems.push("parser.emit is no longer called with 'packet'")
   else if (seen[0]![1] !== 2) problems.push(`parser._pos is not the bytes read when a packet is emitted (got ${seen[0]![1]} for a 2-byte PUBACK body)`)
+  let publishBodies = 0
+  beforePublishBody(parser, () => publishBodies++)
+  parser.parse(mqttPacket.generate({ cmd: 'publish', topic: 'a/b', payload: 'x', qos: 0, retain: false, dup: false }))
+  if (publishBodies !== 1 || seen.length !== 2) problems.push('parser._parsePublish is not called once for each PUBLISH')
   return problems
 }

@@ -17,6 +17,8 @@
  *   in phases, keeps both paths compiled: switching between long phases cost a deoptimization each time.)
  * - A string decoded here is first scanned for what the checks after it need: ASCII, U+0000, and the wildcards
  *   a topic name may not hold (lastUtf8Scan). A kept string keeps what its scan found, so a hit is not scanned again.
+ * - A PUBLISH's topic not found here may be left in its bytes once scanned clean (readUtf8's LEAVE_CLEAN): routed
+ *   and forwarded as received, it may never be needed as a string. Whoever needs it later reads it here then.
  */
 
 const SETS = 2048 // a power of 2
@@ -57,14 +59,31 @@ export function lastUtf8Scan(): number {
 /** `Buffer.latin1Slice`, which Bun, Node and Deno all have (not in the typings): the fastest decode of ASCII bytes. */
 type Latin1 = Buffer & { latin1Slice(from: number, to: number): string }
 
+/** What readUtf8 does with bytes the table does not hold: decode them (as utf8() does). */
+export const DECODE = 0
+/** ... or, when they are ASCII without U+0000, '+' or '#' (up to MAX_SCANNED bytes), leave them: null. */
+export const LEAVE_CLEAN = 1
+/** ... or decode them without a scan: LEAVE_CLEAN found them clean before. */
+export const KNOWN_CLEAN = 2
+
 /** `buf.toString('utf8', from, to)` for a range already within `buf`. */
 export function utf8(buf: Buffer, from: number, to: number): string {
+  return readUtf8(buf, from, to, DECODE)!
+}
+
+/**
+ * The string of the bytes [from, to) of `buf`: the one kept in the table for them, or (`miss`) decoded, or null
+ * for clean bytes left as they are (LEAVE_CLEAN: a topic forwarded as received may never be read as a string,
+ * message.ts LazyTopicMessage; whoever reads it later asks again with KNOWN_CLEAN). One function for the three,
+ * with the hash written out in it: a lookup split into calls was ~12 ns more per packet.
+ */
+export function readUtf8(buf: Buffer, from: number, to: number, miss: number): string | null {
   const length = to - from
   if (length <= 0) {
     lastScan = CLEAN | NO_WILDCARDS
     return ''
   }
-  if (length > MAX_BYTES || (++tick & asideFor) !== 0) return decode(buf, from, to)
+  if (length > MAX_BYTES || (++tick & asideFor) !== 0) return miss === DECODE ? decode(buf, from, to) : missed(buf, from, to, miss)
   // FNV-style over 4-byte words, then the rest byte by byte, with a final mix (a topic of 30 bytes: ~40 -> ~18 ns).
   let hash = 0x811c9dc5 ^ length
   let i = from
@@ -88,15 +107,28 @@ export function utf8(buf: Buffer, from: number, to: number): string {
     }
   }
   totalMisses++
-  const text = decode(buf, from, to)
+  const text = miss === DECODE ? decode(buf, from, to) : missed(buf, from, to, miss)
   // Only ASCII without U+0000 is kept: then a string's characters are its bytes, which is what a hit compares.
-  if (lastScan & CLEAN) {
+  if (text !== null && lastScan & CLEAN) {
     slotString[first + 1] = slotString[first]!
     slotScan[first + 1] = slotScan[first]!
     slotString[first] = text
     slotScan[first] = lastScan
   }
   return text
+}
+
+/** What readUtf8 gives for bytes the table does not hold (see `miss`), noting in lastScan what they hold. */
+function missed(buf: Buffer, from: number, to: number, miss: number): string | null {
+  if (miss === KNOWN_CLEAN) {
+    lastScan = CLEAN | NO_WILDCARDS
+    return (buf as Latin1).latin1Slice(from, to)
+  }
+  if (miss === LEAVE_CLEAN && scan(buf, from, to) === (CLEAN | NO_WILDCARDS)) {
+    lastScan = CLEAN | NO_WILDCARDS
+    return null
+  }
+  return decode(buf, from, to)
 }
 
 /** Whether `known`'s characters are the bytes of `buf` from `from` on (as many as it has). */
@@ -106,14 +138,27 @@ function sameChars(known: string, buf: Buffer, from: number): boolean {
 }
 
 /**
- * Decodes bytes not found in the table, noting in `lastScan` what they hold. Up to MAX_SCANNED bytes are looked at
- * here, 4 at a time: a byte >= 0x80 (not ASCII), a zero byte ((w - 0x01..) & ~w sets its top bit), and a '#' or '+'
- * (0x23 and 0x2b differ only in 0x08: with that bit set, both are 0x2b). ASCII is decoded as Latin-1, the same
- * string made without UTF-8's checks; anything else, or longer, as UTF-8 and left to the checks that follow.
+ * Decodes bytes not found in the table, noting in `lastScan` what they hold (see scan). ASCII is decoded as
+ * Latin-1, the same string made without UTF-8's checks; anything else, or longer, as UTF-8 and left to the checks
+ * that follow.
  */
 function decode(buf: Buffer, from: number, to: number): string {
-  lastScan = 0 // nothing known: bytes.ts checks the string itself
-  if (to - from > MAX_SCANNED) return buf.toString('utf8', from, to)
+  const found = scan(buf, from, to)
+  if (found < 0) {
+    lastScan = 0 // nothing known: bytes.ts checks the string itself
+    return buf.toString('utf8', from, to)
+  }
+  lastScan = found
+  return (buf as Latin1).latin1Slice(from, to)
+}
+
+/**
+ * What bytes up to MAX_SCANNED hold, looked at 4 at a time: -1 if any is >= 0x80 (not ASCII: a string's chars are
+ * not its bytes) or there are more; otherwise CLEAN unless a byte is zero ((w - 0x01..) & ~w sets its top bit),
+ * and NO_WILDCARDS unless one is '#' or '+' (0x23 and 0x2b differ only in 0x08: with that bit set, both are 0x2b).
+ */
+function scan(buf: Buffer, from: number, to: number): number {
+  if (to - from > MAX_SCANNED) return -1
   let high = 0
   let zeroes = 0
   let wild = 0
@@ -131,7 +176,6 @@ function decode(buf: Buffer, from: number, to: number): string {
     if (byte === 0) zeroes |= 0x80
     if ((byte | 0x08) === 0x2b) wild |= 0x80
   }
-  if (high & 0x80808080) return buf.toString('utf8', from, to) // not ASCII: a string's chars are not its bytes
-  lastScan = ((zeroes & 0x80808080) === 0 ? CLEAN : 0) | ((wild & 0x80808080) === 0 ? NO_WILDCARDS : 0)
-  return (buf as Latin1).latin1Slice(from, to)
+  if (high & 0x80808080) return -1
+  return ((zeroes & 0x80808080) === 0 ? CLEAN : 0) | ((wild & 0x80808080) === 0 ? NO_WILDCARDS : 0)
 }

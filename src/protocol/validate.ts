@@ -9,7 +9,7 @@ export interface TopicLimits {
 
 function commonTopicError(topic: string, limits: TopicLimits): string | null {
   if (topic.length === 0) return 'empty topic' // [MQTT-4.7.3-1]
-  if (Buffer.byteLength(topic) > limits.maxTopicLength) return `topic longer than ${limits.maxTopicLength} bytes`
+  if (Buffer.byteLength(topic) > limits.maxTopicLength) return tooLong(limits)
   if (topic.includes('\u0000')) return 'topic contains U+0000' // [MQTT-4.7.3-2]
   return null
 }
@@ -27,11 +27,29 @@ export function topicNameError(topic: string, limits: TopicLimits, clean = false
     if (topic.indexOf('\u0000') !== -1) return 'topic contains U+0000' // [MQTT-4.7.3-2]
   }
   // A UTF-16 unit is at most 3 bytes of UTF-8 (a surrogate pair, 2 units, is 4).
-  if (topic.length * 3 > limits.maxTopicLength && Buffer.byteLength(topic) > limits.maxTopicLength) return `topic longer than ${limits.maxTopicLength} bytes`
+  if (topic.length * 3 > limits.maxTopicLength && Buffer.byteLength(topic) > limits.maxTopicLength) return tooLong(limits)
   // A topic of n characters has at most n + 1 levels.
-  if (topic.length >= limits.maxTopicLevels && levelsOf(topic) > limits.maxTopicLevels) return `more than ${limits.maxTopicLevels} topic levels`
+  if (topic.length >= limits.maxTopicLevels && levelsOf(topic) > limits.maxTopicLevels) return tooDeep(limits)
   return null
 }
+
+/**
+ * topicNameError for a topic still in bytes: `length` bytes of `bytes` from `from`, which the decoder found to be
+ * ASCII without '+', '#' or U+0000 (codec.ts PublishPacket.topicAt), so only the limits are left to check.
+ */
+export function topicBytesError(bytes: Uint8Array, from: number, length: number, limits: TopicLimits): string | null {
+  if (length === 0) return 'empty topic' // [MQTT-4.7.3-1]
+  if (length > limits.maxTopicLength) return tooLong(limits)
+  if (length >= limits.maxTopicLevels) {
+    let levels = 1
+    for (let i = from; i < from + length; i++) if (bytes[i] === 0x2f) levels++
+    if (levels > limits.maxTopicLevels) return tooDeep(limits)
+  }
+  return null
+}
+
+const tooLong = (limits: TopicLimits) => `topic longer than ${limits.maxTopicLength} bytes`
+const tooDeep = (limits: TopicLimits) => `more than ${limits.maxTopicLevels} topic levels`
 
 function levelsOf(topic: string): number {
   let levels = 1
@@ -43,7 +61,7 @@ export function topicFilterError(filter: string, limits: TopicLimits): string | 
   const common = commonTopicError(filter, limits)
   if (common) return common
   const levels = filter.split('/')
-  if (levels.length > limits.maxTopicLevels) return `more than ${limits.maxTopicLevels} topic levels`
+  if (levels.length > limits.maxTopicLevels) return tooDeep(limits)
   for (let i = 0; i < levels.length; i++) {
     const level = levels[i]!
     if (level.includes('#') && (level !== '#' || i !== levels.length - 1)) {

@@ -307,6 +307,21 @@ export function sameLevelsUpTo(other: string, end: number, topic: string): boole
   return true
 }
 
+/**
+ * sameLevelsUpTo for a topic still in bytes: `length` ASCII bytes of `bytes` from `from` (LazyTopicMessage). An `end`
+ * of -1 asks for the whole of `other`: the same topic.
+ */
+export function sameLevelsInBytes(other: string, end: number, bytes: Uint8Array, from: number, length: number): boolean {
+  if (end < 0) {
+    if (length !== other.length) return false
+    end = length
+  } else if (length < end || (length > end && bytes[from + end] !== SLASH)) {
+    return false
+  }
+  for (let i = 0; i < end; i++) if (bytes[from + i] !== other.charCodeAt(i)) return false
+  return true
+}
+
 const DOLLAR = 0x24
 const PLUS = 0x2b
 const HASH = 0x23
