@@ -150,7 +150,7 @@ export function messageOfPacket(packet: PublishPacket, origin: string, clock: Pi
   }
   const payload = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload
   const encodedSlot = version === 5 ? 2 : 0
-  if (packet.topicAt !== undefined && packet.forwardable) return new LazyTopicMessage(packet.forwardable, packet, payload, properties, expiresAt, origin, encodedSlot)
+  if (packet.topic === '' && packet.topicAt !== undefined && packet.forwardable) return new LazyTopicMessage(packet.forwardable, packet, payload, properties, expiresAt, origin, encodedSlot)
   // Every field the message may get later is set now: one object shape, no out-of-line storage added on the hot path.
   return { topic: packet.topic, payload, qos: packet.qos, retain: packet.retain, properties, expiresAt, origin, encoded: packet.forwardable ?? undefined, encodedSlot, encodedMore: undefined, owned: false, remote: false }
 }

@@ -20,7 +20,7 @@ export function handlePublish(client: Client, packet: PublishPacket): void | Pro
   // A client mostly publishes to the topic it published to last: that one was valid then and is valid now. (A
   // topic taken from an alias was checked when the alias was set; the decoder saw the one it came with.) A topic
   // the decoder left in bytes is checked there.
-  const topicAt = packet.topicAt
+  const topicAt = packet.topic === '' ? packet.topicAt : undefined // only a topic left in bytes reads as ''
   if (topicAt !== undefined || packet.topic !== client.lastTopicName) {
     const error = topicAt !== undefined ? topicBytesError(packet.forwardable!, topicAt, topicLengthAt(packet.forwardable!, topicAt), broker.limits) : topicNameError(packet.topic, broker.limits, packet.topicClean)
     if (error) throw new MqttError(Reason.TopicNameInvalid, `invalid topic name: ${error}`) // [MQTT-3.3.2-2], [MQTT-4.7.3-1]
