@@ -92,7 +92,12 @@ export class Client implements ConnectionHandler, PacketSink, OutboundOwner, Pub
     this.acceptedAt = this.lastSeen = broker.clock.now()
     this.sendWindow = broker.limits.maxInflight
     this.outbound = new Outbound(conn, broker.stats, this)
-    this.reader = new PacketReader(broker.limits.maxPacketSize, this, !broker.everyTopicRead)
+    this.reader = new PacketReader(broker.limits.maxPacketSize, this)
+  }
+
+  /** PacketSink: topics may be left in bytes while nothing reads every topic as a string (BrokerContext.everyTopicRead). */
+  get topicsInBytes(): boolean {
+    return !this.broker.everyTopicRead
   }
 
   /** Read from the socket when first needed (a syscall), then kept: a closed socket may no longer tell. */

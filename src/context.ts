@@ -50,8 +50,8 @@ export interface BrokerContext extends PublishTarget {
   readonly connectionCount: number
   /**
    * Something reads the topic of every message as a string: a plugin deciding on publishes, or a listener to every
-   * message or delivery. A connection made then reads its topics as strings at once; otherwise it may leave them in
-   * bytes (message.ts LazyTopicMessage), where they would only be decoded later, at a higher cost.
+   * message or delivery. Connections then read topics as strings at once; otherwise they may leave them in bytes
+   * (message.ts LazyTopicMessage), where they would only be decoded later, at a higher cost.
    */
   readonly everyTopicRead: boolean
   /** Handles one packet of a client (handlers/index.ts); a Promise while a plugin decision is pending. */

@@ -204,9 +204,9 @@ describe('PacketReader', () => {
 })
 
 describe('PacketReader (topics left in bytes)', () => {
-  test("every PUBLISH's message has the topic sent, whether read at once, found in the table or left in bytes, also once kept and its read overwritten", () => {
+  test("every PUBLISH's message has the topic sent, whether read at once, found in the table or left in bytes, also once kept and its read overwritten, and as listeners are handed it", () => {
     const { PacketReader } = require('../src/protocol/codec.ts') as typeof import('../src/protocol/codec.ts')
-    const { messageOfPacket, own } = require('../src/message.ts') as typeof import('../src/message.ts')
+    const { messageOfPacket, own, publicMessage } = require('../src/message.ts') as typeof import('../src/message.ts')
     // xorshift32: the choices below are made in turn, and an LCG's low bits (seededRandom) fall into step with them.
     let state = 23
     const random = (n: number) => {
@@ -237,13 +237,19 @@ describe('PacketReader (topics left in bytes)', () => {
           if (p.cmd === 'connect') return reader.connected(version, false)
           const publish = p as import('../src/protocol/codec.ts').PublishPacket
           const inBytes = publish.topicAt !== undefined
-          if (inBytes) expect(publish.topic).toBe('') // left in bytes: the message reads them
+          if (inBytes) {
+            expect(publish.topic).toBe('') // left in bytes: the message reads them
+            // What listeners are handed copies and serialises with its topic (a spread does not copy an accessor).
+            const handed = publicMessage(messageOfPacket(publish, 'c', { now: () => 0 }, 0, version))
+            expect([{ ...handed }.topic, JSON.parse(JSON.stringify(handed)).topic]).toEqual([sent[got.length]!.topic, sent[got.length]!.topic])
+          }
           const message = messageOfPacket(publish, 'c', { now: () => 0 }, 0, version)
           got.push({ topic: message.topic, forwardable: !!publish.forwardable })
           if (got.length % 7 === 0) kept.push({ message: own(messageOfPacket(publish, 'c', { now: () => 0 }, 0, version)), read })
         },
         onParseError: (e) => got.push({ topic: `error ${e.message}`, forwardable: false }),
-      }, true)
+        topicsInBytes: true,
+      })
       for (let at = 0; at < all.length; ) {
         const piece = [1 + random(8), 1 + random(300), 1 + random(40_000)][random(3)]!
         read = Buffer.from(all.subarray(at, at + piece)) // each read a buffer of its own, as a socket gives

@@ -20,17 +20,15 @@ describe('embedding API', () => {
     expect(events).toEqual(['connected embedded', 'subscribe embedded in/process', 'message in/process', 'disconnected embedded'])
   })
 
-  test('a listener may copy or serialise the messages it is given, whatever their topic (message, deliver)', async () => {
-    // A client's QoS 0 message with a topic the broker never made a string (over 32 bytes, routed in its bytes):
-    // what listeners get is a plain object, as from any other source.
+  test('a listener may copy or serialise the messages it is given, (message, deliver)', async () => {
+    // A client's QoS 0 message with a long topic, forwarded as received: what listeners get is a plain object, as
+    // from any other source (codec.test.ts checks it of a message whose topic is still in bytes).
     const midge = createBroker(defineConfig({ listeners: [{ type: 'tcp', port: 0 }], log: { level: 'silent' }, sys: { intervalSeconds: 0 } }))
     const [address] = await midge.listen()
     const topic = 'sensors/a-device-name-long-enough-to-stay-in-bytes/temperature'
     const sub = await connect(address!.port)
     await subscribe(sub.client, 'sensors/#')
     const pub = await connect(address!.port)
-    // Listeners added once the clients are connected (a connection made while every message is listened to reads
-    // its topics as strings at once).
     const copies: Array<{ event: string; topic: unknown; json: unknown }> = []
     const keep = (event: string) => (m: object) => copies.push({ event, topic: ({ ...m } as { topic?: unknown }).topic, json: JSON.parse(JSON.stringify(m)).topic })
     midge.on('message', keep('message'))

@@ -75,6 +75,11 @@ export class PacketTooLargeError extends Error {
 export interface PacketSink {
   onPacket(packet: Packet): void
   onParseError(error: Error): void
+  /**
+   * True while the sink takes a PUBLISH whose topic was left in its bytes (PublishPacket.topicAt), for a message that
+   * may be forwarded without its topic ever made a string (message.ts LazyTopicMessage). Asked once per read.
+   */
+  readonly topicsInBytes?: boolean
 }
 
 
@@ -223,14 +228,9 @@ export class PacketReader implements PacketSink {
     return this.version
   }
 
-  /**
-   * `topicsInBytes`: the sink takes a PUBLISH whose topic was left in its bytes (PublishPacket.topicAt), for a
-   * message that may be forwarded without its topic ever being made a string (message.ts LazyTopicMessage).
-   */
   constructor(
     private readonly maxPacketSize: number,
     private readonly sink: PacketSink,
-    private readonly topicsInBytes = false,
   ) {}
 
   onPacket(packet: Packet): void {
@@ -283,7 +283,7 @@ export class PacketReader implements PacketSink {
     if (end > 0) {
       const decoder = shared.busy ? new SharedDecoder() : shared
       const before = this.settings
-      const after = decoder.decode(end === data.length ? data : data.subarray(0, end), before, this, this.topicsInBytes)
+      const after = decoder.decode(end === data.length ? data : data.subarray(0, end), before, this, this.sink.topicsInBytes === true)
       // A CONNECT handled within this decode has called connected(), which chose the settings to keep: the
       // parser's (the CONNECT packet itself, holding views of this read's bytes) must not replace them.
       if (this.settings === before) this.settings = after
