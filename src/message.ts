@@ -225,7 +225,11 @@ export class LazyTopicMessage implements Message {
 
 /** The message as a plain object (a LazyTopicMessage's topic made a field), for code outside the core: events and plugins. */
 export function publicMessage(message: Message): Message {
-  if (!(message instanceof LazyTopicMessage)) return message
+  return message instanceof LazyTopicMessage ? publicFields(message) : message
+}
+
+/** A new plain object of the message's public fields, read one by one (a spread would miss an accessor's topic). */
+export function publicFields(message: Message): PublicMessage {
   return { topic: message.topic, payload: message.payload, qos: message.qos, retain: message.retain, properties: message.properties, expiresAt: message.expiresAt, origin: message.origin }
 }
 

@@ -6,7 +6,7 @@ import type { Clock } from './clock.ts'
 import type { Limits } from './limits.ts'
 import type { Deliverer } from './delivery/deliverer.ts'
 import { minQoS } from './delivery/matches.ts'
-import { type Message, isExpired, own } from './message.ts'
+import { type Message, isExpired, own, publicFields } from './message.ts'
 import type { PluginHost } from './plugin.ts'
 import type { Session } from './session.ts'
 import type { RetainedStore } from './topics/retained.ts'
@@ -52,9 +52,7 @@ export class Retainer {
 
   /** Stores or clears (empty payload [MQTT-3.3.1-6, -7]) the retained message for the topic. */
   retain(message: Message): void {
-    // A copy of the public fields (a message read from a client keeps its topic in an accessor, which a spread would not copy).
-    const { topic, payload, qos, properties, expiresAt, origin, owned } = message
-    const kept = payload.length === 0 ? null : own({ topic, payload, qos, retain: true, properties, expiresAt, origin, owned })
+    const kept = message.payload.length === 0 ? null : own({ ...publicFields(message), retain: true, owned: message.owned })
     if (this.perClient.size > 0 || kept?.origin !== undefined) {
       this.count(this.index.get(message.topic)?.origin, -1)
       this.count(kept?.origin, 1)
